@@ -1,0 +1,5 @@
+import sys
+
+from neurodag.cli import main
+
+sys.exit(main())

@@ -1,0 +1,124 @@
+"""The one NetCDF writer (and reader) every stage uses.
+
+Files are NetCDF4 through the h5netcdf engine, gzip-compressed, and carry provenance attributes:
+``neurodag_version``, ``stage``, ``parameters`` (JSON), ``inputs`` (JSON list of path + sha256) and
+``created`` (UTC, ISO 8601). Writes are atomic: the dataset is written to a hidden temporary file
+beside the target, flushed to disk, then renamed over the target, so a crash or a kill at any point
+leaves either the previous file or none, never a partial one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurodag import __version__
+from neurodag.errors import InputError
+
+ENGINE = "h5netcdf"
+PROVENANCE_ATTRS = ("neurodag_version", "stage", "parameters", "inputs", "created")
+
+
+def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
+    """sha256 of a file; of a folder, the sha256 over its files' relative paths and hashes."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for child in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(str(child.relative_to(path)).encode())
+            digest.update(file_sha256(child).encode())
+        return digest.hexdigest()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def describe_inputs(paths: Iterable[str | Path]) -> list[dict[str, str]]:
+    return [{"path": str(p), "sha256": file_sha256(p)} for p in paths]
+
+
+def _encoding(ds: xr.Dataset, complevel: int) -> dict[str, dict[str, Any]]:
+    encoding = {}
+    for name, var in {**ds.data_vars, **ds.coords}.items():
+        if var.ndim == 0 or var.dtype.kind not in "biufc" or var.size < 64:
+            continue
+        encoding[name] = {"compression": "gzip", "compression_opts": complevel, "shuffle": True}
+    return encoding
+
+
+def temporary_path(path: Path) -> Path:
+    """The hidden sibling a write goes to before it is renamed into place."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_dataset(
+    ds: xr.Dataset,
+    path: str | Path,
+    *,
+    stage: str,
+    parameters: Mapping[str, Any] | None = None,
+    inputs: Iterable[str | Path] = (),
+    complevel: int = 4,
+) -> Path:
+    """Write ``ds`` to ``path`` atomically, with provenance attributes. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = ds.copy()
+    out.attrs.update(
+        neurodag_version=__version__,
+        stage=stage,
+        parameters=json.dumps(parameters or {}, sort_keys=True, default=_json_default),
+        inputs=json.dumps(describe_inputs(inputs)),
+        created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    )
+    tmp = temporary_path(path)
+    try:
+        out.to_netcdf(tmp, engine=ENGINE, encoding=_encoding(out, complevel))
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"parameter value {value!r} is not JSON-serialisable")
+
+
+def open_dataset(path: str | Path) -> xr.Dataset:
+    """Load a neurodag NetCDF file into memory (the file is closed on return)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "file not found")
+    try:
+        return xr.load_dataset(path, engine=ENGINE)
+    except (OSError, ValueError) as exc:
+        raise InputError(path, None, f"not a readable NetCDF4/HDF5 file ({exc})") from exc
+
+
+def provenance(ds: xr.Dataset) -> dict[str, Any]:
+    """The provenance attributes of a dataset, with the JSON ones decoded."""
+    out: dict[str, Any] = {}
+    for key in PROVENANCE_ATTRS:
+        if key not in ds.attrs:
+            continue
+        value = ds.attrs[key]
+        out[key] = json.loads(value) if key in ("parameters", "inputs") else value
+    return out
