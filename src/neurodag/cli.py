@@ -58,9 +58,9 @@ def _resolve_dataset(args: argparse.Namespace, stage: str) -> tuple[dict, dict]:
         raise ConfigError("give either --spec JSON, or --config FILE and --dataset NAME")
     params = cfg.stage_parameters(config, stage)
     if args.params is not None:
-        params = cfg.validate(
-            {"datasets": {}, "stages": {stage: args.params}}, source="--params"
-        )["stages"][stage]
+        params = cfg.validate({"datasets": {}, "stages": {stage: args.params}}, source="--params")[
+            "stages"
+        ][stage]
     return spec, params
 
 

@@ -44,12 +44,12 @@ _NON_NEURONAL = re.compile(
 )
 
 # wormneuroatlas stores the AWC pair by its functional identity; its own documented convention
-# maps the anatomical AWCL to AWCOFF and AWCR to AWCON ("AWCOF" is the truncated form in funatlas.h5).
+# maps the anatomical AWCL to AWCOFF and AWCR to AWCON (funatlas.h5 truncates AWCOFF to AWCOF).
 WORMNEUROATLAS_ALIASES = {"AWCOFF": "AWCL", "AWCOF": "AWCL", "AWCON": "AWCR"}
 
 
 def normalise_name(name: str, aliases: dict[str, str] | None = None) -> str:
-    """Normalise one neuron name: strip, upper-case neuron names, drop zero padding (VB01 -> VB1)."""
+    """Normalise a neuron name: strip, upper-case, drop zero padding (VB01 -> VB1)."""
     name = str(name).strip()
     if aliases and name in aliases:
         return aliases[name]

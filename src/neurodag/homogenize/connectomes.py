@@ -7,7 +7,7 @@ is, per edge and synapse type, the mean of the nonzero weights across sources, w
 sources supporting the edge kept beside it. The signal propagation atlas is kept as its own
 ``functional`` synapse type (its weights are signed dF/F responses, not synapse counts).
 
-Output: ``weight(source, synapse, pre, post)`` with ``synapse`` in {chemical, electrical, functional};
+Output: ``weight(source, synapse, pre, post)``, ``synapse`` in {chemical, electrical, functional},
 NaN where a source does not measure a synapse type.
 """
 
@@ -131,7 +131,7 @@ def build_connectome(
 def consensus_weights(
     sources: list[Mapping[str, np.ndarray]],
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Per synapse type: mean of the nonzero weights across sources, and how many sources have it."""
+    """Per synapse type: mean of the nonzero weights across sources, and how many have it."""
     consensus, support = {}, {}
     for synapse in ANATOMICAL_SYNAPSES:
         stack = np.stack([np.nan_to_num(s[synapse]) for s in sources])

@@ -1,4 +1,6 @@
-"""Reader for the connectomes shipped by the ``wormneuroatlas`` PyPI package (format ``wormneuroatlas``).
+"""Reader for the connectomes shipped by the ``wormneuroatlas`` PyPI package.
+
+Config format ``wormneuroatlas``.
 
 Sources (the package's data folder; citations in its SEE_README_FOR_CITATIONS):
 
@@ -6,8 +8,9 @@ Sources (the package's data folder; citations in its SEE_README_FOR_CITATIONS):
   C. elegans", whole-animal reconstruction (edge list).
 - ``witvliet_2020_7``, ``witvliet_2020_8``: Witvliet et al. 2021, "Connectomes across development
   reveal principles of brain maturation", adult datasets 7 and 8 (edge lists).
-- ``wormneuroatlas_default``: the package's compiled anatomical connectome (``aconnectome_default.h5``,
-  chemical and gap-junction count matrices summed over White 1986 A/L4 and Witvliet 7/8).
+- ``wormneuroatlas_default``: the package's compiled anatomical connectome
+  (``aconnectome_default.h5``): chemical and gap-junction count matrices summed over White 1986
+  and Witvliet 7/8; it repeats the reconstructions, so the consensus leaves it out by default.
 - ``randi_2023``: Randi et al. 2023, "Neural signal propagation atlas of Caenorhabditis elegans"
   (``funatlas.h5``, wild type): mean dF/F response of each neuron to optogenetic stimulation of
   another, with q-values and trial counts.
@@ -64,7 +67,8 @@ PACKAGED_SOURCES = {
     "wormneuroatlas_default": PackagedSource(
         "aconnectome_default.h5",
         "compiled",
-        "wormneuroatlas 0.0.7.3 default anatomical connectome (White 1986 A+L4, Witvliet 7+8, summed)",
+        "wormneuroatlas 0.0.7.3 default anatomical connectome "
+        "(White 1986 A+L4, Witvliet 7+8, summed)",
     ),
     "randi_2023": PackagedSource(
         "funatlas.h5",
@@ -142,7 +146,9 @@ def read_funatlas_h5(path: Path, strain: str = "wt") -> dict[str, np.ndarray]:
     with _open_h5(path) as h5:
         ids = [raw.decode() for raw in h5["neuron_ids"][:]]
         if strain not in h5:
-            raise InputError(path, strain, f"no such strain; has {[k for k in h5 if k != 'neuron_ids']}")
+            raise InputError(
+                path, strain, f"no such strain; has {[k for k in h5 if k != 'neuron_ids']}"
+            )
         group = h5[strain]
         dff, q, trials = group["dFF"][:], group["q"][:], group["occ1"][:]
     order = _atlas_order(ids, path)
@@ -166,7 +172,9 @@ def read_packaged_source(name: str, folder: Path | None = None, strain: str = "w
     """Read one packaged source by name; see PACKAGED_SOURCES."""
     if name not in PACKAGED_SOURCES:
         raise InputError(
-            None, "sources", f"unknown wormneuroatlas source {name!r}; known: {list(PACKAGED_SOURCES)}"
+            None,
+            "sources",
+            f"unknown wormneuroatlas source {name!r}; known: {list(PACKAGED_SOURCES)}",
         )
     path = source_path(name, folder)
     if name == "wormneuroatlas_default":
