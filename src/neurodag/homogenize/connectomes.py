@@ -76,7 +76,10 @@ def build_connectome(
             kinds[name], references[name] = info.kind, info.reference
             if info.kind == "functional":
                 functional = source
-                significant = source["q"] < params["functional_q_max"]
+                # A few pairs have a q-value but no mean response: not usable as a weight.
+                significant = (source["q"] < params["functional_q_max"]) & np.isfinite(
+                    source["dff"]
+                )
                 weights[name] = {
                     "chemical": nan,
                     "electrical": nan,
@@ -109,7 +112,12 @@ def build_connectome(
             f"stages.homogenize.connectome.consensus_sources: {unknown} are not sources of this "
             f"dataset (it has {list(weights)})"
         )
-    consensus, support = consensus_weights([weights[name] for name in consensus_names])
+    if consensus_names:
+        consensus, support = consensus_weights([weights[name] for name in consensus_names])
+    else:
+        log.warning("no anatomical source: the consensus has no chemical or electrical weights")
+        consensus = {synapse: nan for synapse in ANATOMICAL_SYNAPSES}
+        support = {synapse: np.zeros((n, n), dtype=np.int16) for synapse in ANATOMICAL_SYNAPSES}
     if functional:
         consensus["functional"] = weights["randi_2023"]["functional"]
         support["functional"] = (consensus["functional"] != 0).astype(np.int16)

@@ -56,9 +56,9 @@ def _encoding(ds: xr.Dataset, complevel: int) -> dict[str, dict[str, Any]]:
     return encoding
 
 
-def temporary_path(path: Path) -> Path:
-    """The hidden sibling a write goes to before it is renamed into place."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+def temporary_path(path: Path, pid: int | None = None) -> Path:
+    """The hidden sibling that process ``pid`` (default: this one) writes before renaming."""
+    return path.with_name(f".{path.name}.{pid or os.getpid()}.tmp")
 
 
 def write_dataset(
