@@ -51,3 +51,26 @@ def test_inspect_missing_file(tmp_path):
     result = run_cli("inspect", str(tmp_path / "none.nc"))
     assert result.returncode == 2
     assert "none.nc" in result.stderr
+
+
+def test_inspect_plot(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from neurodag.io.netcdf import write_dataset
+
+    traces = np.random.default_rng(0).normal(size=(2, 50, 4))
+    ds = xr.Dataset(
+        {
+            "activity": (("worm", "time", "neuron"), traces),
+            "speed": (("time",), np.linspace(0, 1, 50), {"units": "mm/s"}),
+            "name": (("neuron",), np.array(["a", "b", "c", "d"])),
+        },
+        coords={"worm": ["w0", "w1"], "time": np.arange(50) / 3},
+    )
+    path = write_dataset(ds, tmp_path / "x.nc", stage="test")
+    result = run_cli("inspect", str(path), "--plot")
+    assert result.returncode == 0, result.stderr
+    png = tmp_path / "x.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert "quick look" in result.stdout

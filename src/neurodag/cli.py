@@ -78,9 +78,11 @@ def cmd_homogenize(args: argparse.Namespace) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
-    from neurodag.inspect import describe
+    from neurodag.inspect import describe, quick_look
 
     print(describe(args.file, max_values=args.values))
+    if args.plot is not None:
+        print(f"quick look: {quick_look(args.file, args.plot or None)}")
 
 
 def cmd_config(args: argparse.Namespace) -> None:
@@ -110,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")
     p.add_argument("--values", type=int, default=5, help="coordinate values shown per dimension")
+    p.add_argument(
+        "--plot",
+        nargs="?",
+        const="",
+        metavar="PNG",
+        help="also draw every numeric variable into PNG (default: FILE with .png)",
+    )
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("config", help="validate config files and print the merged result")

@@ -61,3 +61,58 @@ def describe(path: str | Path, max_values: int = 5) -> str:
     for key, value in other.items():
         lines.append(f"  {key}: {value}")
     return "\n".join(lines)
+
+
+def _reduce_to_2d(var: xr.DataArray) -> tuple[xr.DataArray, str]:
+    """At most two dimensions to draw: leading extra dimensions are taken at their first index."""
+    fixed = []
+    while var.ndim > 2:
+        dim = var.dims[0]
+        label = var[dim].values[0] if dim in var.coords else 0
+        fixed.append(f"{dim}={label}")
+        var = var.isel({dim: 0})
+    return var, ", ".join(fixed)
+
+
+def quick_look(path: str | Path, output: str | Path | None = None, max_panels: int = 12) -> Path:
+    """One PNG with a panel per numeric variable: a line for 1-D, an image for 2-D and more."""
+    from neurodag.plotting import DIVERGING, SEQUENTIAL, figure, save_figure
+
+    ds = open_dataset(path)
+    names = [n for n, v in ds.data_vars.items() if v.dtype.kind in "biuf" and v.size > 1]
+    names = names[:max_panels]
+    if not names:
+        from neurodag.errors import InputError
+
+        raise InputError(path, None, "has no numeric variable to plot")
+    ncols = min(3, len(names))
+    nrows = -(-len(names) // ncols)
+    fig, axes = figure(nrows, ncols, width=4.2 * ncols, height=3.4 * nrows, squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.set_axis_off()
+    for ax, name in zip(axes.flat, names, strict=False):
+        var, fixed = _reduce_to_2d(ds[name].astype(float))
+        units = ds[name].attrs.get("units", "")
+        title = name + (f" [{fixed}]" if fixed else "")
+        if var.ndim == 1:
+            ax.plot(var[var.dims[0]].values if var.dims[0] in var.coords else range(var.size), var)
+            ax.set(xlabel=var.dims[0], ylabel=f"{name} ({units})" if units else name)
+        else:
+            values = var.values
+            finite = values[np.isfinite(values)]
+            signed = finite.size and finite.min() < 0 < finite.max()
+            limit = np.abs(finite).max() if signed else None
+            image = ax.imshow(
+                values,
+                aspect="auto",
+                interpolation="nearest",
+                cmap=DIVERGING if signed else SEQUENTIAL,
+                vmin=-limit if signed else None,
+                vmax=limit if signed else None,
+            )
+            fig.colorbar(image, ax=ax, label=units or name, shrink=0.8)
+            ax.set(xlabel=var.dims[1], ylabel=var.dims[0])
+        ax.set_title(title)
+    fig.suptitle(f"{Path(path).name}: {provenance(ds).get('stage', '')}")
+    target = Path(output) if output else Path(path).with_suffix(".png")
+    return save_figure(fig, target)
