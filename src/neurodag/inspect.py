@@ -100,17 +100,20 @@ def quick_look(path: str | Path, output: str | Path | None = None, max_panels: i
         else:
             values = var.values
             finite = values[np.isfinite(values)]
-            signed = finite.size and finite.min() < 0 < finite.max()
-            limit = np.abs(finite).max() if signed else None
+            # robust colour limits: a few outliers must not wash out the rest of the image
+            low, high = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+            signed = low < 0 < high
+            limit = max(abs(low), abs(high))
             image = ax.imshow(
                 values,
                 aspect="auto",
                 interpolation="nearest",
                 cmap=DIVERGING if signed else SEQUENTIAL,
-                vmin=-limit if signed else None,
-                vmax=limit if signed else None,
+                vmin=-limit if signed else low,
+                vmax=limit if signed else high,
             )
-            fig.colorbar(image, ax=ax, label=units or name, shrink=0.8)
+            label = units if units and len(units) <= 30 else name
+            fig.colorbar(image, ax=ax, label=label, shrink=0.8, extend="both")
             ax.set(xlabel=var.dims[1], ylabel=var.dims[0])
         ax.set_title(title)
     fig.suptitle(f"{Path(path).name}: {provenance(ds).get('stage', '')}")
