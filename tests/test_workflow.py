@@ -59,5 +59,6 @@ def test_default_run_writes_the_connectome(workdir):
     ds = open_dataset(path)
     assert ds.sizes["pre"] == 300
     assert provenance(ds)["stage"] == "homogenize"
+    assert (workdir / "results" / "homogenize" / "connectome.png").stat().st_size > 10_000
     assert (workdir / "results" / "logs" / "homogenize" / "connectome.log").exists()
     assert (workdir / "results" / "benchmarks" / "homogenize" / "connectome.tsv").exists()

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("neurodag")
@@ -75,6 +76,10 @@ def cmd_homogenize(args: argparse.Namespace) -> None:
         ds, args.output, stage="homogenize", parameters={"dataset": spec, **params}, inputs=inputs
     )
     log.info("wrote %s", path)
+    if args.figure:
+        from neurodag.homogenize.figures import plot_connectome
+
+        log.info("figure %s", plot_connectome(ds, args.figure, title=Path(args.output).stem))
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -107,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="homogenize a dataset onto the canonical neuron axis (connectomes: + consensus)",
     )
     _add_dataset_args(p)
+    p.add_argument("--figure", metavar="PNG", help="also draw the stage's summary figure")
     p.set_defaults(func=cmd_homogenize)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")

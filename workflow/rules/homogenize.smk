@@ -5,7 +5,14 @@ rule homogenize:
     input:
         homogenize_inputs,
     output:
-        "results/homogenize/{dataset}.nc",
+        data="results/homogenize/{dataset}.nc",
+        figure=report(
+            "results/homogenize/{dataset}.png",
+            caption="../report/homogenize.rst",
+            category="homogenize",
+            subcategory="{dataset}",
+            labels={"stage": "homogenize", "dataset": "{dataset}"},
+        ),
     log:
         "results/logs/homogenize/{dataset}.log",
     benchmark:
@@ -23,4 +30,4 @@ rule homogenize:
         runtime=15,
     shell:
         "neurodag homogenize --spec {params.spec:q} --params {params.stage:q} "
-        "--output {output:q} 2> {log:q}"
+        "--output {output.data:q} --figure {output.figure:q} 2> {log:q}"
