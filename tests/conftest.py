@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,3 +51,33 @@ def packaged_connectome():
     from neurodag.homogenize.connectomes import build_connectome
 
     return build_connectome({"kind": "connectome", "format": "wormneuroatlas"})
+
+
+def copy_workflow(dest: Path) -> Path:
+    """A scratch copy of the workflow (Snakefile, rules, config) to run Snakemake in."""
+    for name in ("Snakefile", "workflow", "config", "environment.yml"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, symlinks=True)
+        else:
+            shutil.copy(source, dest / name)
+    # the workflow's schema is a symlink into the package: keep it resolvable in the copy
+    link = dest / "workflow" / "schemas" / "config.schema.yaml"
+    link.unlink()
+    shutil.copy(REPO / "src" / "neurodag" / "schemas" / "config.schema.yaml", link)
+    return dest
+
+
+def snakemake(*args: str, cwd: Path, timeout: int = 3000) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["snakemake", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> Path:
+    """The embedded default run (`snakemake --cores all`), done once per test session."""
+    workdir = copy_workflow(tmp_path_factory.mktemp("default_run"))
+    result = snakemake("--cores", "all", cwd=workdir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return workdir
