@@ -185,9 +185,12 @@ def identification_accuracy(
     correct, total = 0, 0
     for subject in np.unique(subjects):
         test, train = subjects == subject, subjects != subject
-        centroids = np.stack([transformed[train & (labels == c)].mean(axis=0) for c in classes])
+        known = np.array([np.any(train & (labels == c)) for c in classes])
+        centroids = np.stack(
+            [transformed[train & (labels == c)].mean(axis=0) for c in classes[known]]
+        )
         similarity = compare(transformed[test][:, None], centroids[None], method)
-        predicted = classes[np.argmax(similarity, axis=1)]
+        predicted = classes[known][np.argmax(similarity, axis=1)]
         correct += int(np.sum(predicted == labels[test]))
         total += int(test.sum())
     return correct / total

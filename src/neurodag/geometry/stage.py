@@ -176,37 +176,67 @@ def image_model_rdms(image: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def geometry_from_responses(path: str | Path, params: dict) -> xr.Dataset:
+def _read_responses(path: Path, window_s) -> dict:
     from neurodag.io.netcdf import open_dataset
 
-    path = Path(path)
     responses = open_dataset(path)
     for name in ("responses", "frame", "region"):
         if name not in responses.variables:
             raise InputError(path, name, "missing (expected the Allen ingest's trial responses)")
-    frames = responses["frame"].values
-    patterns = _trial_patterns(responses, params["window_s"])
-    region_of = responses["region"].values.astype(str)
-    regions = [
-        r for r in dict.fromkeys(region_of) if (region_of == r).sum() >= params["min_neurons"]
-    ]
-    if params["regions"]:
-        regions = [r for r in params["regions"] if r in regions]
+    return {
+        "dataset": responses,
+        "frames": responses["frame"].values,
+        "patterns": _trial_patterns(responses, window_s),
+        "region_of": responses["region"].values.astype(str),
+    }
+
+
+def geometry_from_responses(paths, params: dict) -> xr.Dataset:
+    """Geometry of one or more recordings' trial responses to the same frames."""
+    paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
+    recordings = [_read_responses(p, params["window_s"]) for p in paths]
+    unique_frames = np.unique(recordings[0]["frames"])
+    for path, rec in zip(paths, recordings, strict=True):
+        if not np.array_equal(np.unique(rec["frames"]), unique_frames):
+            raise InputError(path, "frame", f"frames differ from those of {paths[0]}")
+    enough = {
+        r
+        for rec in recordings
+        for r in np.unique(rec["region_of"])
+        if (rec["region_of"] == r).sum() >= params["min_neurons"]
+    }
+    regions = [r for r in dict.fromkeys(np.concatenate([rec["region_of"] for rec in recordings]))]
+    regions = [r for r in (params["regions"] or regions) if r in enough]
     if len(regions) == 0:
-        raise InputError(path, "region", f"no region with >= {params['min_neurons']} neurons")
-    unique_frames = np.unique(frames)
+        raise InputError(paths[0], "region", f"no region with >= {params['min_neurons']} neurons")
     rng = np.random.default_rng(params["seed"])
 
     rdms, split_vectors, split_labels, split_subjects, means = [], [], [], [], {}
     for region in regions:
-        columns = np.flatnonzero(region_of == region)
-        rdms.append(region_rdm(patterns[:, columns], frames, params))
-        means[region] = np.stack([patterns[frames == f][:, columns].mean(0) for f in unique_frames])
-        # Pseudo-subjects: disjoint random neuron subsets of the region.
-        for split, subset in enumerate(np.array_split(rng.permutation(columns), params["splits"])):
-            split_vectors.append(upper(region_rdm(patterns[:, subset], frames, params)))
-            split_labels.append(region)
-            split_subjects.append(split)
+        per_recording, region_means = [], []
+        for index, rec in enumerate(recordings):
+            columns = np.flatnonzero(rec["region_of"] == region)
+            if len(columns) < params["min_neurons"]:
+                continue
+            patterns, frames = rec["patterns"], rec["frames"]
+            rdm = region_rdm(patterns[:, columns], frames, params)
+            per_recording.append(rdm)
+            region_means.append(
+                np.stack([patterns[frames == f][:, columns].mean(0) for f in unique_frames])
+            )
+            if len(recordings) > 1:  # recordings are the subjects
+                split_vectors.append(upper(rdm))
+                split_labels.append(region)
+                split_subjects.append(index)
+                continue
+            # One recording: pseudo-subjects are disjoint random neuron subsets of the region.
+            subsets = np.array_split(rng.permutation(columns), params["splits"])
+            for split, subset in enumerate(subsets):
+                split_vectors.append(upper(region_rdm(patterns[:, subset], frames, params)))
+                split_labels.append(region)
+                split_subjects.append(split)
+        rdms.append(np.mean(per_recording, axis=0))
+        means[region] = np.concatenate(region_means, axis=1)  # pseudo-population
     rdms = np.stack(rdms)
     split_vectors = np.stack(split_vectors)
     grid = _grid(params["grid_step"])
@@ -260,6 +290,7 @@ def geometry_from_responses(path: str | Path, params: dict) -> xr.Dataset:
     # Model comparison: each region's pseudo-subject RDMs against image models and the other
     # regions' RDMs, with bootstrap over pseudo-subjects and frames.
     models = {}
+    responses = recordings[0]["dataset"]
     if "image" in responses:
         image = responses["image"].values[unique_frames.astype(int)]
         models.update(image_model_rdms(image))
@@ -292,8 +323,10 @@ def geometry_from_responses(path: str | Path, params: dict) -> xr.Dataset:
     if factors:
         missing = [f for f in factors if f not in responses]
         if missing:
-            raise InputError(path, missing[0], "factor named in stages.geometry.factors missing")
+            raise InputError(paths[0], missing[0], "factor in stages.geometry.factors is missing")
         parallelism, generalisation = [], []
+        frames, patterns = recordings[0]["frames"], recordings[0]["patterns"]
+        region_of = recordings[0]["region_of"]
         for region in regions:
             columns = np.flatnonzero(region_of == region)
             per_frame = {f: responses[f].values for f in factors}
