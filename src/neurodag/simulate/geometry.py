@@ -117,6 +117,7 @@ def natural_scenes(
     latency_s: float = 0.04,
     regions: tuple[str, ...] = REGIONS,
     seed: int = 0,
+    image_seed: int | None = None,
 ) -> xr.Dataset:
     """The natural-scenes trial block (planted piece), seeded.
 
@@ -124,12 +125,16 @@ def natural_scenes(
     trials are the ``repeats`` presentations of every frame in random order. A neuron's rate is
     ``base_rate_hz + evoked_rate_hz * gain * drive(frame) * profile(t)``, with a per-neuron gain in
     [0.5, 1.5] and a temporal profile that rises after ``latency_s`` and decays (alpha function).
+    ``image_seed`` (default: ``seed``) draws the images alone, so that sessions with different
+    ``seed`` (different neurons, and geometries that differ in detail but share each region's
+    topology) can show the same images, like subjects in an RSA study.
     """
     unknown = [r for r in regions if r not in CODES]
     if unknown:
         raise ValueError(f"regions {unknown} have no planted code; choose from {list(CODES)}")
-    rng = np.random.default_rng(seed)
-    images, factors = _grating_images(n_images, image_size, n_families, rng)
+    image_rng = np.random.default_rng([seed if image_seed is None else image_seed, 0])
+    rng = np.random.default_rng([seed, 1])
+    images, factors = _grating_images(n_images, image_size, n_families, image_rng)
     time = (np.arange(n_time) + 0.5) * dt_s
     lag = np.clip(time - latency_s, 0.0, None)
     tau = 0.04
