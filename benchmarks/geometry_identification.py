@@ -4,11 +4,11 @@ Simulated sessions (``neurodag.simulate.geometry``; one session per subject, sam
 different neurons and code parameters, so each region keeps its topology while its fine geometry
 varies across subjects) at decreasing evoked rate (more noise). Per session and region, a
 crossnobis RDM with shrinkage noise precision; regions are identified by leave-one-subject-out
-nearest centroid (Spearman). Printed per noise level: accuracy from the raw RDMs (GT(0, 1)), from
-fixed topology-sensitive settings GT(0.1, 0.5) and geodesic GT(0.1, 0.5), and the best and median
-accuracy over the (l, u) grid.
+nearest centroid (Spearman). Printed per noise level, as the mean over ``--draws`` independent
+simulated studies: accuracy from the raw RDMs (= GT(0, 1)), from fixed topology-sensitive
+settings GT(l, u) and sigmoid and geodesic GT at the same (l, u), and the median over the grid.
 
-    python benchmarks/geometry_identification.py [--subjects 5] [--repeats 10]
+    python benchmarks/geometry_identification.py [--subjects 6] [--draws 4]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ PARAMS = {"method": "crossnobis", "noise": "shrinkage_diag"}
 
 def session_rdms(evoked_rate_hz, subject, repeats, neurons):
     piece = natural_scenes(
-        seed=100 + subject,
+        seed=subject,
         image_seed=0,
         evoked_rate_hz=evoked_rate_hz,
         repeats=repeats,
@@ -43,49 +43,66 @@ def session_rdms(evoked_rate_hz, subject, repeats, neurons):
     return [upper(region_rdm(patterns[:, regions == r], frames, PARAMS)) for r in names], names
 
 
+def study(rate, draw, args):
+    """RDM vectors, region labels and subjects of one simulated study."""
+    vectors, labels, subjects = [], [], []
+    for subject in range(args.subjects):
+        rdms, names = session_rdms(rate, 1000 * draw + subject, args.repeats, args.neurons)
+        vectors += rdms
+        labels += names
+        subjects += [subject] * len(names)
+    return np.array(vectors), labels, subjects
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--subjects", type=int, default=5)
+    parser.add_argument("--subjects", type=int, default=6)
+    parser.add_argument("--draws", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--neurons", type=int, default=30)
-    parser.add_argument("--rates", type=float, nargs="+", default=[30, 8, 4, 2, 1, 0.5])
+    parser.add_argument("--rates", type=float, nargs="+", default=[30, 12, 8, 6, 4, 2])
+    parser.add_argument("--low", type=float, default=0.1)
+    parser.add_argument("--up", type=float, default=0.5)
     args = parser.parse_args(argv)
     grid = np.round(np.arange(0, 1.0001, 0.1), 3)
+    lu = f"({args.low:g},{args.up:g})"
     print(
-        f"{args.subjects} subjects x 4 regions, {args.repeats} repeats of 32 images, "
-        f"{args.neurons} neurons/region; accuracy (chance 0.25)"
+        f"{args.draws} studies x {args.subjects} subjects x 4 regions, {args.repeats} repeats of "
+        f"32 images, {args.neurons} neurons/region; mean accuracy (chance 0.25)"
     )
-    header = ("evoked Hz", "raw", "GT(.1,.5)", "geo(.1,.5)", "GT best", "GT median", "best (l,u)")
-    print("{:>10} {:>6} {:>10} {:>10} {:>8} {:>9} {:>11}".format(*header))
-    rows = []
+    header = ("evoked Hz", "raw", f"GT{lu}", f"sigm{lu}", f"geo{lu}", "GT grid median")
+    print("{:>9} {:>6} {:>12} {:>14} {:>12} {:>15}".format(*header))
     start = time.perf_counter()
+    rows = []
     for rate in args.rates:
-        vectors, labels, subjects = [], [], []
-        for subject in range(args.subjects):
-            rdms, names = session_rdms(rate, subject, args.repeats, args.neurons)
-            vectors += rdms
-            labels += names
-            subjects += [subject] * len(names)
-        vectors = np.array(vectors)
-
-        def accuracy(kind, low, up):
-            return cmp.identification_accuracy(vectors, labels, subjects, kind=kind, low=low, up=up)
-
-        raw = accuracy("raw", 0.0, 1.0)
-        gt = accuracy("gt", 0.1, 0.5)
-        geodesic = accuracy("geodesic", 0.1, 0.5)
-        table = cmp.identification_grid(vectors, labels, subjects, grid, kind="gt")
-        best = np.unravel_index(np.nanargmax(table), table.shape)
-        rows.append((rate, raw, gt, geodesic, np.nanmax(table), np.nanmedian(table)))
-        print(
-            f"{rate:>10.1f} {raw:>6.2f} {gt:>10.2f} {geodesic:>10.2f} {np.nanmax(table):>8.2f} "
-            f"{np.nanmedian(table):>9.2f}  ({grid[best[0]]:.1f},{grid[best[1]]:.1f})"
-        )
-    print(f"({time.perf_counter() - start:.1f} s)")
+        scores = []
+        for draw in range(args.draws):
+            vectors, labels, subjects = study(rate, draw, args)
+            scores.append(
+                [
+                    cmp.identification_accuracy(
+                        vectors, labels, subjects, kind=kind, low=low, up=up
+                    )
+                    for kind, low, up in (
+                        ("raw", 0.0, 1.0),
+                        ("gt", args.low, args.up),
+                        ("sigmoid", args.low, args.up),
+                        ("geodesic", args.low, args.up),
+                    )
+                ]
+                + [np.nanmedian(cmp.identification_grid(vectors, labels, subjects, grid))]
+            )
+        row = np.mean(scores, axis=0)
+        rows.append(row)
+        print("{:>9.1f} {:>6.2f} {:>12.2f} {:>14.2f} {:>12.2f} {:>15.2f}".format(rate, *row))
+    print(f"({time.perf_counter() - start:.0f} s)")
     rows = np.array(rows)
-    low_noise_ok = rows[0, 1] >= 0.9
-    print(f"raw accuracy at the lowest noise >= 0.9: {'yes' if low_noise_ok else 'NO'}")
-    return 0 if low_noise_ok else 1
+    noisy = len(rows) // 2
+    print(
+        f"raw accuracy at the lowest noise: {rows[0, 0]:.2f}; over the noisier half, mean raw "
+        f"{rows[noisy:, 0].mean():.2f} vs GT{lu} {rows[noisy:, 1].mean():.2f}"
+    )
+    return 0 if rows[0, 0] >= 0.9 else 1
 
 
 if __name__ == "__main__":

@@ -91,7 +91,7 @@ def test_geodesic_of_disconnected_clusters_is_maximal_between_them():
 
 def test_rsatoolbox_geotopological_transform_differs():
     """rsatoolbox takes raw values and quantiles jointly over all RDMs; the paper ranks per RDM."""
-    rsatoolbox = pytest.importorskip("rsatoolbox")
+    pytest.importorskip("rsatoolbox")
     from rsatoolbox.rdm import RDMs
     from rsatoolbox.rdm.transform import geotopological_transform
 

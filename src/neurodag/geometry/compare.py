@@ -34,8 +34,10 @@ def _pair_count(n_pairs: int) -> int:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity along the last axis (broadcasts)."""
-    return np.sum(a * b, axis=-1) / np.sqrt(np.sum(a * a, axis=-1) * np.sum(b * b, axis=-1))
+    """Cosine similarity along the last axis (broadcasts); NaN where a vector is zero."""
+    norm = np.sqrt(np.sum(a * a, axis=-1) * np.sum(b * b, axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.sum(a * b, axis=-1) / norm
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -190,6 +192,8 @@ def identification_accuracy(
             [transformed[train & (labels == c)].mean(axis=0) for c in classes[known]]
         )
         similarity = compare(transformed[test][:, None], centroids[None], method)
+        # A constant transformed RDM (e.g. l = u = 1) has no correlation with anything.
+        similarity = np.nan_to_num(similarity, nan=-np.inf)
         predicted = classes[known][np.argmax(similarity, axis=1)]
         correct += int(np.sum(predicted == labels[test]))
         total += int(test.sum())
