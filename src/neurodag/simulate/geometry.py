@@ -75,28 +75,40 @@ def _region_drive(
     images: np.ndarray,
     factors: dict[str, np.ndarray],
     rng: np.random.Generator,
+    jitter: float = 0.0,
 ) -> np.ndarray:
-    """Evoked drive (frame, neuron) in [0, 1] for one planted code."""
+    """Evoked drive (frame, neuron) in [0, 1] for one planted code.
+
+    ``jitter`` scales a per-session change of the code's shape (rectification exponent, cluster
+    spread, tuning width, slope): the geometry changes while the topology (which frames are
+    neighbours) stays, like different subjects' versions of one region.
+    """
     n_images, size, _ = images.shape
+    shape = np.exp(jitter * rng.uniform(-0.7, 0.7))  # > 0, 1 without jitter
     if code == "pixels":
         pixels = images.reshape(n_images, -1) / 255.0
         filters = rng.normal(size=(pixels.shape[1], n_neurons))
         # Zero-mean filters (like V1 receptive fields) ignore an image's mean luminance, so this
         # code is not the luminance line of another region.
         filters = (filters - filters.mean(axis=0)) / np.sqrt(pixels.shape[1])
-        drive = np.maximum(pixels @ filters, 0.0)
+        drive = np.maximum(pixels @ filters, 0.0) ** shape
     elif code == "category":
         family = factors["family"]
         centroids = rng.uniform(0.0, 1.0, size=(family.max() + 1, n_neurons))
-        drive = centroids[family] + rng.normal(0.0, 0.05, size=(n_images, n_neurons))
+        spread = 0.05 * shape
+        drive = centroids[family] + rng.normal(0.0, spread, size=(n_images, n_neurons))
     elif code == "ring":
         preferred = rng.uniform(0, np.pi, n_neurons)
         # Period pi: orientation theta and theta + pi are the same grating.
-        drive = np.exp(2.0 * (np.cos(2 * (factors["orientation"][:, None] - preferred)) - 1))
+        concentration = 2.0 * shape
+        drive = np.exp(
+            concentration * (np.cos(2 * (factors["orientation"][:, None] - preferred)) - 1)
+        )
     elif code == "line":
         threshold = rng.uniform(0.3, 0.7, n_neurons)
         sign = rng.choice([-1.0, 1.0], n_neurons)
-        drive = 1 / (1 + np.exp(-sign * (factors["luminance"][:, None] - threshold) / 0.08))
+        width = 0.08 * shape
+        drive = 1 / (1 + np.exp(-sign * (factors["luminance"][:, None] - threshold) / width))
     else:
         raise ValueError(f"unknown code {code!r}; expected one of {sorted(set(CODES.values()))}")
     drive = drive - drive.min()
@@ -118,6 +130,7 @@ def natural_scenes(
     regions: tuple[str, ...] = REGIONS,
     seed: int = 0,
     image_seed: int | None = None,
+    geometry_jitter: float = 1.0,
 ) -> xr.Dataset:
     """The natural-scenes trial block (planted piece), seeded.
 
@@ -127,7 +140,9 @@ def natural_scenes(
     [0.5, 1.5] and a temporal profile that rises after ``latency_s`` and decays (alpha function).
     ``image_seed`` (default: ``seed``) draws the images alone, so that sessions with different
     ``seed`` (different neurons, and geometries that differ in detail but share each region's
-    topology) can show the same images, like subjects in an RSA study.
+    topology) can show the same images, like subjects in an RSA study. ``geometry_jitter``
+    scales how much each region's code shape (tuning width, cluster spread, ...) varies with
+    ``seed``; 0 keeps it fixed.
     """
     unknown = [r for r in regions if r not in CODES]
     if unknown:
@@ -142,7 +157,9 @@ def natural_scenes(
 
     mean_rates, neuron_ids, neuron_regions, true_rdm = [], [], [], []
     for region in regions:
-        drive = _region_drive(CODES[region], neurons_per_region, images, factors, rng)
+        drive = _region_drive(
+            CODES[region], neurons_per_region, images, factors, rng, geometry_jitter
+        )
         gain = rng.uniform(0.5, 1.5, neurons_per_region)
         # rate(frame, neuron, time)
         rate = base_rate_hz + evoked_rate_hz * (gain * drive)[:, :, None] * profile
