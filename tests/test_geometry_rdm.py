@@ -43,7 +43,7 @@ def test_noise_precision_matches_rsatoolbox(method):
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-10)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     method=st.sampled_from(METHODS),

@@ -77,12 +77,13 @@ def rdm_model_table(
         {key: value for key, (dims, value) in summary.items() if dims == ("model",)},
         index=pd.Index(models["name"].values, name="model"),
     ).sort_values("score", ascending=False)
-    table.attrs["ceiling"] = (float(result["ceiling_lower"]), float(result["ceiling_upper"]))
     ceiling = pd.DataFrame(
         {"score": [result["ceiling_lower"], result["ceiling_upper"]]},
         index=pd.Index(["noise ceiling (lower)", "noise ceiling (upper)"], name="model"),
     )
-    return pd.concat([table, ceiling])
+    table = pd.concat([table, ceiling])
+    table.attrs["ceiling"] = (float(result["ceiling_lower"]), float(result["ceiling_upper"]))
+    return table
 
 
 def geometry_from_rdms(spec: dict, params: dict) -> tuple[xr.Dataset, list[Path]]:

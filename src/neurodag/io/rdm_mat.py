@@ -23,7 +23,11 @@ def _struct_array(path: Path, variable: str | None):
 
     try:
         contents = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
-    except (OSError, ValueError, NotImplementedError) as exc:
+    except NotImplementedError as exc:  # MATLAB v7.3 (HDF5) files
+        raise InputError(
+            path, None, f"unsupported MATLAB file version ({exc}); save it with -v7 or earlier"
+        ) from exc
+    except (OSError, ValueError, scipy.io.matlab.MatReadError) as exc:
         raise InputError(path, None, f"not a readable MATLAB file ({exc})") from exc
     candidates = {
         key: value
