@@ -167,12 +167,13 @@ def region_rdm(patterns, frames, params) -> np.ndarray:
 
 
 def image_model_rdms(image: np.ndarray) -> dict[str, np.ndarray]:
-    """Low-level model RDMs of the stimuli: pixel (squared Euclidean) and mean luminance."""
+    """Low-level model RDMs of the stimuli: pixel pattern (squared Euclidean distance after
+    removing each image's mean, so it is not the luminance model again) and mean luminance."""
     pixels = image.reshape(len(image), -1).astype(float)
     frames = np.arange(len(image))
     luminance = pixels.mean(axis=1)
     return {
-        "pixels": calc_rdm(pixels, frames, "euclidean")[0],
+        "pixels": calc_rdm(pixels, frames, "euclidean", remove_mean=True)[0],
         "luminance": np.abs(luminance[:, None] - luminance[None, :]),
     }
 
@@ -379,7 +380,7 @@ def figures(ds: xr.Dataset, prefix: str | Path) -> list[Path]:
         else:
             sem = ds["score_sem"]
         n_group, n_model = score.shape
-        fig, ax = figure(width=max(5.0, 0.6 * n_model * n_group), height=3.5)
+        fig, ax = figure(width=min(9.0, max(5.0, 0.6 * n_model * n_group)), height=3.5)
         width = 0.8 / n_group
         x = np.arange(n_model)
         cmap = __import__("matplotlib").colormaps[CATEGORICAL]
