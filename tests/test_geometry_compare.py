@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from neurodag.geometry.compare import (
     compare,
@@ -88,3 +91,12 @@ def test_identification_from_distinct_classes_and_chance_from_noise():
     grid = identification_grid(noise, labels, subjects, [0.0, 0.5, 1.0])
     assert np.isnan(grid[1, 0]) and np.isnan(grid[2, 0])  # l > u
     assert np.nanmean(grid) < 0.75
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    x=arrays(float, 20, elements=st.integers(0, 4)), y=arrays(float, 20, elements=st.integers(0, 6))
+)
+def test_tau_a_equals_the_pair_count_definition_with_ties(x, y):
+    pairs = np.sign(x[:, None] - x[None]) * np.sign(y[:, None] - y[None])
+    np.testing.assert_allclose(compare(x, y, "kendall_tau_a"), pairs.sum() / (20 * 19), atol=1e-12)
