@@ -1,14 +1,17 @@
 """Geo-topological transforms of RDMs (Lin & Kriegeskorte, "The Topology and Geometry of Neural
 Representations", PNAS 2024).
 
-As in the paper's own code, every RDM is first rank-transformed and scaled to [0, 1] on its own;
-the piecewise-linear GT(l, u) map then sets dissimilarities below ``l`` to 0 (neighbours: local
-geometry ignored), above ``u`` to 1 (far apart: global geometry ignored) and rescales linearly in
-between. Because the input is per-RDM ranks scaled to [0, 1], ``l`` and ``u`` are quantiles of
-*that* RDM's dissimilarities. The sigmoid variant replaces the ramp by a logistic centred at
-(l + u) / 2 that reaches 0.01 and 0.99 at ``l`` and ``u``; the geodesic variant removes the
-saturated edges (GT = 1), takes graph shortest-path lengths over the remaining GT-weighted edges
-(unreachable pairs get the largest distance) and ranks and scales the result again.
+As in the paper's own code (github.com/doerlbh/TopologicalRSA, ``utils_transform.py``), every RDM
+is first rank-transformed and min-max scaled to [0, 1] on its own; the piecewise-linear GT(l, u)
+map then takes the ``l`` and ``u`` quantiles of *that* RDM's scaled values as thresholds, sets
+values below the lower to 0 (neighbours: local geometry ignored), above the upper to 1 (far apart:
+global geometry ignored) and rescales linearly in between. The sigmoid variant is the logistic
+of the scaled values, here centred at (l + u) / 2 with the slope that reaches 0.01 and 0.99 at
+``l`` and ``u`` (the paper's code parametrises the same curve by centre and slope). The geodesic
+variant (the paper's "two-step" geodesic) builds a graph with the GT values as edge lengths,
+removes the saturated edges (GT = 1), takes shortest-path lengths and ranks them again. As in the
+paper's code, whose networkx graph has no edge where the weight is 0, pairs below ``l`` are not
+direct edges (they are reached through other stimuli); unreachable pairs tie above all others.
 
 rsatoolbox's ``geotopological_transform`` differs: it neither ranks nor rescales each RDM, and it
 takes the ``l``/``u`` quantiles jointly over all RDMs it is given, so one RDM's thresholds depend
@@ -20,7 +23,7 @@ All functions take RDMs as upper-triangle vectors (..., n_pairs); see ``rdm.uppe
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
+from scipy.sparse.csgraph import shortest_path
 from scipy.stats import rankdata
 
 from neurodag.geometry.rdm import square, upper
@@ -41,23 +44,26 @@ def _check_bounds(low: float, up: float) -> None:
 
 
 def gt_transform(vectors: np.ndarray, low: float, up: float) -> np.ndarray:
-    """GT(l, u) of rank-scaled RDMs: 0 below ``low``, 1 above ``up``, linear in between."""
+    """GT(l, u) of rank-scaled RDMs: 0 below the ``low`` quantile, 1 above the ``up`` quantile,
+    linear in between (quantiles per RDM)."""
     _check_bounds(low, up)
     scaled = rank_scale(vectors)
-    if up == low:  # a step: the limiting case of the ramp
-        return (scaled > low).astype(float)
-    return np.clip((scaled - low) / (up - low), 0.0, 1.0)
+    gt_min = np.quantile(scaled, low, axis=-1, keepdims=True)
+    gt_max = np.quantile(scaled, up, axis=-1, keepdims=True)
+    span = gt_max - gt_min
+    ramp = np.divide(scaled - gt_min, span, out=np.zeros_like(scaled), where=span > 0)
+    # equal thresholds: a step, the limiting case of the ramp
+    ramp = np.where(span > 0, ramp, (scaled > gt_max).astype(float))
+    return np.clip(ramp, 0.0, 1.0)
 
 
 def sigmoid_transform(vectors: np.ndarray, low: float, up: float) -> np.ndarray:
-    """Smooth GT(l, u): logistic through 0.01 at ``low`` and 0.99 at ``up``, rescaled to [0, 1]."""
+    """Smooth GT(l, u): logistic of the rank-scaled RDM through 0.01 at ``low``, 0.99 at ``up``."""
     _check_bounds(low, up)
     scaled = rank_scale(vectors)
     width = max(up - low, 1e-6)
     steepness = 2 * np.log(99.0) / width
-    out = 1.0 / (1.0 + np.exp(-steepness * (scaled - (low + up) / 2)))
-    lo, hi = out.min(axis=-1, keepdims=True), out.max(axis=-1, keepdims=True)
-    return np.divide(out - lo, hi - lo, out=np.zeros_like(out), where=hi > lo)
+    return 1.0 / (1.0 + np.exp(-steepness * (scaled - (low + up) / 2)))
 
 
 def geodesic_transform(vectors: np.ndarray, low: float, up: float) -> np.ndarray:
@@ -66,12 +72,10 @@ def geodesic_transform(vectors: np.ndarray, low: float, up: float) -> np.ndarray
     out = np.empty_like(gt)
     for k, vector in enumerate(gt.reshape(-1, gt.shape[-1])):
         weights = square(vector)
-        # Saturated pairs are not edges; zero-weight pairs (below l) are edges of length 0, so the
-        # graph is built with inf, not 0, as "no edge".
-        weights[weights >= 1.0] = np.inf
-        np.fill_diagonal(weights, np.inf)
-        graph = csgraph_from_dense(weights, null_value=np.inf)
-        paths = shortest_path(graph, method="D", directed=False)
+        # Saturated pairs are not edges; nor, as in the paper's networkx graph, are pairs of
+        # weight 0 (csgraph's dense input also reads 0 as "no edge").
+        weights[weights >= 1.0] = 0.0
+        paths = shortest_path(weights, method="D", directed=False)
         paths_vector = upper(paths)
         finite = np.isfinite(paths_vector)
         longest = paths_vector[finite].max() if finite.any() else 0.0
