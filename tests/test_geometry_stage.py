@@ -126,3 +126,33 @@ def test_rsa92_through_the_cli(tmp_path, shared_data):  # noqa: F811
     assert ds.sizes["entry"] == 8 and ds.sizes["stimulus"] == 92
     assert len(set(ds["subject"].values)) == 4
     assert ds["score"].sel(model="animacy") > ds["score"].sel(model="V1")
+
+
+def test_several_recordings_are_the_subjects(tmp_path):
+    from neurodag.geometry.stage import geometry_from_responses
+
+    paths = []
+    for subject in range(3):
+        piece = natural_scenes(
+            n_images=10,
+            image_size=12,
+            neurons_per_region=8,
+            repeats=4,
+            seed=subject,
+            image_seed=0,
+        )
+        paths.append(tmp_path / f"rec{subject}.nc")
+        write_dataset(sample_responses(piece, seed=subject), paths[-1], stage="ingest")
+    from neurodag.config import validate
+
+    params = {**validate({"datasets": {}})["stages"]["geometry"], **FAST}
+    ds = geometry_from_responses(paths, params)
+    assert ds.sizes["split"] == 3 * 4  # one RDM per recording and region
+    assert sorted(set(ds["split_subject"].values)) == [0, 1, 2]
+    assert ds["identification"].sel(transform="raw", low=0.0, up=1.0) > 0.5
+    other = natural_scenes(n_images=8, image_size=12, neurons_per_region=8, repeats=4, seed=5)
+    write_dataset(sample_responses(other), tmp_path / "other.nc", stage="ingest")
+    from neurodag.errors import InputError
+
+    with pytest.raises(InputError, match="frames differ"):
+        geometry_from_responses([paths[0], tmp_path / "other.nc"], params)

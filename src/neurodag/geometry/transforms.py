@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.sparse.csgraph import shortest_path
+from scipy.special import expit
 from scipy.stats import rankdata
 
 from neurodag.geometry.rdm import square, upper
@@ -63,7 +64,7 @@ def sigmoid_transform(vectors: np.ndarray, low: float, up: float) -> np.ndarray:
     scaled = rank_scale(vectors)
     width = max(up - low, 1e-6)
     steepness = 2 * np.log(99.0) / width
-    return 1.0 / (1.0 + np.exp(-steepness * (scaled - (low + up) / 2)))
+    return expit(steepness * (scaled - (low + up) / 2))  # the logistic, without overflow
 
 
 def geodesic_transform(vectors: np.ndarray, low: float, up: float) -> np.ndarray:
