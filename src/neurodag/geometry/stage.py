@@ -367,7 +367,10 @@ def figures(ds: xr.Dataset, prefix: str | Path) -> list[Path]:
             ax.set_title(labels[k], fontsize=8)
             ax.set_xlabel("stimulus")
             ax.set_ylabel("stimulus")
-            fig.colorbar(image, ax=ax, shrink=0.7, label="dissimilarity" if k == n - 1 else None)
+            label = f"{ds.attrs.get('method', '')} dissimilarity".strip()
+            if variable == "rdm_gt":
+                label = "GT (0 = near, 1 = far)"
+            fig.colorbar(image, ax=ax, shrink=0.7, label=label if k == n - 1 else None)
         fig.suptitle(title)
         written.append(save_figure(fig, prefix.with_name(f"{prefix.name}.{variable}.png")))
     if "score" in ds:
