@@ -100,3 +100,20 @@ def test_identification_from_distinct_classes_and_chance_from_noise():
 def test_tau_a_equals_the_pair_count_definition_with_ties(x, y):
     pairs = np.sign(x[:, None] - x[None]) * np.sign(y[:, None] - y[None])
     np.testing.assert_allclose(compare(x, y, "kendall_tau_a"), pairs.sum() / (20 * 19), atol=1e-12)
+
+
+def test_nested_identification_is_not_above_the_grid_maximum():
+    from neurodag.geometry.compare import identification_accuracy_nested
+
+    rng = np.random.default_rng(3)
+    prototypes = rng.normal(size=(3, 45))
+    labels = np.repeat(["a", "b", "c"], 4)
+    subjects = np.tile(np.arange(4), 3)
+    index = np.searchsorted(["a", "b", "c"], labels)
+    grid = [0.0, 0.5, 1.0]
+    for noise in (0.3, 3.0):
+        vectors = prototypes[index] + noise * rng.normal(size=(12, 45))
+        nested = identification_accuracy_nested(vectors, labels, subjects, grid)
+        assert nested <= np.nanmax(identification_grid(vectors, labels, subjects, grid)) + 1e-12
+        if noise < 1:
+            assert nested == 1.0

@@ -227,3 +227,51 @@ def identification_grid(
                     vectors, labels, subjects, kind=kind, low=low, up=up, method=method
                 )
     return out
+
+
+def identification_accuracy_nested(
+    vectors: np.ndarray,
+    labels: Sequence,
+    subjects: Sequence,
+    grid: Sequence[float],
+    *,
+    kind: str = "gt",
+    method: str = "spearman",
+) -> float:
+    """Identification accuracy with (l, u) chosen without the test subject.
+
+    For every held-out subject, (l, u) is the grid setting with the best leave-one-subject-out
+    accuracy among the other subjects (ties: the widest ramp, then the lowest l), and the held-out
+    subject's RDMs are then classified with centroids of the other subjects' RDMs. Unlike the
+    maximum of :func:`identification_grid`, this is an unbiased estimate of a tuned GT's accuracy.
+    """
+    labels, subjects = np.asarray(labels), np.asarray(subjects)
+    settings = [(low, up) for low in grid for up in grid if low <= up]
+    correct, total = 0, 0
+    for subject in np.unique(subjects):
+        train = subjects != subject
+        inner = [
+            identification_accuracy(
+                vectors[train],
+                labels[train],
+                subjects[train],
+                kind=kind,
+                low=low,
+                up=up,
+                method=method,
+            )
+            for low, up in settings
+        ]
+        # ties: the widest ramp (closest to the raw RDM), then the lowest l
+        best = [k for k, score in enumerate(inner) if score == max(inner)]
+        low, up = min((settings[k] for k in best), key=lambda lu: (lu[0] - lu[1], lu[0]))
+        transformed = transform(vectors, kind, low, up)
+        classes = np.unique(labels[train])
+        centroids = np.stack([transformed[train & (labels == c)].mean(axis=0) for c in classes])
+        test = ~train
+        similarity = np.nan_to_num(
+            compare(transformed[test][:, None], centroids[None], method), nan=-np.inf
+        )
+        correct += int(np.sum(classes[np.argmax(similarity, axis=1)] == labels[test]))
+        total += int(test.sum())
+    return correct / total
