@@ -82,6 +82,29 @@ def cmd_homogenize(args: argparse.Namespace) -> None:
         log.info("figure %s", plot_connectome(ds, args.figure, title=Path(args.output).stem))
 
 
+def cmd_geometry(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from neurodag.errors import ConfigError
+    from neurodag.geometry.stage import figures, geometry_from_rdms, geometry_from_responses
+    from neurodag.io.netcdf import write_dataset
+
+    spec, params = _resolve_dataset(args, "geometry")
+    if spec["kind"] == "rdm":
+        ds, inputs = geometry_from_rdms(spec, params)
+    else:
+        if not args.input:
+            raise ConfigError(f"geometry of a {spec['kind']} dataset needs --input responses files")
+        ds, inputs = geometry_from_responses(args.input, params), args.input
+    path = write_dataset(
+        ds, args.output, stage="geometry", parameters={"dataset": spec, **params}, inputs=inputs
+    )
+    log.info("wrote %s", path)
+    if not args.no_figures:
+        for figure_path in figures(ds, Path(args.output).with_suffix("")):
+            log.info("wrote %s", figure_path)
+
+
 def cmd_inspect(args: argparse.Namespace) -> None:
     from neurodag.inspect import describe, quick_look
 
@@ -114,6 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(p)
     p.add_argument("--figure", metavar="PNG", help="also draw the stage's summary figure")
     p.set_defaults(func=cmd_homogenize)
+
+    p = sub.add_parser(
+        "geometry",
+        help="RDMs, topological RSA and population geometry (trial responses or RDM files)",
+    )
+    _add_dataset_args(p)
+    p.add_argument(
+        "--input",
+        nargs="+",
+        metavar="FILE",
+        help="trial responses (the ingest's {stimulus}.nc), one per recording; not for kind rdm",
+    )
+    p.add_argument("--no-figures", action="store_true", help="write the NetCDF file only")
+    p.set_defaults(func=cmd_geometry)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

@@ -31,3 +31,45 @@ def stage_parameters(stage):
 def alternatives(names):
     """A wildcard constraint matching exactly these names (nothing, if there are none)."""
     return "|".join(names) if names else "(?!)"
+
+
+def geometry_datasets():
+    """Datasets with a geometry output: RDM files, and Allen sessions (trial responses)."""
+    return enabled_datasets(config, kind="rdm") + enabled_datasets(config, kind="allen")
+
+
+def geometry_files():
+    return expand("results/geometry/{dataset}.nc", dataset=geometry_datasets())
+
+
+def allen_recordings(dataset):
+    """Recording names of an Allen dataset: 'session' for a simulated one, else the NWB stems."""
+    from pathlib import Path
+
+    spec = config["datasets"][dataset]
+    if spec["format"] == "simulated":
+        return ["session"]
+    path = Path(spec["path"])
+    files = sorted(path.glob("*.nwb")) if path.is_dir() else sorted(Path().glob(spec["path"]))
+    return [f.stem for f in files]
+
+
+def geometry_inputs(wildcards):
+    """RDM files of a kind rdm dataset, or the ingest's responses to the geometry stimulus."""
+    spec = config["datasets"][wildcards.dataset]
+    if spec["kind"] == "rdm":
+        return [spec["path"]] + ([spec["models"]] if spec.get("models") else [])
+    stimulus = config["stages"]["geometry"]["stimulus"]
+    return expand(
+        "results/ingest/{dataset}/{recording}/{stimulus}.nc",
+        dataset=wildcards.dataset,
+        recording=allen_recordings(wildcards.dataset),
+        stimulus=stimulus,
+    )
+
+
+def geometry_responses(wildcards, input):
+    """The --input argument of the geometry CLI (nothing for RDM files, read through --spec)."""
+    if config["datasets"][wildcards.dataset]["kind"] == "rdm":
+        return ""
+    return "--input " + " ".join(f"'{path}'" for path in input)

@@ -1,0 +1,1 @@
+"""Representational geometry and topological RSA (Lin & Kriegeskorte)."""

@@ -1,0 +1,178 @@
+"""Representational dissimilarity matrices from trial responses.
+
+Distances follow the conventions of rsatoolbox (Schuett et al., 2023) so that results are
+comparable to the literature: squared Euclidean and squared Mahalanobis distances between
+condition-mean patterns divided by the number of channels, correlation distance ``1 - r``, and
+the cross-validated Mahalanobis ("crossnobis") distance of Walther et al. (2016, "Reliability of
+dissimilarity measures for multi-voxel pattern analysis"): for each fold, the inner product of the
+difference of held-out condition means with the difference of the other folds' means, averaged
+over folds, so that noise does not bias it upward. Noise precision is the inverse of a
+shrinkage covariance of the residuals: towards the diagonal (Schaefer & Strimmer, 2005) or towards
+a multiple of the identity (Ledoit & Wolf, 2004).
+
+Everything here is vectorised (one GEMM for the covariance and its squared counterpart, one pass
+over folds by the sum identity below) instead of looping over observations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+METHODS = ("euclidean", "correlation", "mahalanobis", "crossnobis")
+SHRINKAGE = ("shrinkage_diag", "shrinkage_eye", "diag", "full")
+
+
+def upper(rdm: np.ndarray) -> np.ndarray:
+    """The strictly upper triangle of square RDM(s) (..., n, n) as vectors (..., n(n-1)/2)."""
+    n = rdm.shape[-1]
+    rows, cols = np.triu_indices(n, 1)
+    return rdm[..., rows, cols]
+
+
+def square(vector: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`upper`: symmetric RDM(s) with a zero diagonal."""
+    vector = np.asarray(vector, dtype=float)
+    m = vector.shape[-1]
+    n = int(round((1 + np.sqrt(1 + 8 * m)) / 2))
+    if n * (n - 1) // 2 != m:
+        raise ValueError(f"{m} is not the length of an RDM's upper triangle")
+    out = np.zeros(vector.shape[:-1] + (n, n))
+    rows, cols = np.triu_indices(n, 1)
+    out[..., rows, cols] = vector
+    out[..., cols, rows] = vector
+    return out
+
+
+def condition_means(patterns: np.ndarray, conditions: Sequence) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique condition labels and the mean pattern (condition, channel) of each."""
+    labels, index = np.unique(np.asarray(conditions), return_inverse=True)
+    sums = np.zeros((len(labels), patterns.shape[1]))
+    np.add.at(sums, index, patterns)
+    return labels, sums / np.bincount(index)[:, None]
+
+
+def _distances_from_gram(gram: np.ndarray) -> np.ndarray:
+    """d_ij = g_ii + g_jj - g_ij - g_ji (also correct for a non-symmetric cross-fold kernel)."""
+    diag = np.diag(gram)
+    return diag[:, None] + diag[None, :] - gram - gram.T
+
+
+def noise_covariance(
+    residuals: np.ndarray, dof: int | None = None, method: str = "shrinkage_diag"
+) -> np.ndarray:
+    """Channel covariance of residuals (observation, channel), with optional shrinkage.
+
+    ``shrinkage_diag`` shrinks the correlations towards 0 with the Schaefer & Strimmer (2005)
+    optimal weight; ``shrinkage_eye`` shrinks towards a multiple of the identity (Ledoit & Wolf,
+    2004); ``diag`` keeps the variances only; ``full`` is the sample covariance. ``dof`` defaults to
+    observations - 1; pass observations - conditions for residuals from condition means.
+    """
+    if method not in SHRINKAGE:
+        raise ValueError(f"unknown covariance method {method!r}; expected one of {SHRINKAGE}")
+    x = np.asarray(residuals, dtype=float)
+    x = x - x.mean(axis=0, keepdims=True)
+    n_obs, n_channel = x.shape
+    dof = n_obs - 1 if dof is None else dof
+    sum_xx = x.T @ x
+    if method == "full":
+        return sum_xx / dof
+    if method == "diag":
+        return np.diag(np.diag(sum_xx) / dof)
+    x2 = x * x
+    sum_x2x2 = x2.T @ x2  # sum over observations of (x_i x_j)^2, as one GEMM
+    if method == "shrinkage_eye":
+        s = sum_xx / n_obs
+        b2 = np.sum(sum_x2x2 / n_obs - s * s) / n_obs
+        m = np.trace(s) / n_channel
+        d2 = np.sum((s - m * np.eye(n_channel)) ** 2)
+        b2 = min(d2, b2)
+        shrunk = b2 / d2 * m * np.eye(n_channel) + (d2 - b2) / d2 * s
+        return shrunk * n_obs / dof
+    s = sum_xx / dof
+    var = np.diag(s)
+    std = np.sqrt(var)
+    corr_mean = sum_xx / np.outer(std, std) / (n_obs - 1)
+    corr2_mean = sum_x2x2 / np.outer(var, var) / (n_obs - 1)
+    var_hat = n_obs / dof**2 * (corr2_mean - corr_mean**2)
+    off = ~np.eye(n_channel, dtype=bool)
+    shrinkage = np.clip(var_hat[off].sum() / (corr_mean[off] ** 2).sum(), 0.0, 1.0)
+    return np.where(off, (1 - shrinkage) * s, s)
+
+
+def noise_precision(
+    residuals: np.ndarray, dof: int | None = None, method: str = "shrinkage_diag"
+) -> np.ndarray:
+    """Inverse of :func:`noise_covariance`."""
+    return np.linalg.inv(noise_covariance(residuals, dof, method))
+
+
+def residuals(patterns: np.ndarray, conditions: Sequence) -> tuple[np.ndarray, int]:
+    """Trial patterns minus their condition mean, and the residual degrees of freedom."""
+    labels, means = condition_means(patterns, conditions)
+    index = np.searchsorted(labels, np.asarray(conditions))
+    return patterns - means[index], patterns.shape[0] - len(labels)
+
+
+def calc_rdm(
+    patterns: np.ndarray,
+    conditions: Sequence,
+    method: str = "euclidean",
+    *,
+    precision: np.ndarray | None = None,
+    folds: Sequence | None = None,
+    remove_mean: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """RDM (condition, condition) of ``patterns`` (observation, channel) and the condition labels.
+
+    Rows/columns are the sorted unique ``conditions``. ``precision`` (channel, channel) is the
+    noise precision of Mahalanobis and crossnobis (identity if omitted). Crossnobis needs
+    ``folds`` (one label per observation; leave-one-fold-out over its unique values).
+    """
+    patterns = np.asarray(patterns, dtype=float)
+    if method not in METHODS:
+        raise ValueError(f"unknown RDM method {method!r}; expected one of {METHODS}")
+    n_channel = patterns.shape[1]
+    if method == "crossnobis":
+        if folds is None:
+            raise ValueError("crossnobis needs folds (one cross-validation label per observation)")
+        return _crossnobis(patterns, conditions, folds, precision, remove_mean)
+    labels, means = condition_means(patterns, conditions)
+    if remove_mean or method == "correlation":
+        means = means - means.mean(axis=1, keepdims=True)
+    if method == "correlation":
+        unit = means / np.sqrt(np.einsum("ij,ij->i", means, means))[:, None]
+        rdm = 1 - unit @ unit.T
+        np.fill_diagonal(rdm, 0.0)
+        return rdm, labels
+    gram = means @ means.T if precision is None else means @ precision @ means.T
+    return _distances_from_gram(gram) / n_channel, labels
+
+
+def _crossnobis(patterns, conditions, folds, precision, remove_mean):
+    conditions = np.asarray(conditions)
+    folds = np.asarray(folds)
+    labels, cond_index = np.unique(conditions, return_inverse=True)
+    fold_labels, fold_index = np.unique(folds, return_inverse=True)
+    n_cond, n_fold, n_channel = len(labels), len(fold_labels), patterns.shape[1]
+    # Sums and counts per (fold, condition): every fold's test means and, by subtraction from the
+    # totals, every fold's training means (the mean over all observations of the other folds).
+    sums = np.zeros((n_fold, n_cond, n_channel))
+    np.add.at(sums, (fold_index, cond_index), patterns)
+    counts = np.zeros((n_fold, n_cond))
+    np.add.at(counts, (fold_index, cond_index), 1)
+    if (counts == 0).any():
+        raise ValueError("crossnobis: every condition must occur in every fold")
+    test = sums / counts[..., None]
+    train = (sums.sum(axis=0) - sums) / (counts.sum(axis=0) - counts)[..., None]
+    if remove_mean:
+        test = test - test.mean(axis=2, keepdims=True)
+        train = train - train.mean(axis=2, keepdims=True)
+    # One GEMM for all folds: test patterns times the precision, then per-fold cross kernels.
+    weighted = test.reshape(-1, n_channel)
+    if precision is not None:
+        weighted = weighted @ precision
+    kernels = np.einsum("kin,kjn->kij", train, weighted.reshape(n_fold, n_cond, n_channel))
+    # Distances are linear in the kernel, so average the kernels first.
+    return _distances_from_gram(kernels.mean(axis=0)) / n_channel, labels
