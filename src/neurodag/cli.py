@@ -22,7 +22,9 @@ def _json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
 
 
-def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+def _add_dataset_args(
+    parser: argparse.ArgumentParser, output_help: str = "NetCDF file to write"
+) -> None:
     source = parser.add_argument_group("dataset (either --config and --dataset, or --spec)")
     source.add_argument(
         "--config",
@@ -35,7 +37,7 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params", type=_json_arg, help="stage parameters as JSON (default: the config's)"
     )
-    parser.add_argument("-o", "--output", required=True, help="NetCDF file to write")
+    parser.add_argument("-o", "--output", required=True, help=output_help)
 
 
 def _resolve_dataset(args: argparse.Namespace, stage: str) -> tuple[dict, dict]:
@@ -77,6 +79,21 @@ def cmd_homogenize(args: argparse.Namespace) -> None:
     log.info("wrote %s", path)
 
 
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from neurodag.errors import ConfigError
+
+    spec, _ = _resolve_dataset(args, "homogenize")
+    if spec["kind"] != args.kind or spec["format"] != "simulated":
+        raise ConfigError(
+            f"simulate {args.kind}: the dataset is kind {spec['kind']!r}, format "
+            f"{spec['format']!r}; expected kind {args.kind!r}, format 'simulated'"
+        )
+    from neurodag.simulate.celegans import write_simulation
+
+    paths = write_simulation(args.output, spec.get("simulate"))
+    log.info("wrote %d files into %s", len(paths), args.output)
+
+
 def cmd_inspect(args: argparse.Namespace) -> None:
     from neurodag.inspect import describe
 
@@ -106,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_args(p)
     p.set_defaults(func=cmd_homogenize)
+
+    p = sub.add_parser(
+        "simulate",
+        help="write a simulated dataset in its real format plus truth.nc",
+        description="celegans: one NWB file per worm (celegans-nwb format) and truth.nc.",
+    )
+    p.add_argument("kind", choices=["celegans"], help="what to simulate")
+    _add_dataset_args(p, output_help="folder to write the files into")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

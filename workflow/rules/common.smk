@@ -6,6 +6,22 @@ from neurodag.config import enabled_datasets
 from neurodag.homogenize.connectomes import connectome_inputs
 
 
+def simulated_datasets(kind):
+    """Datasets of this kind that `neurodag simulate` writes."""
+    return [
+        name
+        for name in enabled_datasets(config, kind=kind)
+        if config["datasets"][name]["format"] == "simulated"
+    ]
+
+
+def recordings(dataset):
+    """Recording names of a C. elegans dataset (the ingest files' stems)."""
+    from neurodag.io.celegans import recording_names
+
+    return recording_names(config["datasets"][dataset])
+
+
 def homogenized_datasets():
     """Datasets with a homogenize output (connectomes for now)."""
     return enabled_datasets(config, kind="connectome")
