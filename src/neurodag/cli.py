@@ -72,9 +72,44 @@ def cmd_homogenize(args: argparse.Namespace) -> None:
 
     spec, params = _resolve_dataset(args, "homogenize")
     log.info("homogenize %s dataset (format %s)", spec["kind"], spec["format"])
-    ds, inputs = homogenize(spec, params)
+    ds, inputs = homogenize(
+        spec,
+        params,
+        ingested=args.ingested,
+        compute=_compute_settings(args).get("dask"),
+        threads=args.threads,
+        memory_mb=args.memory_mb,
+    )
     path = write_dataset(
         ds, args.output, stage="homogenize", parameters={"dataset": spec, **params}, inputs=inputs
+    )
+    log.info("wrote %s", path)
+
+
+def _compute_settings(args: argparse.Namespace) -> dict:
+    """The config's ``compute`` section (defaults when the dataset came as --spec)."""
+    from neurodag import config as cfg
+
+    if args.config:
+        return cfg.load_config(args.config)["compute"]
+    return cfg.validate({"datasets": {}})["compute"]
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from neurodag.io.celegans import read_recording, recording_files
+    from neurodag.io.netcdf import write_dataset
+
+    spec, params = _resolve_dataset(args, "ingest")
+    if spec["kind"] != "celegans":
+        from neurodag.errors import ConfigError
+
+        raise ConfigError(f"ingest: kind {spec['kind']!r} is not handled here (celegans)")
+    files = [Path(p) for p in args.input] if args.input else recording_files(spec, args.recording)
+    ds = read_recording(spec, args.recording, files, params.get("celegans", {}))
+    path = write_dataset(
+        ds, args.output, stage="ingest", parameters={"dataset": spec, **params}, inputs=files
     )
     log.info("wrote %s", path)
 
@@ -123,6 +158,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_args(p)
     p.set_defaults(func=cmd_homogenize)
+
+    p.add_argument(
+        "--ingested",
+        nargs="+",
+        metavar="FILE",
+        help="C. elegans: the dataset's ingest files (results/ingest/<dataset>/*.nc)",
+    )
+    p.add_argument("--threads", type=int, help="cores for the Dask workers (default: all)")
+    p.add_argument("--memory-mb", type=int, help="memory for the Dask workers, in MB")
+
+    p = sub.add_parser(
+        "ingest",
+        help="read one recording into the data model (C. elegans calcium)",
+    )
+    p.add_argument("--recording", required=True, help="recording name (the output file's stem)")
+    p.add_argument(
+        "--input", nargs="+", metavar="FILE", help="files to read (default: found from the spec)"
+    )
+    _add_dataset_args(p)
+    p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser(
         "simulate",
