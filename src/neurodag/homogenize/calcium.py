@@ -13,9 +13,9 @@ worm, on the traces as recorded (labelled and unlabelled alike):
 2. resampling to ``t_j = j dt``: linear interpolation when the recording is coarser than dt
    (upsampling); when it is finer, linear interpolation onto m = ceil(dt / frame interval) points
    per step, ``t_j - dt + (i + 1) dt / m``, then their mean (a causal block average);
-3. normalisation per neuron: ``zscore`` (x - mean) / std over the worm's valid time steps (a
-   constant trace becomes 0), or ``causal`` (x_t - m_t) / s_t with m_t, s_t the mean and standard
-   deviation of x_0..x_t (expanding; 0 where s_t = 0);
+3. normalisation per neuron: ``zscore`` (x - mean) / std over the worm's valid time steps, or
+   ``causal`` (x_t - m_t) / s_t with m_t, s_t the mean and standard deviation of x_0..x_t
+   (expanding); 0 where the standard deviation is 0 (below 1e-9 max(|mean|, 1): round-off);
 4. worms with fewer than ``min_duration_s`` of data are dropped, with the reason logged and kept
    in the file's ``dropped`` attribute.
 
@@ -108,6 +108,11 @@ def resample(t: np.ndarray, x: np.ndarray, dt: float) -> tuple[np.ndarray, np.nd
     return grid, values.reshape(grid.size, m, *x.shape[1:]).mean(axis=1)
 
 
+def _nonzero_std(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    # a standard deviation at round-off level (a constant trace or prefix) counts as zero
+    return std > 1e-9 * np.maximum(np.abs(mean), 1.0)
+
+
 def normalise(x: np.ndarray, method: str) -> np.ndarray:
     """Per-column normalisation along axis 0 (see the module docstring)."""
     x = np.asarray(x, dtype=np.float64)
@@ -115,15 +120,15 @@ def normalise(x: np.ndarray, method: str) -> np.ndarray:
         return x.copy()
     if method == "zscore":
         mean, std = x.mean(axis=0), x.std(axis=0)
-        return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+        ok = _nonzero_std(std, mean)
+        return np.where(ok, (x - mean) / np.where(ok, std, 1.0), 0.0)
     if method == "causal":
         n = np.arange(1, x.shape[0] + 1).reshape(-1, *([1] * (x.ndim - 1)))
-        mean = np.cumsum(x, axis=0) / n
-        var = np.maximum(np.cumsum(x * x, axis=0) / n - mean**2, 0.0)
-        std = np.sqrt(var)
-        # a variance at round-off level (a constant prefix) counts as zero
-        ok = std > 1e-9 * np.maximum(np.abs(mean), 1.0)
-        return np.where(ok, (x - mean) / np.where(ok, std, 1.0), 0.0)
+        shifted = x - x[:1]  # running sums of deviations from the first value lose less precision
+        mean = np.cumsum(shifted, axis=0) / n
+        std = np.sqrt(np.maximum(np.cumsum(shifted * shifted, axis=0) / n - mean**2, 0.0))
+        ok = _nonzero_std(std, mean + x[:1])
+        return np.where(ok, (shifted - mean) / np.where(ok, std, 1.0), 0.0)
     raise ConfigError(f"stages.homogenize.celegans.normalise: unknown method {method!r}")
 
 
