@@ -25,14 +25,17 @@ def _table(files: list[Path], columns=None):
     import pandas as pd
 
     frames = []
+    import pyarrow.parquet as pq
+
     for path in files:
         try:
-            frame = pd.read_parquet(path, columns=columns)
+            names = pq.read_schema(path).names
         except Exception as exc:  # pyarrow raises several types for a corrupt file
             raise InputError(path, None, f"not a readable parquet file ({exc})") from exc
-        missing = [c for c in (columns or REQUIRED) if c not in frame.columns]
+        missing = [c for c in (columns or REQUIRED) if c not in names]
         if missing:
             raise InputError(path, "columns", f"missing column(s) {missing}")
+        frame = pd.read_parquet(path, columns=columns)
         frame["_file"] = str(path)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
