@@ -202,6 +202,7 @@ def test_parquet_without_the_columns_is_an_error(tmp_path):
 # ------------------------------------------------------------------ real Dag et al. 2023 worms
 
 
+@pytest.mark.slow
 def test_dag2023_worms_labelled_slots_and_aval_avar(shared_data, tmp_path):
     folder = shared_data / "celegans" / "dag2023"
     spec = {"kind": "celegans", "format": "dag2023-h5", "path": str(folder)}
