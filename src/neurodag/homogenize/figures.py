@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from neurodag.plotting import SEQUENTIAL, figure, save_figure
+from neurodag.plotting import DIVERGING, SEQUENTIAL, figure, save_figure
 
 
 def plot_connectome(ds: xr.Dataset, path: str | Path, title: str = "") -> Path:
@@ -50,3 +50,49 @@ def plot_connectome(ds: xr.Dataset, path: str | Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
+
+
+def plot_activity(ds: xr.Dataset, path: str | Path, title: str = "") -> Path:
+    """First worm's homogenized traces (labelled neurons) and labelled neurons per worm."""
+    fig, axes = figure(1, 2, width=14, height=5, gridspec_kw={"width_ratios": [2.2, 1]})
+    ax = axes[0]
+    worm = str(ds.worm.values[0])
+    n = int(ds["valid_length"].values[0])
+    labeled = ds["labeled"].values[0].astype(bool)
+    traces = ds["activity"].values[0, :n][:, labeled]
+    names = ds.neuron.values[labeled]
+    time = ds.time.values[:n]
+    limit = float(np.nanpercentile(np.abs(traces), 99)) if traces.size else 1.0
+    image = ax.imshow(
+        traces.T,
+        aspect="auto",
+        interpolation="nearest",
+        cmap=DIVERGING,
+        vmin=-limit,
+        vmax=limit,
+        extent=(time[0], time[-1] if n > 1 else 1.0, len(names) - 0.5, -0.5),
+    )
+    fig.colorbar(image, ax=ax, shrink=0.8, label="normalised activity (z)")
+    step = max(1, len(names) // 40)
+    ax.set_yticks(np.arange(0, len(names), step), names[::step], fontsize=6)
+    ax.set(xlabel="time (s)", ylabel="labelled neuron", title=f"worm {worm}: labelled neurons")
+    ax = axes[1]
+    per_worm = ds["labeled"].sum("neuron").values
+    unlabeled = np.isfinite(ds["unlabeled_activity"]).any("time").sum("roi").values
+    positions = np.arange(ds.sizes["worm"])
+    ax.barh(positions, per_worm, label="labelled (canonical slot)")
+    ax.barh(positions, unlabeled, left=per_worm, label="unlabelled (kept apart)")
+    ax.set_yticks(positions, ds.worm.values, fontsize=7)
+    ax.invert_yaxis()
+    ax.set(xlabel="number of traces", title="traces per worm")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+    if title:
+        fig.suptitle(f"{title}: {ds.sizes['worm']} worms, time step {float(ds.attrs['dt']):.3g} s")
+    return save_figure(fig, path)
+
+
+def plot_homogenized(ds: xr.Dataset, path: str | Path, title: str = "") -> Path:
+    """The summary figure of any homogenize output (connectomes or calcium activity)."""
+    if "activity" in ds:
+        return plot_activity(ds, path, title)
+    return plot_connectome(ds, path, title)
