@@ -69,8 +69,12 @@ def write_dataset(
     parameters: Mapping[str, Any] | None = None,
     inputs: Iterable[str | Path] = (),
     complevel: int = 4,
+    groups: Mapping[str, xr.Dataset] | None = None,
 ) -> Path:
-    """Write ``ds`` to ``path`` atomically, with provenance attributes. Returns the path."""
+    """Write ``ds`` to ``path`` atomically, with provenance attributes. Returns the path.
+
+    ``groups`` are written as NetCDF groups of the same file (read one with
+    ``xr.open_dataset(path, group=name)``); the provenance sits on the root."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = ds.copy()
@@ -84,6 +88,10 @@ def write_dataset(
     tmp = temporary_path(path)
     try:
         out.to_netcdf(tmp, engine=ENGINE, encoding=_encoding(out, complevel))
+        for name, group in (groups or {}).items():
+            group.to_netcdf(
+                tmp, mode="a", group=name, engine=ENGINE, encoding=_encoding(group, complevel)
+            )
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
