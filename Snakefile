@@ -23,9 +23,12 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/homogenize.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/ingest.smk"
 
 
 rule all:
     input:
         homogenized_files(),
+        allen_ingest_files(),
     default_target: True

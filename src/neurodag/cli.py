@@ -22,7 +22,9 @@ def _json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
 
 
-def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+def _add_dataset_args(
+    parser: argparse.ArgumentParser, output_help: str = "NetCDF file to write"
+) -> None:
     source = parser.add_argument_group("dataset (either --config and --dataset, or --spec)")
     source.add_argument(
         "--config",
@@ -35,7 +37,7 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params", type=_json_arg, help="stage parameters as JSON (default: the config's)"
     )
-    parser.add_argument("-o", "--output", required=True, help="NetCDF file to write")
+    parser.add_argument("-o", "--output", required=True, help=output_help)
 
 
 def _resolve_dataset(args: argparse.Namespace, stage: str) -> tuple[dict, dict]:
@@ -77,6 +79,42 @@ def cmd_homogenize(args: argparse.Namespace) -> None:
     log.info("wrote %s", path)
 
 
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from neurodag.errors import ConfigError
+
+    spec, _ = _resolve_dataset(args, "simulate")
+    if spec.get("kind") != args.kind or spec.get("format") != "simulated":
+        raise ConfigError(
+            f"neurodag simulate {args.kind} needs a dataset with kind {args.kind} and format "
+            f"simulated, got kind {spec.get('kind')} and format {spec.get('format')}"
+        )
+    from neurodag.simulate.allen import simulate, write_session
+
+    options = spec.get("simulate", {})
+    session = simulate(options)
+    paths = write_session(session, args.output, parameters={"dataset": spec})
+    log.info(
+        "simulated %d units, %d spikes, stimuli %s -> %s",
+        len(session.units),
+        session.spike_times.size,
+        ", ".join(session.presentations),
+        ", ".join(map(str, paths)),
+    )
+
+
+def cmd_ingest_allen(args: argparse.Namespace) -> None:
+    from neurodag.ingest_allen import ingest_session, responses_for, write_outputs
+
+    spec, params = _resolve_dataset(args, "ingest")
+    params = params.get("allen", {})
+    params = {**params, "responses": responses_for(spec, params)}
+    outputs = ingest_session(args.input, spec, params, only=args.only)
+    paths = write_outputs(
+        outputs, args.output, parameters={"dataset": spec, **params}, inputs=[args.input]
+    )
+    log.info("%s: wrote %s", args.input, ", ".join(map(str, paths)))
+
+
 def cmd_inspect(args: argparse.Namespace) -> None:
     from neurodag.inspect import describe
 
@@ -106,6 +144,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_args(p)
     p.set_defaults(func=cmd_homogenize)
+
+    p = sub.add_parser(
+        "simulate",
+        help="write a simulated dataset in its real file format, with a truth.nc beside it",
+    )
+    p.add_argument("kind", choices=["allen"], help="allen: an Allen Neuropixels session NWB")
+    _add_dataset_args(p, "folder to write (session.nwb and truth.nc for allen)")
+    p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "ingest-allen",
+        help="read an Allen Neuropixels session NWB into counts.nc and {stimulus}.nc",
+    )
+    p.add_argument("--input", required=True, metavar="FILE.nwb", help="the session file")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="write only counts, or only this aligned stimulus (repeatable; default: all)",
+    )
+    _add_dataset_args(p, "folder to write: counts.nc and one {stimulus}.nc per aligned stimulus")
+    p.set_defaults(func=cmd_ingest_allen)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

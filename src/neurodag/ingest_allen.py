@@ -35,7 +35,7 @@ from neurodag.spikes import (
 log = logging.getLogger(__name__)
 
 NO_EPOCH = "none"
-COUNTS_FILE = "counts.nc"
+COUNTS = "counts"  # the name of the session-long counts output (counts.nc)
 
 
 def responses_for(spec: dict, params: dict) -> dict[str, dict]:
@@ -189,21 +189,22 @@ def stimulus_responses(
     counts = align_spikes(
         session.spike_times, session.spike_index, onsets, tuple(window_s), bin_size_s
     )
-    time = window_s[0] + (np.arange(counts.shape[2]) + 0.5) * bin_size_s
+    time = bin_centres(window_s[0], bin_size_s, counts.shape[2])
     ds = xr.Dataset(
         {
             "responses": (
                 ("trial", "neuron", "time"),
                 counts.astype(smallest_int_dtype(counts.max(initial=0))),
-            ),
-            **trial_variables(table),
+            )
         },
         coords={**_unit_coords(session), "trial": table.index.to_numpy(), "time": time},
     )
     if stimulus in session.templates:
-        image = session.templates[stimulus]
-        ds["image"] = (("frame", "y", "x"), image)
-        ds = ds.assign_coords(frame=np.arange(image.shape[0]))
+        ds["image"] = (("frame", "y", "x"), session.templates[stimulus])
+    # A column named like a dimension (frame, beside image(frame, y, x)) must be a coordinate.
+    variables = trial_variables(table)
+    ds = ds.assign_coords({k: v for k, v in variables.items() if k in ds.dims})
+    ds = ds.assign({k: v for k, v in variables.items() if k not in ds.dims})
     ds["responses"].attrs.update(units="spikes per bin")
     ds["time"].attrs.update(units="s", long_name="bin centre relative to presentation start")
     ds.attrs.update(
@@ -216,14 +217,25 @@ def stimulus_responses(
     return ds
 
 
-def ingest_session(path: str | Path, spec: dict, params: dict) -> dict[str, xr.Dataset]:
-    """All output datasets of one session: ``{"counts": ..., stimulus: ...}``.
+def ingest_session(
+    path: str | Path, spec: dict, params: dict, only: list[str] | None = None
+) -> dict[str, xr.Dataset]:
+    """The output datasets of one session: ``{"counts": ..., stimulus: ...}`` (``only``: these
+    names among them).
 
     ``params`` is ``stages.ingest.allen``; every check runs before anything is returned, so a bad
     input or setting leaves no output file.
     """
     check_bin_size(params["bin_size_s"], "stages.ingest.allen.bin_size_s")
     responses = responses_for(spec, params)
+    if only:
+        unknown = [name for name in only if name != COUNTS and name not in responses]
+        if unknown:
+            raise ConfigError(
+                f"stages.ingest.allen.responses: {', '.join(unknown)} not configured; "
+                f"configured: {', '.join(responses) or 'none'}"
+            )
+        responses = {k: v for k, v in responses.items() if k in only}
     for stimulus, options in responses.items():
         check_bin_size(options["bin_size_s"], f"responses.{stimulus}.bin_size_s")
         a, b = options["window_s"]
@@ -231,7 +243,9 @@ def ingest_session(path: str | Path, spec: dict, params: dict) -> dict[str, xr.D
             raise ConfigError(f"responses.{stimulus}.window_s: end {b} must be after start {a}")
     session = read_session(path, params.get("unit_filter"))
     session = select_regions(session, params.get("regions"))
-    outputs = {"counts": session_counts(session, params["bin_size_s"])}
+    outputs = {}
+    if not only or COUNTS in only:
+        outputs[COUNTS] = session_counts(session, params["bin_size_s"])
     for stimulus, options in responses.items():
         outputs[stimulus] = stimulus_responses(
             session, stimulus, options["window_s"], options["bin_size_s"]

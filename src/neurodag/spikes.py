@@ -152,4 +152,5 @@ def align_spikes(
 
 
 def bin_centres(start: float, bin_size: float, n_bins: int) -> np.ndarray:
-    return start + (np.arange(n_bins) + 0.5) * bin_size
+    # rounded so that centres print as the decimals they are (0.075, not 0.07500000000000001)
+    return np.round(start + (np.arange(n_bins) + 0.5) * bin_size, 12)

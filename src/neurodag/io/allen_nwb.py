@@ -1,4 +1,4 @@
-"""Reader for Allen Brain Observatory Visual Coding Neuropixels session files (format ``allen-nwb``).
+"""Reader for Allen Brain Observatory Visual Coding Neuropixels sessions (format ``allen-nwb``).
 
 The sessions (Siegle et al., "Survey of spiking in the mouse visual system reveals functional
 hierarchy", Nature 2021) are NWB 2 files written by the AllenSDK with the ``ndx-aibs-ecephys``
@@ -90,9 +90,9 @@ def parse_column(values: Any) -> np.ndarray:
     except ValueError:
         text[missing] = ""
         return text.astype(str)
-    if not missing.any() and numbers.size and np.all(numbers == np.round(numbers)):
-        if np.all(np.abs(numbers) < 2**53):
-            return numbers.astype(np.int64)
+    whole = np.all(numbers == np.round(numbers)) and np.all(np.abs(numbers) < 2**53)
+    if numbers.size and not missing.any() and whole:
+        return numbers.astype(np.int64)
     return numbers
 
 
@@ -295,7 +295,8 @@ def read_templates(nwb) -> dict[str, np.ndarray]:
                 images = list(item.order_of_images.data[:])
             else:
                 images = [item.images[key] for key in sorted(item.images)]
-            templates[stimulus] = np.stack([np.asarray(im.data[:], dtype=np.float64) for im in images])
+            frames = [np.asarray(image.data[:], dtype=np.float64) for image in images]
+            templates[stimulus] = np.stack(frames)
         elif getattr(item, "data", None) is not None and np.ndim(item.data) == 3:
             templates[stimulus] = np.asarray(item.data[:], dtype=np.float64)
     return templates

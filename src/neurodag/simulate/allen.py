@@ -442,25 +442,35 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
         experiment_description="planted pieces: " + ", ".join(session.presentations),
         stimulus_notes="Visual Coding Neuropixels layout; see neurodag docs/data-model.md",
         subject=Subject(
-            subject_id="simulated", species="Mus musculus", sex="U", age="P100D",
+            subject_id="simulated",
+            species="Mus musculus",
+            sex="U",
+            age="P100D",
             description="simulated mouse",
         ),
     )
     groups = {}
     for probe, row in session.probes.iterrows():
-        device = nwb.create_device(name=probe, description="Neuropixels 1.0 (simulated)",
-                                   manufacturer="imec")
+        device = nwb.create_device(
+            name=probe, description="Neuropixels 1.0 (simulated)", manufacturer="imec"
+        )
         groups[probe] = nwb.create_electrode_group(
             name=probe,
             description=f"Neuropixels probe {probe}, probe_id {int(row['probe_id'])}",
             location=", ".join(
-                dict.fromkeys(session.electrodes.loc[session.electrodes["probe"] == probe,
-                                                     "location"])
+                dict.fromkeys(
+                    session.electrodes.loc[session.electrodes["probe"] == probe, "location"]
+                )
             ),
             device=device,
         )
-    extra = ["probe_id", "local_index", "probe_vertical_position", "probe_horizontal_position",
-             "valid_data"]
+    extra = [
+        "probe_id",
+        "local_index",
+        "probe_vertical_position",
+        "probe_horizontal_position",
+        "valid_data",
+    ]
     descriptions = {
         "probe_id": "id of the probe this channel is on",
         "local_index": "channel index on its probe, from the tip",
@@ -475,18 +485,29 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
             id=int(channel),
             location=row["location"],
             group=groups[row["probe"]],
-            x=float(row["x"]), y=float(row["y"]), z=float(row["z"]),
+            x=float(row["x"]),
+            y=float(row["y"]),
+            z=float(row["z"]),
             **{name: row[name] for name in extra},
         )
 
-    from hdmf.common import ElementIdentifiers
+    from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
 
     table = session.units
+    spike_times = VectorData(
+        name="spike_times",
+        description="spike times (s)",
+        data=H5DataIO(session.spike_times, compression="gzip"),
+    )
+    spike_index = VectorIndex(
+        name="spike_times_index", data=session.spike_index.tolist(), target=spike_times
+    )
     units = Units(
         name="units",
         description="sorted units (simulated)",
-        resolution=1 / SAMPLE_RATE_HZ,
         id=ElementIdentifiers(name="id", data=table.index.to_numpy().tolist()),
+        columns=[spike_times, spike_index],
+        resolution=1 / SAMPLE_RATE_HZ,
     )
     columns = {
         "quality": "curation label (good / noise)",
@@ -499,12 +520,6 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
         "cluster_id": "Kilosort cluster id",
         "firing_rate": "mean firing rate over the session (Hz)",
     }
-    units.add_column(
-        name="spike_times",
-        description="spike times (s)",
-        index=session.spike_index.tolist(),
-        data=H5DataIO(session.spike_times, compression="gzip"),
-    )
     for name, description in columns.items():
         values = table[name].to_numpy()
         data = values.astype(str).tolist() if values.dtype == object else values.tolist()
@@ -512,18 +527,27 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     nwb.units = units
 
     for name, frame in session.presentations.items():
-        intervals = TimeIntervals(name=f"{name}_presentations",
-                                  description=f"presentations of the {name} stimulus")
+        intervals = TimeIntervals(
+            name=f"{name}_presentations", description=f"presentations of the {name} stimulus"
+        )
         for column in frame.columns:
             if column in ("start_time", "stop_time"):
                 continue
             intervals.add_column(name=column, description=f"stimulus parameter {column}")
         for presentation, row in frame.iterrows():
-            intervals.add_row(id=int(presentation), **{
-                c: (row[c] if c in ("start_time", "stop_time") else
-                    int(row[c]) if c == "stimulus_block" else str(row[c]))
-                for c in frame.columns
-            })
+            intervals.add_row(
+                id=int(presentation),
+                **{
+                    c: (
+                        row[c]
+                        if c in ("start_time", "stop_time")
+                        else int(row[c])
+                        if c == "stimulus_block"
+                        else str(row[c])
+                    )
+                    for c in frame.columns
+                },
+            )
         nwb.add_time_intervals(intervals)
 
     for name, image in session.templates.items():
@@ -548,7 +572,8 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     )
     for _, row in session.invalid_times.iterrows():
         nwb.add_invalid_time_interval(
-            start_time=float(row["start_time"]), stop_time=float(row["stop_time"]),
+            start_time=float(row["start_time"]),
+            stop_time=float(row["stop_time"]),
             tags=row["tags"].split(","),
         )
 
