@@ -134,17 +134,30 @@ def open_nwb(path: str | Path):
         nwb = io.read()
     except Exception as exc:
         io.close()
-        raise InputError(path, _field_of_error(exc), f"NWB file does not read ({exc})") from exc
+        field, reason = _construct_error(exc)
+        raise InputError(path, field, reason) from exc
     return io, nwb
 
 
-def _field_of_error(exc: Exception) -> str | None:
-    """The HDF5 path pynwb names in a construction error, if any (e.g. a table missing a column)."""
-    text = str(exc)
-    for token in text.replace("'", " ").replace('"', " ").split():
-        if token.startswith("root/") or token.startswith("/"):
-            return token.strip(":,.")
-    return None
+def _construct_error(exc: BaseException) -> tuple[str | None, str]:
+    """The innermost NWB object that failed to build (its path in the file) and why. A stimulus
+    table missing start_time or stop_time is named down to the column."""
+    from hdmf.build.errors import ConstructError
+
+    innermost = None
+    while exc is not None:
+        if isinstance(exc, ConstructError) and len(exc.args) == 2:
+            innermost = exc
+        exc = exc.__cause__ or exc.__context__
+    if innermost is None:
+        return None, "NWB file does not read"
+    builder, reason = innermost.args
+    where = str(getattr(builder, "path", "")).removeprefix("root/") or None
+    if getattr(builder, "attributes", {}).get("neurodata_type") == "TimeIntervals":
+        for column in ("start_time", "stop_time"):
+            if column not in builder.datasets:
+                return f"{where}/{column}", "the interval table has no such column"
+    return where, f"NWB object does not read ({reason})"
 
 
 def read_units(nwb, path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

@@ -451,9 +451,7 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     )
     groups = {}
     for probe, row in session.probes.iterrows():
-        device = nwb.create_device(
-            name=probe, description="Neuropixels 1.0 (simulated)", manufacturer="imec"
-        )
+        device = nwb.create_device(name=probe, description="Neuropixels 1.0 (simulated, imec)")
         groups[probe] = nwb.create_electrode_group(
             name=probe,
             description=f"Neuropixels probe {probe}, probe_id {int(row['probe_id'])}",
