@@ -62,9 +62,10 @@ def measure(function, runs):
 def main(n_units=800, n_spikes=50_000_000, bin_size=0.1, runs=3):
     times, index = make_session(n_units, n_spikes)
     n_bins = int(SESSION_S / bin_size)
+    output_mib = n_units * n_bins * 4 / 2**20
     print(
-        f"session: {n_units} units, {n_spikes:.3g} spikes, {SESSION_S:.0f} s, "
-        f"{bin_size} s bins -> counts {n_units} x {n_bins} (int32 {n_units * n_bins * 4 / 2**20:.0f} MiB)"
+        f"session: {n_units} units, {n_spikes:.3g} spikes, {SESSION_S:.0f} s, {bin_size} s bins"
+        f" -> counts {n_units} x {n_bins} (int32, {output_mib:.0f} MiB)"
     )
     results = {}
     for name, function in (
