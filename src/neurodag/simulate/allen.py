@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 #: Registry of piece generators: name in config -> (module, function). Each takes ``seed=``.
 PIECES = {
-    "bicluster": ("neurodag.simulate.switching", "switching_region"),
+    "bicluster": ("neurodag.simulate.switching", "switching_population"),
     "mds": ("neurodag.simulate.functional_types", "functional_types"),
     "geometry": ("neurodag.simulate.geometry", "natural_scenes"),
     "latents": ("neurodag.simulate.lorenz", "lorenz_trials"),
@@ -83,7 +83,13 @@ class SimulatedSession:
 
 
 def load_piece(name: str, options: dict | None, seed: int) -> xr.Dataset:
-    """Build the registered piece ``name`` with its options (sizes) and a seed."""
+    """Build the registered piece ``name`` with its options (sizes) and a seed.
+
+    The option ``stimulus_name`` is the composer's, not the generator's: it renames the piece's
+    stimulus table (two pieces that both call theirs ``natural_scenes`` need distinct tables).
+    """
+    options = dict(options or {})
+    stimulus_name = options.pop("stimulus_name", None)
     if name not in PIECES:
         raise ConfigError(f"simulate.pieces.{name}: unknown piece; known: {', '.join(PIECES)}")
     module_name, function = PIECES[name]
@@ -94,9 +100,12 @@ def load_piece(name: str, options: dict | None, seed: int) -> xr.Dataset:
             f"simulate.pieces.{name}: its generator {module_name} is not installed"
         ) from exc
     try:
-        return getattr(module, function)(**{**(options or {}), "seed": seed})
+        piece = getattr(module, function)(**{**options, "seed": seed})
     except TypeError as exc:
         raise ConfigError(f"simulate.pieces.{name}: {exc}") from exc
+    if stimulus_name:
+        piece.attrs["stimulus_name"] = str(stimulus_name)
+    return piece
 
 
 def neuron_regions(piece: xr.Dataset) -> np.ndarray:
@@ -226,7 +235,10 @@ def compose_session(
         if not name or "dt_s" not in piece.attrs:
             raise ConfigError(f"piece {name!r}: attrs stimulus_name and dt_s are required")
     if len(set(names)) != len(names):
-        raise ConfigError(f"simulate.pieces: two pieces make the same stimulus table ({names})")
+        raise ConfigError(
+            f"simulate.pieces: two pieces make the same stimulus table ({names}); give one a "
+            "stimulus_name option"
+        )
 
     # Units of the pieces, then the units the default filter will drop.
     unit_piece, unit_source, unit_region = [], [], []
