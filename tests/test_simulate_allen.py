@@ -127,7 +127,7 @@ def test_piece_errors_name_the_problem():
 def test_nwb_passes_nwbinspector_and_truth_file_layout(tmp_path):
     from nwbinspector import Importance, inspect_nwbfile
 
-    session = simulate({"seed": 1, "pieces": {"demo_states": {}, "demo_gratings": {}}})
+    session = simulate({"seed": 1, "pieces": ["demo_states", {"demo_gratings": {"repeats": 2}}]})
     nwb, truth = write_session(session, tmp_path, parameters={"seed": 1})
     serious = [
         message
@@ -183,3 +183,18 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
         window = planted["planted_counts"].sizes["time"]
         if got.sizes["time"] == window:  # the configured window is the piece's trial
             np.testing.assert_array_equal(got.values, planted["planted_counts"].values)
+
+
+def test_config_pieces_are_a_list_of_names_or_name_options():
+    from neurodag.config import validate
+
+    def entry(pieces):
+        return {"datasets": {"s": {"kind": "allen", "format": "simulated", "simulate": pieces}}}
+
+    filled = validate(entry({"pieces": ["latents", {"mds": {"repeats": 1}}]}))
+    assert filled["datasets"]["s"]["simulate"]["seed"] == 0
+    for bad in (["nope"], [{"mds": {}, "latents": {}}], []):
+        with pytest.raises(ConfigError, match="datasets.s.simulate.pieces"):
+            validate(entry({"pieces": bad}))
+    default = validate({"datasets": {"s": {"kind": "allen", "format": "simulated"}}})
+    assert default["datasets"]["s"]["simulate"]["pieces"] == ["demo_states", "demo_gratings"]

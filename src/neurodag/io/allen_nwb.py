@@ -176,6 +176,8 @@ def read_units(nwb, path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     if problem:
         raise InputError(path, "units/spike_times_index", problem)
     times = np.asarray(times_data[: index[-1] if len(index) else 0], dtype=np.float64)
+    if not np.isfinite(times).all():
+        raise InputError(path, "units/spike_times", "spike times must be finite numbers")
     table = pd.DataFrame(_scalar_columns(units, path, "units"))
     table.index = pd.Index(np.asarray(units.id.data[:], dtype=np.int64), name="unit_id")
     return table, times, index

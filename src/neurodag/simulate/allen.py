@@ -597,13 +597,26 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     return path
 
 
+def piece_entries(pieces: list) -> list[tuple[str, dict]]:
+    """``simulate.pieces`` items (a name, or ``{name: options}``) as (name, options) pairs."""
+    entries = []
+    for item in pieces:
+        if isinstance(item, str):
+            entries.append((item, {}))
+        elif isinstance(item, dict) and len(item) == 1:
+            ((name, options),) = item.items()
+            entries.append((name, dict(options or {})))
+        else:
+            raise ConfigError(f"simulate.pieces: {item!r} is neither a name nor {{name: options}}")
+    return entries
+
+
 def build_pieces(options: dict) -> list[xr.Dataset]:
     """The pieces a ``simulate:`` config entry asks for, each seeded from the session seed."""
     seed = int(options.get("seed", 0))
-    pieces = options.get("pieces") or {}
     return [
         load_piece(name, piece_options, seed=seed * 1000 + k)
-        for k, (name, piece_options) in enumerate(pieces.items())
+        for k, (name, piece_options) in enumerate(piece_entries(options.get("pieces") or []))
     ]
 
 
