@@ -105,9 +105,11 @@ def _scalar_columns(table, path: Path, where: str) -> dict[str, np.ndarray]:
         column = table[name]
         if isinstance(column, VectorIndex):
             continue  # ragged (spike_times, tags, waveforms): read separately where needed
+        if len(getattr(column.data, "shape", (0,))) != 1:
+            continue  # multi-dimensional (waveform_mean): not loaded at all
         data = column.data[:]
-        if np.asarray(data).ndim != 1 or (len(data) and _is_reference(data[0])):
-            continue  # multi-dimensional (waveform_mean) or object references (group, timeseries)
+        if len(data) and _is_reference(data[0]):
+            continue  # object references (electrode group, timeseries)
         try:
             columns[name] = parse_column(data)
         except (TypeError, ValueError) as exc:

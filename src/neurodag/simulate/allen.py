@@ -512,11 +512,33 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     spike_index = VectorIndex(
         name="spike_times_index", data=session.spike_index.tolist(), target=spike_times
     )
+    # Allen files also carry per-spike amplitudes (ragged) and mean waveforms (2-D); the reader
+    # must pass over both.
+    rng = np.random.default_rng(len(session.spike_times))
+    amplitudes = VectorData(
+        name="spike_amplitudes",
+        description="amplitude of each spike (V)",
+        data=H5DataIO(
+            rng.gamma(9.0, 1e-5, session.spike_times.size).astype(np.float32), compression="gzip"
+        ),
+    )
+    amplitude_index = VectorIndex(
+        name="spike_amplitudes_index", data=session.spike_index.tolist(), target=amplitudes
+    )
+    samples = np.arange(82) / SAMPLE_RATE_HZ
+    shape = -np.exp(-(((samples - 6e-4) / 2e-4) ** 2)) + 0.4 * np.exp(-(samples - 1e-3) / 5e-4) * (
+        samples > 1e-3
+    )
+    waveform = VectorData(
+        name="waveform_mean",
+        description="mean waveform on the peak channel (uV), 82 samples at 30 kHz",
+        data=np.outer(table["amplitude"].to_numpy(), shape).astype(np.float32),
+    )
     units = Units(
         name="units",
         description="sorted units (simulated)",
         id=ElementIdentifiers(name="id", data=table.index.to_numpy().tolist()),
-        columns=[spike_times, spike_index],
+        columns=[spike_times, spike_index, amplitudes, amplitude_index, waveform],
         resolution=1 / SAMPLE_RATE_HZ,
     )
     columns = {
