@@ -45,10 +45,16 @@ def unit_of_spikes(index: np.ndarray, positions: np.ndarray) -> np.ndarray:
     return np.searchsorted(index, positions, side="right")
 
 
-def _unit_groups(index: np.ndarray, elements_per_unit: int):
-    """Consecutive unit ranges ``(first, last)`` whose bincount has at most GROUP_ELEMENTS."""
-    per_group = max(1, GROUP_ELEMENTS // max(1, elements_per_unit))
+def _unit_groups(index: np.ndarray, elements_per_unit: int, max_groups: int | None = None):
+    """Consecutive unit ranges ``(first, last)`` whose bincount has at most GROUP_ELEMENTS, or
+    with ``max_groups``, at most that many groups (where a unit's own bincount is large, as for
+    thousands of trials, the temporary array is then a fraction of the output instead of one
+    pass per unit)."""
     n_units = len(index)
+    budget = GROUP_ELEMENTS
+    if max_groups:
+        budget = max(budget, elements_per_unit * -(-n_units // max_groups))
+    per_group = max(1, budget // max(1, elements_per_unit))
     for first in range(0, n_units, per_group):
         yield first, min(n_units, first + per_group)
 
@@ -141,7 +147,7 @@ def align_spikes(
     for layer in range(layers):
         trials = order[layer::layers]  # sorted by onset, windows disjoint within a layer
         starts = onsets[trials] + a
-        for first, last in _unit_groups(index, len(trials) * n_bins):
+        for first, last in _unit_groups(index, len(trials) * n_bins, max_groups=32):
             lo, hi = _segment(index, first, last)
             if hi <= lo:
                 continue

@@ -107,6 +107,8 @@ def _scalar_columns(table, path: Path, where: str) -> dict[str, np.ndarray]:
             continue  # ragged (spike_times, tags, waveforms): read separately where needed
         if len(getattr(column.data, "shape", (0,))) != 1:
             continue  # multi-dimensional (waveform_mean): not loaded at all
+        if getattr(getattr(column.data, "dtype", None), "kind", "") == "V":
+            continue  # compound (a TimeSeries reference: start, count, series)
         data = column.data[:]
         if len(data) and _is_reference(data[0]):
             continue  # object references (electrode group, timeseries)
