@@ -63,6 +63,8 @@ def test_tiny_run_writes_the_ingest_files(workdir):  # noqa: F811
     counts = open_dataset(folder / "counts.nc")
     responses = open_dataset(folder / "static_gratings.nc")
     assert counts["counts"].sum() > 0 and np.isnan(responses["orientation"]).any()
+    assert (folder / "counts.png").stat().st_size > 0
+    assert (folder / "static_gratings.png").stat().st_size > 0
     for log in ("simulate/tiny.log", "ingest/tiny/session.counts.log"):
         assert (workdir / "results" / "logs" / log).exists()
     assert (workdir / "results" / "benchmarks" / "ingest" / "tiny" / "session.counts.tsv").exists()

@@ -266,4 +266,111 @@ def write_outputs(
                 ds, outdir / f"{name}.nc", stage="ingest", parameters=parameters, inputs=inputs
             )
         )
+        plot = plot_counts if name == COUNTS else plot_responses
+        written.append(plot(ds, outdir / f"{name}.png"))
     return written
+
+
+def _region_order(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    """Units sorted by region (then by their order in the file), and the regions in that order."""
+    regions = ds["region"].values.astype(str)
+    names = list(dict.fromkeys(sorted(regions)))
+    order = np.lexsort((np.arange(len(regions)), [names.index(r) for r in regions]))
+    return order, names
+
+
+def plot_counts(ds: xr.Dataset, path: str | Path, max_columns: int = 1500) -> Path:
+    """Quick look at a session: each unit's rate over the session (units grouped by region) and
+    the mean rate per region, with the stimulus blocks marked."""
+    from matplotlib import colormaps
+
+    from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
+
+    counts = ds["counts"].values.astype(np.float32)
+    bin_size = float(ds.attrs["bin_size_s"])
+    factor = max(1, -(-counts.shape[1] // max_columns))  # sum bins so the image stays legible
+    usable = counts.shape[1] // factor * factor
+    rate = counts[:, :usable].reshape(len(counts), -1, factor).sum(-1) / (factor * bin_size)
+    time = ds["time"].values[:usable].reshape(-1, factor).mean(-1) if usable else np.array([])
+    order, regions = _region_order(ds)
+    fig, (top, bottom) = figure(2, 1, width=9.0, height=6.0, sharex=True, height_ratios=[1, 2])
+    colours = colormaps[CATEGORICAL]
+    for k, region in enumerate(regions):
+        members = ds["region"].values.astype(str) == region
+        label = f"{region} ({int(members.sum())})"
+        top.plot(time, rate[members].mean(0), lw=0.8, color=colours(k % 10), label=label)
+    blocks = zip(
+        ds["block_start"].values, ds["block_stop"].values, ds["block_stimulus"].values, strict=True
+    )
+    for k, (start, stop, name) in enumerate(blocks):
+        top.axvspan(start, stop, color="0.9" if k % 2 == 0 else "0.96", zorder=0)
+        top.text(
+            (start + stop) / 2,
+            0.97,
+            str(name),
+            transform=top.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=7,
+            clip_on=True,
+        )
+    top.set_ylabel("mean rate (Hz)")
+    top.legend(fontsize=7, ncol=min(4, len(regions)), loc="lower right", bbox_to_anchor=(1, 1.02))
+    if usable:
+        extent = (
+            time[0] - factor * bin_size / 2,
+            time[-1] + factor * bin_size / 2,
+            len(order) - 0.5,
+            -0.5,
+        )
+        vmax = max(np.percentile(rate, 99), 1e-9)
+        image = bottom.imshow(
+            rate[order],
+            aspect="auto",
+            interpolation="nearest",
+            cmap=SEQUENTIAL,
+            extent=extent,
+            vmin=0,
+            vmax=vmax,
+        )
+        fig.colorbar(image, ax=bottom, label="rate (Hz)")
+    sorted_regions = ds["region"].values.astype(str)[order]
+    edges = np.flatnonzero(sorted_regions[1:] != sorted_regions[:-1]) + 0.5
+    for edge in edges:
+        bottom.axhline(edge, color="w", lw=0.6)
+    ticks = [np.mean(np.flatnonzero(sorted_regions == r)) for r in regions]
+    bottom.set_yticks(ticks, regions)
+    bottom.set_xlabel("session time (s)")
+    bottom.set_ylabel("unit (by region)")
+    top.set_title(
+        f"{ds.attrs.get('session_id', '')}: {len(order)} units, {factor * bin_size:g} s bins shown",
+        loc="left",
+    )
+    return save_figure(fig, path)
+
+
+def plot_responses(ds: xr.Dataset, path: str | Path) -> Path:
+    """Peri-stimulus time histogram per region (mean over trials and units), in Hz."""
+    from matplotlib import colormaps
+
+    from neurodag.plotting import CATEGORICAL, figure, save_figure
+
+    bin_size = float(ds.attrs["bin_size_s"])
+    rate = ds["responses"].values.astype(np.float32).mean(0) / bin_size  # (neuron, time)
+    _, regions = _region_order(ds)
+    fig, ax = figure(width=5.5, height=3.5)
+    colours = colormaps[CATEGORICAL]
+    for k, region in enumerate(regions):
+        members = ds["region"].values.astype(str) == region
+        ax.plot(
+            ds["time"].values,
+            rate[members].mean(0),
+            color=colours(k % 10),
+            label=f"{region} ({int(members.sum())})",
+        )
+    ax.axvline(0, color="0.5", lw=0.6, ls="--")
+    ax.set_xlabel("time from presentation start (s)")
+    ax.set_ylabel("mean rate (Hz)")
+    ax.set_title(f"{ds.attrs['stimulus_name']}: {ds.sizes['trial']} presentations")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)

@@ -7,6 +7,7 @@ rule ingest_allen_counts:
         allen_session_file,
     output:
         "results/ingest/{dataset}/{recording}/counts.nc",
+        "results/ingest/{dataset}/{recording}/counts.png",
     log:
         "results/logs/ingest/{dataset}/{recording}.counts.log",
     benchmark:
@@ -33,6 +34,7 @@ rule ingest_allen_responses:
         allen_session_file,
     output:
         "results/ingest/{dataset}/{recording}/{stimulus}.nc",
+        "results/ingest/{dataset}/{recording}/{stimulus}.png",
     log:
         "results/logs/ingest/{dataset}/{recording}.{stimulus}.log",
     benchmark:
