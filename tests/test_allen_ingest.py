@@ -257,3 +257,54 @@ def test_bin_size_not_positive_from_the_cli(simulated, tmp_path):
     _, nwb, _ = simulated
     message = _fails(tmp_path, nwb, params={**PARAMS, "bin_size_s": 0})
     assert "stages.ingest.allen.bin_size_s" in message
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.floats(allow_nan=False, allow_infinity=False)), min_size=1))
+def test_text_columns_round_trip_numbers_and_missing(values):
+    """Numbers written as Allen text (repr, "N/A" for missing) parse back exactly."""
+    text = np.array(["N/A" if v is None else repr(float(v)) for v in values], dtype=object)
+    parsed = parse_column(text).astype(float)
+    expected = np.array([np.nan if v is None else float(v) for v in values])
+    np.testing.assert_array_equal(parsed, expected)
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None)
+@given(
+    st.integers(0, 2**16),
+    st.integers(1, 6),
+    st.integers(0, 3),
+    st.sampled_from([0.01, 0.025, 0.05]),
+)
+def test_random_sessions_read_back_exactly(tmp_path_factory, seed, n_neurons, n_blank, dt):
+    """Any composed session: the reader returns its units, spikes and stimulus tables."""
+    pieces = [
+        spontaneous_states(n_neurons=n_neurons, n_time=40, dt_s=dt, seed=seed),
+        static_gratings(n_neurons=n_neurons, n_blank=n_blank, repeats=2, dt_s=dt, seed=seed + 1),
+    ]
+    session = compose_session(pieces, seed=seed, n_filtered_units=2)
+    nwb, _ = write_session(session, tmp_path_factory.mktemp("rt"), parameters={})
+    read = read_session(nwb, unit_filter=None)
+    np.testing.assert_array_equal(read.units.index, session.units.index)
+    np.testing.assert_array_equal(read.spike_times, session.spike_times)
+    np.testing.assert_array_equal(read.spike_index, session.spike_index)
+    np.testing.assert_array_equal(read.units["region"], session.units["region"])
+    table = read.presentations["static_gratings"]
+    np.testing.assert_array_equal(table["orientation"], pieces[1]["orientation"])
+    assert int(np.isnan(table["orientation"]).sum()) == n_blank
+    outputs = ingest_session(
+        nwb,
+        SPEC,
+        {
+            **PARAMS,
+            "unit_filter": None,
+            "bin_size_s": dt,
+            "responses": {"static_gratings": {"window_s": [0, 10 * dt], "bin_size_s": dt}},
+        },
+    )
+    trials = outputs["static_gratings"]["responses"]
+    units = session.units.index[session.units["piece"] == "static_gratings"].astype(str)
+    planted = session.truth_groups["static_gratings"]["planted_counts"]
+    np.testing.assert_array_equal(trials.sel(neuron=planted["neuron"]).values, planted.values)
+    assert set(units) == set(planted["neuron"].values)
