@@ -3,6 +3,8 @@ equals a per-unit histogram, and every bad input stops with the file and field n
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import shutil
@@ -11,10 +13,10 @@ import h5py
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from neurodag.cli import main
 from neurodag.errors import ConfigError, InputError
 from neurodag.ingest_allen import ingest_session
 from neurodag.io.allen_nwb import DEFAULT_UNIT_FILTER, parse_column, read_session
@@ -181,22 +183,28 @@ def test_region_selection(simulated):
 
 
 def _fails(tmp_path, nwb, *extra, params=PARAMS):
+    """Run the CLI in this process (as the rule would, without the interpreter start-up):
+    exit status 2, one message line, and no output written."""
     out = tmp_path / "out"
-    result = run_cli(
-        "ingest-allen",
-        "--spec",
-        json.dumps(SPEC),
-        "--params",
-        json.dumps({"allen": params}),
-        "--input",
-        str(nwb),
-        "-o",
-        str(out),
-        *extra,
-    )
-    assert result.returncode == 2, result.stderr
+    errors = io.StringIO()
+    with contextlib.redirect_stderr(errors):
+        status = main(
+            [
+                "ingest-allen",
+                "--spec",
+                json.dumps(SPEC),
+                "--params",
+                json.dumps({"allen": params}),
+                "--input",
+                str(nwb),
+                "-o",
+                str(out),
+                *extra,
+            ]
+        )
+    assert status == 2, errors.getvalue()
     assert not out.exists() or not any(out.iterdir())
-    return result.stderr.strip().splitlines()[-1]
+    return errors.getvalue().strip().splitlines()[-1]
 
 
 def _copy(simulated, tmp_path):
