@@ -167,8 +167,10 @@ def _construct_error(exc: BaseException) -> tuple[str | None, str]:
 def read_units(nwb, path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """All units: scalar columns (index unit id), flat spike times, and the ragged index."""
     units = nwb.units
-    if units is None or len(units.id) == 0:
+    if units is None:
         raise InputError(path, "units", "the file has no units table (no sorted spikes)")
+    if len(units.id) == 0:
+        raise InputError(path, "units", "the units table is empty")
     if "spike_times" not in units.colnames:
         raise InputError(path, "units/spike_times", "the units table has no spike_times column")
     ragged = units["spike_times"]
@@ -211,6 +213,10 @@ def unit_regions(units: pd.DataFrame, electrodes: pd.DataFrame, path: Path) -> p
     if "peak_channel_id" not in units:
         raise InputError(path, "units/peak_channel_id", "units have no peak_channel_id column")
     channel = units["peak_channel_id"].to_numpy()
+    if channel.dtype.kind == "f":
+        if not np.isfinite(channel).all():
+            raise InputError(path, "units/peak_channel_id", "missing peak channel ids")
+        channel = channel.astype(np.int64)
     unknown = ~np.isin(channel, electrodes.index.to_numpy())
     if unknown.any():
         raise InputError(
