@@ -52,6 +52,7 @@ def test_real_sessions_are_found_by_path(workdir, tmp_path):  # noqa: F811
     # the stage default aligns natural_scenes; this file has none, which the job would report
     assert "results/ingest/mine/session_715093703/natural_scenes.nc" in result.stdout
     assert "simulate_allen" not in result.stdout
+    assert "ingest_allen_mine" in result.stdout
 
 
 @pytest.mark.slow
@@ -65,6 +66,6 @@ def test_tiny_run_writes_the_ingest_files(workdir):  # noqa: F811
     assert counts["counts"].sum() > 0 and np.isnan(responses["orientation"]).any()
     assert (folder / "counts.png").stat().st_size > 0
     assert (folder / "static_gratings.png").stat().st_size > 0
-    for log in ("simulate/tiny.log", "ingest/tiny/session.counts.log"):
+    for log in ("simulate/tiny.log", "ingest/tiny/session.log"):
         assert (workdir / "results" / "logs" / log).exists()
-    assert (workdir / "results" / "benchmarks" / "ingest" / "tiny" / "session.counts.tsv").exists()
+    assert (workdir / "results" / "benchmarks" / "ingest" / "tiny" / "session.tsv").exists()

@@ -1,6 +1,7 @@
 # Helpers shared by the rules: which datasets run, and what each reads.
 
 import json
+import os
 
 from neurodag.config import enabled_datasets
 from neurodag.homogenize.connectomes import connectome_inputs
@@ -52,14 +53,24 @@ def allen_recordings(dataset):
     return [p.stem for p in resolve_files(spec["path"], (".nwb",))]
 
 
-def allen_session_file(wildcards):
-    spec = config["datasets"][wildcards.dataset]
+def allen_session_file(dataset, recording):
+    """The NWB file of a recording of an allen dataset."""
+    spec = config["datasets"][dataset]
     if spec["format"] == "simulated":
-        return f"results/simulate/{wildcards.dataset}/{wildcards.recording}.nwb"
+        return f"results/simulate/{dataset}/{recording}.nwb"
     from neurodag.io.paths import resolve_files
 
     files = {p.stem: str(p) for p in resolve_files(spec["path"], (".nwb",))}
-    return files[wildcards.recording]
+    return files[recording]
+
+
+def allen_session_input(dataset):
+    """Input function of a dataset's ingest rule (the rules are per dataset)."""
+
+    def session_file(wildcards):
+        return allen_session_file(dataset, wildcards.recording)
+
+    return session_file
 
 
 def allen_stimuli(dataset):

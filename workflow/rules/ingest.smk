@@ -1,59 +1,36 @@
 # Ingest: raw recordings into the data contracts (docs/data-model.md).
-# Allen sessions: counts.nc and each aligned {stimulus}.nc are separate jobs (they run in parallel).
+# Allen sessions: one job per recording reads the NWB once and writes counts.nc and one
+# {stimulus}.nc per aligned stimulus (+ figures); one rule per dataset, so that the stimulus
+# files are declared outputs.
 
+for _name in allen_datasets():
 
-rule ingest_allen_counts:
-    input:
-        allen_session_file,
-    output:
-        "results/ingest/{dataset}/{recording}/counts.nc",
-        "results/ingest/{dataset}/{recording}/counts.png",
-    log:
-        "results/logs/ingest/{dataset}/{recording}.counts.log",
-    benchmark:
-        "results/benchmarks/ingest/{dataset}/{recording}.counts.tsv"
-    params:
-        spec=dataset_spec,
-        stage=stage_parameters("ingest"),
-        outdir=subpath(output[0], parent=True),
-    wildcard_constraints:
-        dataset=alternatives(allen_datasets()),
-    conda:
-        "../../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    shell:
-        "neurodag ingest-allen --spec {params.spec:q} --params {params.stage:q} "
-        "--input {input:q} --only counts --output {params.outdir:q} 2> {log:q}"
-
-
-rule ingest_allen_responses:
-    input:
-        allen_session_file,
-    output:
-        "results/ingest/{dataset}/{recording}/{stimulus}.nc",
-        "results/ingest/{dataset}/{recording}/{stimulus}.png",
-    log:
-        "results/logs/ingest/{dataset}/{recording}.{stimulus}.log",
-    benchmark:
-        "results/benchmarks/ingest/{dataset}/{recording}.{stimulus}.tsv"
-    params:
-        spec=dataset_spec,
-        stage=stage_parameters("ingest"),
-        outdir=subpath(output[0], parent=True),
-    wildcard_constraints:
-        dataset=alternatives(allen_datasets()),
-        stimulus=alternatives(
-            sorted({s for d in allen_datasets() for s in allen_stimuli(d)} - {"counts"})
-        ),
-    conda:
-        "../../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=8000,
-        runtime=30,
-    shell:
-        "neurodag ingest-allen --spec {params.spec:q} --params {params.stage:q} "
-        "--input {input:q} --only {wildcards.stimulus:q} --output {params.outdir:q} 2> {log:q}"
+    rule:
+        name:
+            f"ingest_allen_{_name}"
+        input:
+            allen_session_input(_name),
+        output:
+            counts=f"results/ingest/{_name}/{{recording}}/counts.nc",
+            figure=f"results/ingest/{_name}/{{recording}}/counts.png",
+            responses=[f"results/ingest/{_name}/{{recording}}/{s}.nc" for s in allen_stimuli(_name)],
+            figures=[f"results/ingest/{_name}/{{recording}}/{s}.png" for s in allen_stimuli(_name)],
+        log:
+            f"results/logs/ingest/{_name}/{{recording}}.log",
+        benchmark:
+            f"results/benchmarks/ingest/{_name}/{{recording}}.tsv"
+        params:
+            spec=json.dumps(config["datasets"][_name]),
+            stage=stage_parameters("ingest"),
+            outdir=lambda wildcards, output: os.path.dirname(output.counts),
+        wildcard_constraints:
+            recording="[^/]+",
+        conda:
+            "../../environment.yml"
+        threads: 1
+        resources:
+            mem_mb=8000,
+            runtime=30,
+        shell:
+            "neurodag ingest-allen --spec {params.spec:q} --params {params.stage:q} "
+            "--input {input:q} --output {params.outdir:q} 2> {log:q}"
