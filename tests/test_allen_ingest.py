@@ -98,6 +98,24 @@ def test_alignment_equals_per_trial_histogram(trains, onsets, a, length, bin_siz
         np.testing.assert_array_equal(got[k], expected)
 
 
+def test_binning_does_not_loop_over_units(monkeypatch):
+    """Thousands of units are binned in a handful of bincount calls, not one per unit."""
+    import neurodag.spikes as spikes
+
+    calls = []
+    real = np.bincount
+    monkeypatch.setattr(spikes.np, "bincount", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(0)
+    n_units, per_unit = 3000, 50
+    times = np.sort(rng.uniform(0, 100, (n_units, per_unit)), axis=1).ravel()
+    index = np.arange(1, n_units + 1) * per_unit
+    counts = spikes.bin_spikes(times, index, 0.0, 0.5, 200)
+    assert counts.sum() == times.size and len(calls) <= 2
+    calls.clear()
+    spikes.align_spikes(times, index, np.arange(0, 90, 1.0), (0.0, 0.5), 0.01)
+    assert len(calls) <= 32
+
+
 def test_check_index():
     assert check_index(np.array([2, 5]), 5) is None
     assert "runs past" in check_index(np.array([2, 6]), 5)
