@@ -185,6 +185,10 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
         got = got.transpose(*planted["planted_counts"].dims)
         np.testing.assert_array_equal(got.values, planted["planted_counts"].values)
         assert "true_" in " ".join(map(str, planted.data_vars))
+        for name, variable in planted.variables.items():  # trial variables (frame, condition)
+            if variable.dims == ("trial",) and name not in ("trial", "start_time"):
+                np.testing.assert_array_equal(responses[name].values, variable.values)
+        np.testing.assert_allclose(responses["start_time"].values, planted["start_time"].values)
 
 
 def test_config_pieces_are_a_list_of_names_or_name_options():
