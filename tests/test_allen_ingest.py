@@ -58,7 +58,7 @@ def spike_trains(draw):
     return times, flat, np.cumsum(lengths)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(spike_trains(), st.floats(0.05, 2.0), st.floats(-0.5, 0.5))
 def test_binning_equals_per_unit_histogram(trains, bin_size, start):
     per_unit, flat, index = trains
@@ -76,7 +76,7 @@ def test_binning_equals_per_unit_histogram(trains, bin_size, start):
     assert got.sum() <= flat.size
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(
     spike_trains(),
     st.lists(st.floats(0, 9), min_size=1, max_size=8),

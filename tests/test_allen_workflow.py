@@ -35,6 +35,7 @@ def test_default_dry_run_simulates_and_ingests_every_stimulus(workdir):  # noqa:
         assert path in result.stdout
 
 
+@pytest.mark.slow
 def test_real_sessions_are_found_by_path(workdir, tmp_path):  # noqa: F811
     """An allen-nwb dataset: one recording per file, named by the file's stem."""
     sessions = tmp_path / "sessions"
