@@ -73,6 +73,8 @@ def stimulus_blocks(presentations: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per stimulus block (a contiguous run of one stimulus): name, start, stop."""
     rows = []
     for name, table in presentations.items():
+        if table.empty:
+            continue
         block = table["stimulus_block"] if "stimulus_block" in table else pd.Series(0, table.index)
         block = pd.Series(np.asarray(block).astype(str), index=table.index)
         for _, part in table.groupby(block, sort=False):
@@ -117,6 +119,8 @@ def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
     first = [session.spike_times.min()] if session.spike_times.size else []
     last = [session.spike_times.max()] if session.spike_times.size else []
     for table in session.presentations.values():
+        if table.empty:
+            continue
         first.append(table["start_time"].min())
         last.append(table["stop_time"].max())
     if not first:
