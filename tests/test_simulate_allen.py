@@ -10,7 +10,7 @@ import xarray as xr
 from conftest import REPO, run_cli
 
 from neurodag.config import load_config
-from neurodag.errors import ConfigError
+from neurodag.errors import ConfigError, InputError
 from neurodag.io.netcdf import open_dataset, provenance
 from neurodag.simulate.allen import compose_session, load_piece, simulate, write_session
 from neurodag.simulate.demo_pieces import spontaneous_states, static_gratings
@@ -141,8 +141,10 @@ def test_nwb_passes_nwbinspector_and_truth_file_layout(tmp_path):
     assert {"piece", "piece_neuron", "passes_default_filter", "region", "probe"} <= set(
         root.variables
     )
-    group = xr.open_dataset(truth, group="static_gratings", engine="h5netcdf").load()
+    group = open_dataset(truth, group="static_gratings")
     assert {"planted_counts", "start_time", "true_preferred_orientation"} <= set(group.variables)
+    with pytest.raises(InputError, match="no such group; the file has spontaneous"):
+        open_dataset(truth, group="lorenz_trials")
 
 
 @pytest.mark.slow

@@ -110,14 +110,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"parameter value {value!r} is not JSON-serialisable")
 
 
-def open_dataset(path: str | Path) -> xr.Dataset:
-    """Load a neurodag NetCDF file into memory (the file is closed on return)."""
+def open_dataset(path: str | Path, group: str | None = None) -> xr.Dataset:
+    """Load a neurodag NetCDF file (or one of its ``group``s) into memory; the file is closed on
+    return."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, None, "file not found")
     try:
-        return xr.load_dataset(path, engine=ENGINE)
+        return xr.load_dataset(path, engine=ENGINE, group=group)
     except (OSError, ValueError) as exc:
+        if group is not None:
+            import h5py
+
+            with contextlib.suppress(OSError), h5py.File(path, "r") as handle:
+                if group not in handle:
+                    groups = [k for k, v in handle.items() if isinstance(v, h5py.Group)]
+                    raise InputError(
+                        path, group, f"no such group; the file has {', '.join(groups) or 'none'}"
+                    ) from exc
         raise InputError(path, None, f"not a readable NetCDF4/HDF5 file ({exc})") from exc
 
 
