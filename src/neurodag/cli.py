@@ -106,6 +106,10 @@ def cmd_ingest_allen(args: argparse.Namespace) -> None:
     from neurodag.ingest_allen import ingest_session, responses_for, write_outputs
 
     spec, params = _resolve_dataset(args, "ingest")
+    if spec.get("kind") != "allen":
+        from neurodag.errors import ConfigError
+
+        raise ConfigError(f"ingest-allen: the dataset is kind {spec.get('kind')!r}, not allen")
     params = params.get("allen", {})
     params = {**params, "responses": responses_for(spec, params)}
     outputs = ingest_session(args.input, spec, params, only=args.only)
