@@ -577,11 +577,20 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
             )
             for column in frame.columns
         ]
+        # Allen tables also carry ragged tags (the reader passes over ragged columns).
+        tags = VectorData(
+            name="tags",
+            description="user-defined tags",
+            data=["stimulus_time_interval"] * len(frame),
+        )
+        tags_index = VectorIndex(
+            name="tags_index", data=list(range(1, len(frame) + 1)), target=tags
+        )
         intervals = TimeIntervals(
             name=f"{name}_presentations",
             description=f"presentations of the {name} stimulus",
             id=ElementIdentifiers(name="id", data=frame.index.to_numpy().tolist()),
-            columns=columns,
+            columns=[*columns, tags, tags_index],
         )
         nwb.add_time_intervals(intervals)
 
