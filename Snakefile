@@ -32,4 +32,5 @@ rule all:
     input:
         homogenized_files(),
         geometry_files(),
+        allen_ingest_files(),
     default_target: True

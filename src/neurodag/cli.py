@@ -145,16 +145,47 @@ def cmd_ingest(args: argparse.Namespace) -> None:
 def cmd_simulate(args: argparse.Namespace) -> None:
     from neurodag.errors import ConfigError
 
-    spec, _ = _resolve_dataset(args, "homogenize")
-    if spec["kind"] != args.kind or spec["format"] != "simulated":
+    spec, _ = _resolve_dataset(args, "simulate")
+    if spec.get("kind") != args.kind or spec.get("format") != "simulated":
         raise ConfigError(
-            f"simulate {args.kind}: the dataset is kind {spec['kind']!r}, format "
-            f"{spec['format']!r}; expected kind {args.kind!r}, format 'simulated'"
+            f"neurodag simulate {args.kind} needs a dataset with kind {args.kind} and format "
+            f"simulated, got kind {spec.get('kind')} and format {spec.get('format')}"
         )
-    from neurodag.simulate.celegans import write_simulation
+    options = spec.get("simulate") or {}
+    if args.kind == "celegans":
+        from neurodag.simulate.celegans import write_simulation
 
-    paths = write_simulation(args.output, spec.get("simulate"))
-    log.info("wrote %d files into %s", len(paths), args.output)
+        paths = write_simulation(args.output, options)
+        log.info("wrote %d files into %s", len(paths), args.output)
+        return
+    from neurodag.simulate.allen import simulate, write_session
+
+    session = simulate(options)
+    paths = write_session(session, args.output, parameters={"dataset": spec})
+    log.info(
+        "simulated %d units, %d spikes, stimuli %s -> %s",
+        len(session.units),
+        session.spike_times.size,
+        ", ".join(session.presentations),
+        ", ".join(map(str, paths)),
+    )
+
+
+def cmd_ingest_allen(args: argparse.Namespace) -> None:
+    from neurodag.ingest_allen import ingest_session, responses_for, write_outputs
+
+    spec, params = _resolve_dataset(args, "ingest")
+    if spec.get("kind") != "allen":
+        from neurodag.errors import ConfigError
+
+        raise ConfigError(f"ingest-allen: the dataset is kind {spec.get('kind')!r}, not allen")
+    params = params.get("allen", {})
+    params = {**params, "responses": responses_for(spec, params)}
+    outputs = ingest_session(args.input, spec, params, only=args.only)
+    paths = write_outputs(
+        outputs, args.output, parameters={"dataset": spec, **params}, inputs=[args.input]
+    )
+    log.info("%s: wrote %s", args.input, ", ".join(map(str, paths)))
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -225,12 +256,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "simulate",
-        help="write a simulated dataset in its real format plus truth.nc",
-        description="celegans: one NWB file per worm (celegans-nwb format) and truth.nc.",
+        help="write a simulated dataset in its real file format, with a truth.nc beside it",
+        description=(
+            "celegans: one NWB file per worm (celegans-nwb format) and truth.nc; "
+            "allen: an Allen Neuropixels session.nwb with planted structure and truth.nc."
+        ),
     )
-    p.add_argument("kind", choices=["celegans"], help="what to simulate")
+    p.add_argument("kind", choices=["celegans", "allen"], help="what to simulate")
     _add_dataset_args(p, output_help="folder to write the files into")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser(
+        "ingest-allen",
+        help="read an Allen Neuropixels session NWB into counts.nc and {stimulus}.nc",
+    )
+    p.add_argument("--input", required=True, metavar="FILE.nwb", help="the session file")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="write only counts, or only this aligned stimulus (repeatable; default: all)",
+    )
+    _add_dataset_args(p, "folder to write: counts.nc and one {stimulus}.nc per aligned stimulus")
+    p.set_defaults(func=cmd_ingest_allen)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

@@ -1,6 +1,7 @@
 # Helpers shared by the rules: which datasets run, and what each reads.
 
 import json
+import os
 import shlex
 
 from neurodag.config import enabled_datasets
@@ -87,18 +88,6 @@ def geometry_files():
     return expand("results/geometry/{dataset}.nc", dataset=geometry_datasets())
 
 
-def allen_recordings(dataset):
-    """Recording names of an Allen dataset: 'session' for a simulated one, else the NWB stems."""
-    from pathlib import Path
-
-    spec = config["datasets"][dataset]
-    if spec["format"] == "simulated":
-        return ["session"]
-    path = Path(spec["path"])
-    files = sorted(path.glob("*.nwb")) if path.is_dir() else sorted(Path().glob(spec["path"]))
-    return [f.stem for f in files]
-
-
 def geometry_inputs(wildcards):
     """RDM files of a kind rdm dataset, or the ingest's responses to the geometry stimulus."""
     spec = config["datasets"][wildcards.dataset]
@@ -118,3 +107,63 @@ def geometry_responses(wildcards, input):
     if config["datasets"][wildcards.dataset]["kind"] == "rdm":
         return ""
     return "--input " + " ".join(f"'{path}'" for path in input)
+# Allen Neuropixels sessions (kind allen): simulated ones are written by rule simulate_allen as
+# results/simulate/{dataset}/session.nwb; real ones are the files named by the dataset's path.
+SIMULATED_ALLEN_RECORDING = "session"
+
+
+def allen_datasets():
+    return enabled_datasets(config, kind="allen")
+
+
+def allen_recordings(dataset):
+    """Recording names (file stems) of an allen dataset."""
+    spec = config["datasets"][dataset]
+    if spec["format"] == "simulated":
+        return [SIMULATED_ALLEN_RECORDING]
+    from neurodag.io.paths import resolve_files
+
+    return [p.stem for p in resolve_files(spec["path"], (".nwb",))]
+
+
+def allen_session_file(dataset, recording):
+    """The NWB file of a recording of an allen dataset."""
+    spec = config["datasets"][dataset]
+    if spec["format"] == "simulated":
+        return f"results/simulate/{dataset}/{recording}.nwb"
+    from neurodag.io.paths import resolve_files
+
+    files = {p.stem: str(p) for p in resolve_files(spec["path"], (".nwb",))}
+    return files[recording]
+
+
+def allen_session_input(dataset):
+    """Input function of a dataset's ingest rule (the rules are per dataset)."""
+
+    def session_file(wildcards):
+        return allen_session_file(dataset, wildcards.recording)
+
+    return session_file
+
+
+def allen_stimuli(dataset):
+    """The stimuli aligned for an allen dataset (its own responses, else the stage's)."""
+    from neurodag.ingest_allen import responses_for
+
+    return sorted(
+        responses_for(config["datasets"][dataset], config["stages"]["ingest"]["allen"])
+    )
+
+
+def allen_ingest_files():
+    files = []
+    for dataset in allen_datasets():
+        for recording in allen_recordings(dataset):
+            folder = f"results/ingest/{dataset}/{recording}"
+            files += [f"{folder}/counts.nc"]
+            files += [f"{folder}/{stimulus}.nc" for stimulus in allen_stimuli(dataset)]
+    return files
+
+
+def simulated_allen_datasets():
+    return [d for d in allen_datasets() if config["datasets"][d]["format"] == "simulated"]

@@ -69,8 +69,12 @@ def write_dataset(
     parameters: Mapping[str, Any] | None = None,
     inputs: Iterable[str | Path] = (),
     complevel: int = 4,
+    groups: Mapping[str, xr.Dataset] | None = None,
 ) -> Path:
-    """Write ``ds`` to ``path`` atomically, with provenance attributes. Returns the path."""
+    """Write ``ds`` to ``path`` atomically, with provenance attributes. Returns the path.
+
+    ``groups`` are written as NetCDF groups of the same file (read one with
+    ``xr.open_dataset(path, group=name)``); the provenance sits on the root."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     out = ds.copy()
@@ -84,6 +88,10 @@ def write_dataset(
     tmp = temporary_path(path)
     try:
         out.to_netcdf(tmp, engine=ENGINE, encoding=_encoding(out, complevel))
+        for name, group in (groups or {}).items():
+            group.to_netcdf(
+                tmp, mode="a", group=name, engine=ENGINE, encoding=_encoding(group, complevel)
+            )
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -102,14 +110,24 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"parameter value {value!r} is not JSON-serialisable")
 
 
-def open_dataset(path: str | Path) -> xr.Dataset:
-    """Load a neurodag NetCDF file into memory (the file is closed on return)."""
+def open_dataset(path: str | Path, group: str | None = None) -> xr.Dataset:
+    """Load a neurodag NetCDF file (or one of its ``group``s) into memory; the file is closed on
+    return."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, None, "file not found")
     try:
-        return xr.load_dataset(path, engine=ENGINE)
+        return xr.load_dataset(path, engine=ENGINE, group=group)
     except (OSError, ValueError) as exc:
+        if group is not None:
+            import h5py
+
+            with contextlib.suppress(OSError), h5py.File(path, "r") as handle:
+                if group not in handle:
+                    groups = [k for k, v in handle.items() if isinstance(v, h5py.Group)]
+                    raise InputError(
+                        path, group, f"no such group; the file has {', '.join(groups) or 'none'}"
+                    ) from exc
         raise InputError(path, None, f"not a readable NetCDF4/HDF5 file ({exc})") from exc
 
 

@@ -1,0 +1,380 @@
+"""Ingest of an Allen Visual Coding Neuropixels session into the spiking contract.
+
+From a session read by :mod:`neurodag.io.allen_nwb` this builds
+
+- ``counts.nc``: session-long ``counts(neuron, time)`` at ``bin_size_s`` with coords
+  ``region(neuron)``, ``probe(neuron)``, ``epoch(time)`` (the stimulus block each bin lies in),
+  the units' quality metrics on ``neuron``, ``valid(time)`` (False in ``invalid_times``), running
+  speed and the stimulus blocks;
+- ``{stimulus}.nc`` for each stimulus asked for: trial-aligned ``responses(trial, neuron, time)``
+  (``time`` = bin centre relative to the presentation's start) with every column of the stimulus
+  table as a variable on ``trial`` and, for image stimuli, ``image(frame, y, x)``.
+
+Binning is vectorised over units (:mod:`neurodag.spikes`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from neurodag.errors import ConfigError, InputError
+from neurodag.io.allen_nwb import AllenSession, read_session
+from neurodag.spikes import (
+    align_spikes,
+    bin_centres,
+    bin_spikes,
+    check_bin_size,
+    smallest_int_dtype,
+)
+
+log = logging.getLogger(__name__)
+
+NO_EPOCH = "none"
+COUNTS = "counts"  # the name of the session-long counts output (counts.nc)
+
+
+def responses_for(spec: dict, params: dict) -> dict[str, dict]:
+    """The stimuli to align for a dataset: the dataset's own ``responses`` entry replaces the
+    stage default; a stimulus set to null is left out."""
+    chosen = spec.get("responses", params.get("responses", {})) or {}
+    return {name: options for name, options in chosen.items() if options is not None}
+
+
+def select_regions(session: AllenSession, regions: list[str] | None) -> AllenSession:
+    """Keep the units of ``regions`` (None: all). A region no unit of the file has is an error."""
+    if not regions:
+        return session
+    absent = [r for r in regions if r not in session.all_regions]
+    if absent:
+        raise InputError(
+            session.path,
+            "electrodes/location",
+            f"no unit is in region {', '.join(map(repr, absent))}; the file's units are in "
+            f"{', '.join(session.all_regions)}",
+        )
+    keep = session.units["region"].isin(regions).to_numpy()
+    empty = [r for r in regions if r not in set(session.units["region"][keep])]
+    if empty:
+        log.warning("%s: every unit of %s fails the unit filter", session.path.name, empty)
+    lengths = np.diff(session.spike_index, prepend=0)
+    spike_keep = np.repeat(keep, lengths)
+    session.spike_times = session.spike_times[spike_keep]
+    session.spike_index = np.cumsum(lengths[keep])
+    session.units = session.units[keep]
+    return session
+
+
+def stimulus_blocks(presentations: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per stimulus block (a contiguous run of one stimulus): name, start, stop."""
+    rows = []
+    for name, table in presentations.items():
+        if table.empty:
+            continue
+        block = table["stimulus_block"] if "stimulus_block" in table else pd.Series(0, table.index)
+        block = pd.Series(np.asarray(block).astype(str), index=table.index)
+        for _, part in table.groupby(block, sort=False):
+            rows.append((name, part["start_time"].min(), part["stop_time"].max()))
+    blocks = pd.DataFrame(rows, columns=["stimulus", "start", "stop"])
+    return blocks.sort_values("start", kind="stable").reset_index(drop=True)
+
+
+def epochs_of(time: np.ndarray, blocks: pd.DataFrame) -> np.ndarray:
+    """The stimulus block name of each time (NO_EPOCH outside every block)."""
+    epoch = np.full(len(time), NO_EPOCH, dtype=object)
+    if len(blocks) == 0:
+        return epoch.astype(str)
+    k = np.searchsorted(blocks["start"].to_numpy(), time, side="right") - 1
+    inside = (k >= 0) & (time < blocks["stop"].to_numpy()[np.maximum(k, 0)])
+    epoch[inside] = blocks["stimulus"].to_numpy()[k[inside]]
+    return epoch.astype(str)
+
+
+def _unit_coords(session: AllenSession) -> dict:
+    units = session.units
+    return {
+        "neuron": ("neuron", units.index.astype(str).to_numpy()),
+        "region": ("neuron", units["region"].astype(str).to_numpy()),
+        "probe": ("neuron", units["probe"].astype(str).to_numpy()),
+    }
+
+
+def _unit_variables(session: AllenSession) -> dict:
+    """The units table's scalar columns (quality metrics, ...) as variables on ``neuron``."""
+    skip = {"region", "probe"}
+    return {
+        f"unit_{name}" if name in ("counts", "responses") else name: ("neuron", values.to_numpy())
+        for name, values in session.units.items()
+        if name not in skip
+    }
+
+
+def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
+    """Session-long ``counts(neuron, time)`` and what belongs with it (see the module doc)."""
+    bin_size_s = check_bin_size(bin_size_s, "stages.ingest.allen.bin_size_s")
+    first = [session.spike_times.min()] if session.spike_times.size else []
+    last = [session.spike_times.max()] if session.spike_times.size else []
+    for table in session.presentations.values():
+        if table.empty:
+            continue
+        first.append(table["start_time"].min())
+        last.append(table["stop_time"].max())
+    if not first:
+        raise InputError(session.path, "units/spike_times", "no spikes and no stimuli to bin")
+    start = np.floor(min(first) / bin_size_s) * bin_size_s
+    n_bins = int(np.floor((max(last) - start) / bin_size_s)) + 1
+    counts = bin_spikes(session.spike_times, session.spike_index, start, bin_size_s, n_bins)
+    time = bin_centres(start, bin_size_s, n_bins)
+    blocks = stimulus_blocks(session.presentations)
+    invalid = session.invalid_times
+    edges_lo, edges_hi = time - bin_size_s / 2, time + bin_size_s / 2
+    valid = np.ones(n_bins, dtype=bool)
+    for lo, hi in zip(invalid["start_time"], invalid["stop_time"], strict=True):
+        valid &= ~((edges_lo < hi) & (edges_hi > lo))
+    data = {
+        "counts": (("neuron", "time"), counts.astype(smallest_int_dtype(counts.max(initial=0)))),
+        "valid": ("time", valid),
+        "block_stimulus": ("block", blocks["stimulus"].astype(str).to_numpy()),
+        "block_start": ("block", blocks["start"].to_numpy(dtype=float)),
+        "block_stop": ("block", blocks["stop"].to_numpy(dtype=float)),
+        "invalid_start": ("invalid", invalid["start_time"].to_numpy(dtype=float)),
+        "invalid_stop": ("invalid", invalid["stop_time"].to_numpy(dtype=float)),
+        "invalid_tags": ("invalid", invalid["tags"].astype(str).to_numpy()),
+        **_unit_variables(session),
+    }
+    if session.running_speed is not None:
+        data["running_speed"] = ("running_time", session.running_speed["speed"].to_numpy())
+    coords = {**_unit_coords(session), "time": time, "epoch": ("time", epochs_of(time, blocks))}
+    if session.running_speed is not None:
+        coords["running_time"] = session.running_speed["time"].to_numpy()
+    ds = xr.Dataset(data, coords=coords)
+    ds["counts"].attrs.update(units="spikes per bin", long_name="spike counts")
+    ds["time"].attrs.update(units="s", long_name="bin centre")
+    if "running_speed" in ds:
+        ds["running_speed"].attrs["units"] = "cm/s"
+    ds.attrs.update(
+        bin_size_s=bin_size_s,
+        session_id=session.session_id,
+        source=str(session.path),
+        units_in_file=session.filter_counts.get("units", len(session.units)),
+        units_kept=len(session.units),
+    )
+    return ds
+
+
+def trial_variables(table: pd.DataFrame) -> dict:
+    """Every stimulus-table column as a variable on ``trial``."""
+    out = {}
+    for name, values in table.items():
+        array = values.to_numpy()
+        if array.dtype == object:
+            array = array.astype(str)
+        out[name] = ("trial", array)
+    return out
+
+
+def stimulus_responses(
+    session: AllenSession, stimulus: str, window_s: list[float], bin_size_s: float
+) -> xr.Dataset:
+    """Trial-aligned ``responses(trial, neuron, time)`` for one stimulus table."""
+    bin_size_s = check_bin_size(bin_size_s, f"stages.ingest.allen.responses.{stimulus}.bin_size_s")
+    if stimulus not in session.presentations:
+        raise InputError(
+            session.path,
+            f"intervals/{stimulus}_presentations",
+            f"no such stimulus table; the file has {', '.join(sorted(session.presentations))}",
+        )
+    table = session.presentations[stimulus]
+    onsets = table["start_time"].to_numpy(dtype=float)
+    counts = align_spikes(
+        session.spike_times, session.spike_index, onsets, tuple(window_s), bin_size_s
+    )
+    time = bin_centres(window_s[0], bin_size_s, counts.shape[2])
+    ds = xr.Dataset(
+        {
+            "responses": (
+                ("trial", "neuron", "time"),
+                counts.astype(smallest_int_dtype(counts.max(initial=0))),
+            )
+        },
+        coords={**_unit_coords(session), "trial": table.index.to_numpy(), "time": time},
+    )
+    if stimulus in session.templates:
+        ds["image"] = (("frame", "y", "x"), session.templates[stimulus])
+    # A column named like a dimension (frame, beside image(frame, y, x)) must be a coordinate.
+    variables = trial_variables(table)
+    ds = ds.assign_coords({k: v for k, v in variables.items() if k in ds.dims})
+    ds = ds.assign({k: v for k, v in variables.items() if k not in ds.dims})
+    ds["responses"].attrs.update(units="spikes per bin")
+    ds["time"].attrs.update(units="s", long_name="bin centre relative to presentation start")
+    ds.attrs.update(
+        bin_size_s=bin_size_s,
+        window_s=list(map(float, window_s)),
+        stimulus_name=stimulus,
+        session_id=session.session_id,
+        source=str(session.path),
+    )
+    return ds
+
+
+def ingest_session(
+    path: str | Path, spec: dict, params: dict, only: list[str] | None = None
+) -> dict[str, xr.Dataset]:
+    """The output datasets of one session: ``{"counts": ..., stimulus: ...}`` (``only``: these
+    names among them).
+
+    ``params`` is ``stages.ingest.allen``; every check runs before anything is returned, so a bad
+    input or setting leaves no output file.
+    """
+    check_bin_size(params["bin_size_s"], "stages.ingest.allen.bin_size_s")
+    responses = responses_for(spec, params)
+    if only:
+        unknown = [name for name in only if name != COUNTS and name not in responses]
+        if unknown:
+            raise ConfigError(
+                f"stages.ingest.allen.responses: {', '.join(unknown)} not configured; "
+                f"configured: {', '.join(responses) or 'none'}"
+            )
+        responses = {k: v for k, v in responses.items() if k in only}
+    for stimulus, options in responses.items():
+        check_bin_size(options["bin_size_s"], f"responses.{stimulus}.bin_size_s")
+        a, b = options["window_s"]
+        if not b > a:
+            raise ConfigError(f"responses.{stimulus}.window_s: end {b} must be after start {a}")
+    session = read_session(path, params.get("unit_filter"))
+    session = select_regions(session, params.get("regions"))
+    outputs = {}
+    if not only or COUNTS in only:
+        outputs[COUNTS] = session_counts(session, params["bin_size_s"])
+    for stimulus, options in responses.items():
+        outputs[stimulus] = stimulus_responses(
+            session, stimulus, options["window_s"], options["bin_size_s"]
+        )
+    return outputs
+
+
+def write_outputs(
+    outputs: dict[str, xr.Dataset], outdir: str | Path, *, parameters: dict, inputs: list
+) -> list[Path]:
+    from neurodag.io.netcdf import write_dataset
+
+    outdir = Path(outdir)
+    written = []
+    for name, ds in outputs.items():
+        written.append(
+            write_dataset(
+                ds, outdir / f"{name}.nc", stage="ingest", parameters=parameters, inputs=inputs
+            )
+        )
+        plot = plot_counts if name == COUNTS else plot_responses
+        written.append(plot(ds, outdir / f"{name}.png"))
+    return written
+
+
+def _region_order(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:
+    """Units sorted by region (then by their order in the file), and the regions in that order."""
+    regions = ds["region"].values.astype(str)
+    names = list(dict.fromkeys(sorted(regions)))
+    order = np.lexsort((np.arange(len(regions)), [names.index(r) for r in regions]))
+    return order, names
+
+
+def plot_counts(ds: xr.Dataset, path: str | Path, max_columns: int = 1500) -> Path:
+    """Quick look at a session: each unit's rate over the session (units grouped by region) and
+    the mean rate per region, with the stimulus blocks marked."""
+    from matplotlib import colormaps
+
+    from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
+
+    counts = ds["counts"].values.astype(np.float32)
+    bin_size = float(ds.attrs["bin_size_s"])
+    factor = max(1, -(-counts.shape[1] // max_columns))  # sum bins so the image stays legible
+    usable = counts.shape[1] // factor * factor
+    rate = counts[:, :usable].reshape(len(counts), -1, factor).sum(-1) / (factor * bin_size)
+    time = ds["time"].values[:usable].reshape(-1, factor).mean(-1) if usable else np.array([])
+    order, regions = _region_order(ds)
+    fig, (top, bottom) = figure(2, 1, width=9.0, height=6.0, sharex=True, height_ratios=[1, 2])
+    colours = colormaps[CATEGORICAL]
+    for k, region in enumerate(regions):
+        members = ds["region"].values.astype(str) == region
+        label = f"{region} ({int(members.sum())})"
+        top.plot(time, rate[members].mean(0), lw=0.8, color=colours(k % 10), label=label)
+    blocks = zip(
+        ds["block_start"].values, ds["block_stop"].values, ds["block_stimulus"].values, strict=True
+    )
+    for k, (start, stop, name) in enumerate(blocks):
+        top.axvspan(start, stop, color="0.9" if k % 2 == 0 else "0.96", zorder=0)
+        top.text(
+            (start + stop) / 2,
+            0.97,
+            str(name),
+            transform=top.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontsize=7,
+            clip_on=True,
+        )
+    top.set_ylabel("mean rate (Hz)")
+    top.legend(fontsize=7, ncol=min(4, len(regions)), loc="lower right", bbox_to_anchor=(1, 1.02))
+    if usable:
+        extent = (
+            time[0] - factor * bin_size / 2,
+            time[-1] + factor * bin_size / 2,
+            len(order) - 0.5,
+            -0.5,
+        )
+        vmax = max(np.percentile(rate, 99), 1e-9)
+        image = bottom.imshow(
+            rate[order],
+            aspect="auto",
+            interpolation="nearest",
+            cmap=SEQUENTIAL,
+            extent=extent,
+            vmin=0,
+            vmax=vmax,
+        )
+        fig.colorbar(image, ax=bottom, label="rate (Hz)")
+    sorted_regions = ds["region"].values.astype(str)[order]
+    edges = np.flatnonzero(sorted_regions[1:] != sorted_regions[:-1]) + 0.5
+    for edge in edges:
+        bottom.axhline(edge, color="w", lw=0.6)
+    ticks = [np.mean(np.flatnonzero(sorted_regions == r)) for r in regions]
+    bottom.set_yticks(ticks, regions)
+    bottom.set_xlabel("session time (s)")
+    bottom.set_ylabel("unit (by region)")
+    top.set_title(
+        f"{ds.attrs.get('session_id', '')}: {len(order)} units, {factor * bin_size:g} s bins shown",
+        loc="left",
+    )
+    return save_figure(fig, path)
+
+
+def plot_responses(ds: xr.Dataset, path: str | Path) -> Path:
+    """Peri-stimulus time histogram per region (mean over trials and units), in Hz."""
+    from matplotlib import colormaps
+
+    from neurodag.plotting import CATEGORICAL, figure, save_figure
+
+    bin_size = float(ds.attrs["bin_size_s"])
+    rate = ds["responses"].values.astype(np.float32).mean(0) / bin_size  # (neuron, time)
+    _, regions = _region_order(ds)
+    fig, ax = figure(width=5.5, height=3.5)
+    colours = colormaps[CATEGORICAL]
+    for k, region in enumerate(regions):
+        members = ds["region"].values.astype(str) == region
+        ax.plot(
+            ds["time"].values,
+            rate[members].mean(0),
+            color=colours(k % 10),
+            label=f"{region} ({int(members.sum())})",
+        )
+    ax.axvline(0, color="0.5", lw=0.6, ls="--")
+    ax.set_xlabel("time from presentation start (s)")
+    ax.set_ylabel("mean rate (Hz)")
+    ax.set_title(f"{ds.attrs['stimulus_name']}: {ds.sizes['trial']} presentations")
+    ax.legend(fontsize=7)
+    return save_figure(fig, path)

@@ -1,0 +1,361 @@
+"""Reader for Allen Brain Observatory Visual Coding Neuropixels sessions (format ``allen-nwb``).
+
+The sessions (Siegle et al., "Survey of spiking in the mouse visual system reveals functional
+hierarchy", Nature 2021) are NWB 2 files written by the AllenSDK with the ``ndx-aibs-ecephys``
+extension. AllenSDK does not read them with pynwb 4, so this reads them with pynwb directly, with
+``load_namespaces=True`` so the extension types cached in the file (``EcephysProbe``, ...) load
+without the extension package. What is read:
+
+- ``units``: spike times (the flat ``spike_times`` column and its ``spike_times_index``) and every
+  scalar column (quality metrics: ``quality``, ``amplitude_cutoff``, ``presence_ratio``,
+  ``isi_violations``, ``snr``, ``firing_rate``, ...), filtered with AllenSDK's default unit filter
+  (quality "good", amplitude_cutoff <= 0.1, presence_ratio >= 0.95, isi_violations <= 0.5);
+- each unit's region: the electrodes table's ``location`` (CCF acronym) of its ``peak_channel_id``,
+  and its probe (the electrode's group);
+- every ``intervals/*_presentations`` table (one row per stimulus presentation; parameter columns
+  are text in Allen files, "N/A"/"null" meaning missing), ``processing/running/running_speed`` and
+  ``invalid_times``, and image stimuli from ``stimulus_template`` where the file has them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from neurodag.errors import InputError
+from neurodag.spikes import check_index
+
+log = logging.getLogger(__name__)
+
+#: Text values that Allen stimulus tables use for "no value".
+MISSING_TEXT = frozenset({"N/A", "n/a", "NA", "null", "None", "none", "nan", "NaN", ""})
+#: AllenSDK's default unit filter (EcephysSession defaults), in the config's key names.
+DEFAULT_UNIT_FILTER = {
+    "quality": "good",
+    "amplitude_cutoff_max": 0.1,
+    "presence_ratio_min": 0.95,
+    "isi_violations_max": 0.5,
+}
+PRESENTATIONS_SUFFIX = "_presentations"
+
+
+@dataclass
+class AllenSession:
+    """One session as read from its NWB file (units already filtered)."""
+
+    path: Path
+    session_id: str
+    units: pd.DataFrame  # index unit id (int); columns region, probe, + unit table scalars
+    spike_times: np.ndarray  # flat, unit after unit, in the order of ``units``
+    spike_index: np.ndarray  # end offset of each unit's spikes in ``spike_times``
+    presentations: dict[str, pd.DataFrame]  # stimulus name -> table indexed by presentation id
+    running_speed: pd.DataFrame | None = None  # columns time (s), speed (cm/s)
+    invalid_times: pd.DataFrame = field(default_factory=pd.DataFrame)
+    templates: dict[str, np.ndarray] = field(default_factory=dict)  # stimulus -> (frame, y, x)
+    filter_counts: dict[str, int] = field(default_factory=dict)
+    all_regions: tuple[str, ...] = ()  # regions of every unit in the file, before filtering
+
+    def unit_spike_times(self, position: int) -> np.ndarray:
+        """Spike times of the unit at row ``position`` of ``units``."""
+        start = self.spike_index[position - 1] if position > 0 else 0
+        return self.spike_times[start : self.spike_index[position]]
+
+
+def _text(values: np.ndarray) -> np.ndarray:
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
+
+
+def parse_column(values: Any) -> np.ndarray:
+    """A stimulus/unit column as numbers when every present value is a number, else as text.
+
+    Text marking a missing value (``MISSING_TEXT``) becomes NaN in a numeric column and "" in a
+    text column. Integer-valued columns without missing values stay integer.
+    """
+    array = np.asarray(values)
+    if array.dtype.kind in "biu":
+        return array.astype(np.int64)
+    if array.dtype.kind == "f":
+        return array.astype(np.float64)
+    if array.dtype.kind == "b":
+        return array
+    text = _text(array.ravel())
+    missing = np.array([t.strip() in MISSING_TEXT for t in text], dtype=bool)
+    try:
+        numbers = np.array([np.nan if m else float(t) for t, m in zip(text, missing, strict=True)])
+    except ValueError:
+        text[missing] = ""
+        return text.astype(str)
+    whole = np.all(numbers == np.round(numbers)) and np.all(np.abs(numbers) < 2**53)
+    if numbers.size and not missing.any() and whole:
+        return numbers.astype(np.int64)
+    return numbers
+
+
+def _scalar_columns(table, path: Path, where: str) -> dict[str, np.ndarray]:
+    """Every scalar (not ragged, one value per row) column of a DynamicTable, parsed."""
+    from hdmf.common import VectorIndex
+
+    columns = {}
+    for name in table.colnames:
+        column = table[name]
+        if isinstance(column, VectorIndex):
+            continue  # ragged (spike_times, tags, waveforms): read separately where needed
+        if len(getattr(column.data, "shape", (0,))) != 1:
+            continue  # multi-dimensional (waveform_mean): not loaded at all
+        if getattr(getattr(column.data, "dtype", None), "kind", "") == "V":
+            continue  # compound (a TimeSeries reference: start, count, series)
+        data = column.data[:]
+        if len(data) and _is_reference(data[0]):
+            continue  # object references (electrode group, timeseries)
+        try:
+            columns[name] = parse_column(data)
+        except (TypeError, ValueError) as exc:
+            raise InputError(path, f"{where}/{name}", f"unreadable column ({exc})") from exc
+    return columns
+
+
+def _is_reference(value: Any) -> bool:
+    return not isinstance(value, str | bytes | int | float | bool | np.generic)
+
+
+def open_nwb(path: str | Path):
+    """An open ``NWBHDF5IO`` (extension namespaces from the file) and its NWBFile."""
+    from pynwb import NWBHDF5IO
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, None, "file not found")
+    try:
+        io = NWBHDF5IO(str(path), mode="r", load_namespaces=True)
+    except Exception as exc:
+        raise InputError(path, None, f"not a readable NWB file ({exc})") from exc
+    try:
+        nwb = io.read()
+    except Exception as exc:
+        io.close()
+        field, reason = _construct_error(exc)
+        raise InputError(path, field, reason) from exc
+    return io, nwb
+
+
+def _construct_error(exc: BaseException) -> tuple[str | None, str]:
+    """The innermost NWB object that failed to build (its path in the file) and why. A stimulus
+    table missing start_time or stop_time is named down to the column."""
+    from hdmf.build.errors import ConstructError
+
+    innermost = None
+    while exc is not None:
+        if isinstance(exc, ConstructError) and len(exc.args) == 2:
+            innermost = exc
+        exc = exc.__cause__ or exc.__context__
+    if innermost is None:
+        return None, "NWB file does not read"
+    builder, reason = innermost.args
+    where = str(getattr(builder, "path", "")).removeprefix("root/") or None
+    if getattr(builder, "attributes", {}).get("neurodata_type") == "TimeIntervals":
+        for column in ("start_time", "stop_time"):
+            if column not in builder.datasets:
+                return f"{where}/{column}", "the interval table has no such column"
+    return where, f"NWB object does not read ({reason})"
+
+
+def read_units(nwb, path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """All units: scalar columns (index unit id), flat spike times, and the ragged index."""
+    units = nwb.units
+    if units is None:
+        raise InputError(path, "units", "the file has no units table (no sorted spikes)")
+    if len(units.id) == 0:
+        raise InputError(path, "units", "the units table is empty")
+    if "spike_times" not in units.colnames:
+        raise InputError(path, "units/spike_times", "the units table has no spike_times column")
+    ragged = units["spike_times"]
+    index = np.asarray(ragged.data[:], dtype=np.int64)
+    times_data = ragged.target.data
+    problem = check_index(index, len(times_data))
+    if problem is None and len(index) != len(units.id):
+        problem = f"has {len(index)} offsets for {len(units.id)} units"
+    if problem:
+        raise InputError(path, "units/spike_times_index", problem)
+    times = np.asarray(times_data[: index[-1] if len(index) else 0], dtype=np.float64)
+    if not np.isfinite(times).all():
+        raise InputError(path, "units/spike_times", "spike times must be finite numbers")
+    table = pd.DataFrame(_scalar_columns(units, path, "units"))
+    table.index = pd.Index(np.asarray(units.id.data[:], dtype=np.int64), name="unit_id")
+    return table, times, index
+
+
+def read_electrodes(nwb, path: Path) -> pd.DataFrame:
+    """Channels (index channel id) with ``location`` and ``probe`` (the electrode group's name)."""
+    electrodes = nwb.electrodes
+    if electrodes is None or len(electrodes.id) == 0:
+        raise InputError(path, "electrodes", "the file has no electrodes table")
+    if "location" not in electrodes.colnames:
+        raise InputError(path, "electrodes/location", "the electrodes table has no location")
+    table = pd.DataFrame(_scalar_columns(electrodes, path, "electrodes"))
+    table.index = pd.Index(np.asarray(electrodes.id.data[:], dtype=np.int64), name="channel_id")
+    if "group_name" in table:
+        table["probe"] = table["group_name"].astype(str)
+    elif "group" in electrodes.colnames:
+        table["probe"] = [group.name for group in electrodes["group"].data[:]]
+    else:
+        table["probe"] = ""
+    table["location"] = table["location"].astype(str)
+    return table
+
+
+def unit_regions(units: pd.DataFrame, electrodes: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Add each unit's ``region`` and ``probe`` from its peak channel's electrode row."""
+    if "peak_channel_id" not in units:
+        raise InputError(path, "units/peak_channel_id", "units have no peak_channel_id column")
+    channel = units["peak_channel_id"].to_numpy()
+    if channel.dtype.kind == "f":
+        if not np.isfinite(channel).all():
+            raise InputError(path, "units/peak_channel_id", "missing peak channel ids")
+        channel = channel.astype(np.int64)
+    unknown = ~np.isin(channel, electrodes.index.to_numpy())
+    if unknown.any():
+        raise InputError(
+            path,
+            "units/peak_channel_id",
+            f"{int(unknown.sum())} units point at channels not in the electrodes table "
+            f"(e.g. {channel[unknown][:3].tolist()})",
+        )
+    units = units.copy()
+    rows = electrodes.loc[channel]
+    units["region"] = rows["location"].to_numpy()
+    units["probe"] = rows["probe"].to_numpy()
+    return units
+
+
+def unit_filter_mask(units: pd.DataFrame, unit_filter: dict | None, path: Path) -> np.ndarray:
+    """Which units pass the filter; a criterion set to null is not applied. NaN metrics fail
+    (as in AllenSDK, where a comparison with NaN is false)."""
+    keep = np.ones(len(units), dtype=bool)
+    if not unit_filter:
+        return keep
+    criteria = {
+        "quality": ("quality", lambda col, v: col.astype(str) == v),
+        "amplitude_cutoff_max": ("amplitude_cutoff", lambda col, v: col.astype(float) <= v),
+        "presence_ratio_min": ("presence_ratio", lambda col, v: col.astype(float) >= v),
+        "isi_violations_max": ("isi_violations", lambda col, v: col.astype(float) <= v),
+    }
+    for key, (column, passes) in criteria.items():
+        value = unit_filter.get(key)
+        if value is None:
+            continue
+        if column not in units:
+            raise InputError(
+                path,
+                f"units/{column}",
+                f"no such column for the unit filter; set stages.ingest.allen.unit_filter.{key}"
+                " to null to skip this criterion",
+            )
+        ok = passes(units[column].to_numpy(), value)
+        log.info("%s: unit filter %s=%s drops %d units", path.name, key, value, int((~ok).sum()))
+        keep &= ok
+    return keep
+
+
+def select_units(times: np.ndarray, index: np.ndarray, keep: np.ndarray):
+    """Flat spike times and index of the kept units only (vectorised: one boolean mask)."""
+    lengths = np.diff(index, prepend=0)
+    spike_keep = np.repeat(keep, lengths)
+    return times[spike_keep[: len(times)]], np.cumsum(lengths[keep])
+
+
+def read_presentations(nwb, path: Path) -> dict[str, pd.DataFrame]:
+    """Every ``*_presentations`` interval table, indexed by presentation id, sorted by start."""
+    tables = {}
+    for name, table in (nwb.intervals or {}).items():
+        if not name.endswith(PRESENTATIONS_SUFFIX):
+            continue
+        where = f"intervals/{name}"
+        for required in ("start_time", "stop_time"):
+            if required not in table.colnames:
+                raise InputError(path, f"{where}/{required}", "stimulus table has no such column")
+        frame = pd.DataFrame(_scalar_columns(table, path, where))
+        frame.index = pd.Index(np.asarray(table.id.data[:], dtype=np.int64), name="presentation")
+        if "stimulus_name" not in frame:
+            frame["stimulus_name"] = name[: -len(PRESENTATIONS_SUFFIX)]
+        tables[name[: -len(PRESENTATIONS_SUFFIX)]] = frame.sort_values("start_time", kind="stable")
+    return tables
+
+
+def read_running_speed(nwb) -> pd.DataFrame | None:
+    module = nwb.processing.get("running") if nwb.processing else None
+    if module is None or "running_speed" not in module.data_interfaces:
+        return None
+    series = module["running_speed"]
+    speed = np.asarray(series.data[:], dtype=np.float64)
+    if series.timestamps is not None:
+        time = np.asarray(series.timestamps[:], dtype=np.float64)
+    else:
+        time = series.starting_time + np.arange(len(speed)) / series.rate
+    return pd.DataFrame({"time": time, "speed": speed})
+
+
+def read_invalid_times(nwb, path: Path) -> pd.DataFrame:
+    table = nwb.invalid_times
+    if table is None or len(table.id) == 0:
+        return pd.DataFrame({"start_time": [], "stop_time": [], "tags": []})
+    frame = pd.DataFrame(_scalar_columns(table, path, "invalid_times"))
+    tags = table["tags"][:] if "tags" in table.colnames else [[] for _ in range(len(frame))]
+    frame["tags"] = [",".join(map(str, t)) for t in tags]
+    return frame[["start_time", "stop_time", "tags"]]
+
+
+def read_templates(nwb) -> dict[str, np.ndarray]:
+    """Image stimuli (frame, y, x) from ``stimulus_template``: an ``Images`` container (frames in
+    ``order_of_images`` order, else by name) or an image series with 3-D data."""
+    templates = {}
+    for name, item in (nwb.stimulus_template or {}).items():
+        stimulus = name.removesuffix("_template")
+        if hasattr(item, "images"):
+            if getattr(item, "order_of_images", None) is not None:
+                images = list(item.order_of_images.data[:])
+            else:
+                images = [item.images[key] for key in sorted(item.images)]
+            frames = [np.asarray(image.data[:], dtype=np.float64) for image in images]
+            templates[stimulus] = np.stack(frames)
+        elif getattr(item, "data", None) is not None and np.ndim(item.data) == 3:
+            templates[stimulus] = np.asarray(item.data[:], dtype=np.float64)
+    return templates
+
+
+def read_session(path: str | Path, unit_filter: dict | None = None) -> AllenSession:
+    """Read a session file; ``unit_filter`` as in ``DEFAULT_UNIT_FILTER`` (None: keep all)."""
+    path = Path(path)
+    io, nwb = open_nwb(path)
+    try:
+        units, times, index = read_units(nwb, path)
+        units = unit_regions(units, read_electrodes(nwb, path), path)
+        keep = unit_filter_mask(units, unit_filter, path)
+        log.info(
+            "%s: %d units, %d kept by the unit filter, %d dropped",
+            path.name,
+            len(units),
+            int(keep.sum()),
+            int((~keep).sum()),
+        )
+        times, index = select_units(times, index, keep)
+        session = AllenSession(
+            path=path,
+            session_id=str(nwb.session_id or nwb.identifier),
+            units=units[keep],
+            spike_times=times,
+            spike_index=index,
+            presentations=read_presentations(nwb, path),
+            running_speed=read_running_speed(nwb),
+            invalid_times=read_invalid_times(nwb, path),
+            templates=read_templates(nwb),
+            filter_counts={"units": len(keep), "kept": int(keep.sum())},
+            all_regions=tuple(sorted(set(units["region"]))),
+        )
+    finally:
+        io.close()
+    return session
