@@ -31,3 +31,28 @@ def stage_parameters(stage):
 def alternatives(names):
     """A wildcard constraint matching exactly these names (nothing, if there are none)."""
     return "|".join(names) if names else "(?!)"
+
+
+def latents_datasets():
+    """Allen-kind datasets: the latents stage models their trial responses."""
+    return enabled_datasets(config, kind="allen")
+
+
+def latents_files():
+    return expand("results/latents/{dataset}.nc", dataset=latents_datasets())
+
+
+def latents_input(wildcards):
+    """results/ingest/{dataset}/{recording}/{stimulus}.nc for stages.latents. The recording is
+    stages.latents.recording, else the dataset's first recording as the Allen ingest lists them
+    (allen_recordings, defined with the ingest rules)."""
+    settings = config["stages"]["latents"]
+    recording = settings["recording"]
+    if recording is None:
+        lister = globals().get("allen_recordings")
+        if lister is None:
+            raise WorkflowError(
+                "stages.latents.recording: set it (no Allen ingest rules list the recordings)"
+            )
+        recording = lister(wildcards.dataset)[0]
+    return f"results/ingest/{wildcards.dataset}/{recording}/{settings['stimulus']}.nc"

@@ -62,7 +62,7 @@ def reparameterise(mean, log_variance, sample: bool):
 
 
 class CoupledOscillatorPotential(nn.Module):
-    """U(z) for z of ``channels * sites`` coordinates; returns grad U (the force is its negative)."""
+    """U(z) over ``channels * sites`` coordinates; ``gradient`` gives grad U (minus the force)."""
 
     def __init__(self, channels: int, sites: int, hidden_channels: int, kernel_size: int = 3):
         super().__init__()
@@ -77,7 +77,7 @@ class CoupledOscillatorPotential(nn.Module):
         offsets = torch.arange(kernel_size) - kernel_size // 2
         eye = torch.eye(sites)
         self.register_buffer(
-            "shift", torch.stack([torch.roll(eye, int(-o), dims=1) for o in offsets])
+            "shift", torch.stack([torch.roll(eye, int(o), dims=1) for o in offsets])
         )
 
     def coupling_matrix(self) -> torch.Tensor:
