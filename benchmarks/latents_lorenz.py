@@ -58,6 +58,9 @@ def main(argv=None):
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--skip-gru", action="store_true")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument(
+        "--langevinflow", type=json.loads, default={}, help="LangevinFlow keyword arguments, JSON"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -90,7 +93,8 @@ def main(argv=None):
         models["gru_vae"] = GRUSequentialVAE
     for name, cls in models.items():
         torch.manual_seed(args.seed)
-        model = cls(len(data.heldin), data.n_neurons, data.n_time)
+        kwargs = args.langevinflow if cls is LangevinFlow else {}
+        model = cls(len(data.heldin), data.n_neurons, data.n_time, **kwargs)
         trace = []
         started = time.perf_counter()
         eval_time = [0.0]

@@ -80,7 +80,7 @@ def run_latents(
 
     from neurodag.compute import torch_device
     from neurodag.io.netcdf import file_sha256, open_dataset
-    from neurodag.latents.metrics import bits_per_spike, psth_r2, rate_r2
+    from neurodag.latents.metrics import bits_per_spike, psth_r2
     from neurodag.latents.smoothing import smooth
     from neurodag.latents.train import TrainSettings, fingerprint, infer, split_trials, train
 
