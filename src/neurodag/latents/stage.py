@@ -76,18 +76,20 @@ def run_latents(
     threads: int | None = None,
 ) -> xr.Dataset:
     """Train on the file's trials (resuming from ``checkpoint``) and return the output dataset."""
+    from neurodag.io.netcdf import file_sha256, open_dataset
+
+    ds = open_dataset(path)  # check the input before the (slow) torch import
+    counts, bin_s = read_responses(path, ds)
+    if params["forward_bins"] >= counts.shape[1]:
+        raise InputError(path, "time", f"{counts.shape[1]} bins, forward_bins asks for more")
+
     import torch
 
     from neurodag.compute import torch_device
-    from neurodag.io.netcdf import file_sha256, open_dataset
     from neurodag.latents.metrics import bits_per_spike, psth_r2
     from neurodag.latents.smoothing import smooth
     from neurodag.latents.train import TrainSettings, fingerprint, infer, split_trials, train
 
-    ds = open_dataset(path)
-    counts, bin_s = read_responses(path, ds)
-    if params["forward_bins"] >= counts.shape[1]:
-        raise InputError(path, "time", f"{counts.shape[1]} bins, forward_bins asks for more")
     if threads:
         torch.set_num_threads(threads)
     dev = torch_device(device)

@@ -136,6 +136,7 @@ def fingerprint(**parts) -> str:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)  # atomic: an interrupt never leaves half a checkpoint
