@@ -7,8 +7,8 @@ rule latents:
     input:
         latents_input,
     output:
-        "results/latents/{dataset}.nc",
-        report(
+        data="results/latents/{dataset}.nc",
+        figure=report(
             "results/latents/{dataset}.rates.png",
             caption="../report/latents.rst",
             category="latents",
@@ -32,4 +32,4 @@ rule latents:
         gpu=0,
     shell:
         "neurodag latents --input {input:q} --params {params.stage:q} --device {params.device} "
-        "--threads {threads} --checkpoint {params.checkpoint:q} --output {output[0]:q} 2> {log:q}"
+        "--threads {threads} --checkpoint {params.checkpoint:q} --output {output.data:q} 2> {log:q}"
