@@ -26,6 +26,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/homogenize.smk"
 include: "workflow/rules/geometry.smk"
+include: "workflow/rules/latents.smk"
 
 
 rule all:
@@ -33,4 +34,5 @@ rule all:
         homogenized_files(),
         geometry_files(),
         allen_ingest_files(),
+        latents_files(),
     default_target: True

@@ -188,6 +188,42 @@ def cmd_ingest_allen(args: argparse.Namespace) -> None:
     log.info("%s: wrote %s", args.input, ", ".join(map(str, paths)))
 
 
+def cmd_latents(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from neurodag import config as cfg
+    from neurodag.io.netcdf import write_dataset
+    from neurodag.latents.stage import plot_latents, read_responses, run_latents
+
+    params = cfg.validate(
+        {"datasets": {}, "stages": {"latents": args.params or {}}}, source="--params"
+    )["stages"]["latents"]
+    output = Path(args.output)
+    checkpoint = args.checkpoint or output.with_name(output.stem + ".checkpoint.pt")
+    out = run_latents(
+        args.input,
+        params,
+        device=args.device,
+        checkpoint=checkpoint,
+        truth=args.truth,
+        threads=args.threads,
+    )
+    inputs = [args.input] + ([args.truth] if args.truth else [])
+    write_dataset(out, output, stage="latents", parameters=params, inputs=inputs)
+    log.info(
+        "wrote %s (co-bps %.3f, fp-bps %.3f, PSTH R2 %.3f)",
+        output,
+        out["co_bps"].item(),
+        out["fp_bps"].item(),
+        out["psth_r2"].item(),
+    )
+    if not args.no_figure:
+        from neurodag.io.netcdf import open_dataset
+
+        counts, _ = read_responses(args.input, open_dataset(args.input))
+        log.info("figure %s", plot_latents(out, counts, output.with_suffix(".rates.png")))
+
+
 def cmd_inspect(args: argparse.Namespace) -> None:
     from neurodag.inspect import describe, quick_look
 
@@ -279,6 +315,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_args(p, "folder to write: counts.nc and one {stimulus}.nc per aligned stimulus")
     p.set_defaults(func=cmd_ingest_allen)
+
+    p = sub.add_parser(
+        "latents", help="LangevinFlow latent dynamics of trial-aligned spike counts (Song et al.)"
+    )
+    p.add_argument("--input", required=True, help="ingest file with responses(trial, neuron, time)")
+    p.add_argument("--params", type=_json_arg, help="stages.latents parameters as JSON")
+    p.add_argument("-o", "--output", required=True, help="NetCDF file to write")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, help="torch CPU threads (the rule's threads)")
+    p.add_argument(
+        "--checkpoint", help="training checkpoint (default: OUTPUT.checkpoint.pt); resumed if found"
+    )
+    p.add_argument("--truth", help="truth file with true_rate(trial, neuron, time) for rate R2")
+    p.add_argument("--no-figure", action="store_true", help="skip the figure beside the output")
+    p.set_defaults(func=cmd_latents)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

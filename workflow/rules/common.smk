@@ -167,3 +167,22 @@ def allen_ingest_files():
 
 def simulated_allen_datasets():
     return [d for d in allen_datasets() if config["datasets"][d]["format"] == "simulated"]
+
+
+def latents_datasets():
+    """Allen-kind datasets: the latents stage models their trial responses."""
+    return enabled_datasets(config, kind="allen")
+
+
+def latents_files():
+    return expand("results/latents/{dataset}.nc", dataset=latents_datasets())
+
+
+def latents_input(wildcards):
+    """results/ingest/{dataset}/{recording}/{stimulus}.nc for stages.latents. The recording is
+    stages.latents.recording, else the dataset's first recording."""
+    settings = config["stages"]["latents"]
+    recording = settings["recording"]
+    if recording is None:
+        recording = allen_recordings(wildcards.dataset)[0]
+    return f"results/ingest/{wildcards.dataset}/{recording}/{settings['stimulus']}.nc"

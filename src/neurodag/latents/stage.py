@@ -1,0 +1,226 @@
+"""The latents stage: trial-aligned spike counts -> LangevinFlow rates, latents and NLB metrics.
+
+Reads ``responses(trial, neuron, time)`` (counts per bin, ``time`` the bin centre relative to
+onset) from an ingest file, e.g. ``results/ingest/{dataset}/{recording}/lorenz_trials.nc``; writes
+``rates(trial, time, neuron)`` in Hz and ``latent(trial, time, dim)`` for every trial, the split
+(``heldout(neuron)``, ``validation(trial)``, ``forward(time)``) and the NLB metrics on the
+validation trials (``co_bps``, ``fp_bps``, ``psth_r2``), plus ``rate_r2`` against ``true_rate``
+when a truth file is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from neurodag.errors import InputError
+
+log = logging.getLogger(__name__)
+
+MODEL_KEYS = {
+    "langevinflow": (
+        "latent_channels",
+        "latent_sites",
+        "potential_channels",
+        "encoder_hidden",
+        "decoder_width",
+        "step",
+        "damping",
+        "temperature",
+        "dropout",
+    ),
+    "gru_vae": ("encoder_hidden", "dropout"),
+}
+
+
+def read_responses(path: str | Path, ds: xr.Dataset) -> tuple[np.ndarray, float]:
+    """Counts ``(trial, time, neuron)`` and the bin width (s), checked."""
+    if "responses" not in ds:
+        raise InputError(path, "responses", "missing; expected responses(trial, neuron, time)")
+    responses = ds["responses"]
+    if set(responses.dims) != {"trial", "neuron", "time"}:
+        raise InputError(
+            path, "responses", f"dims {responses.dims}, expected (trial, neuron, time)"
+        )
+    counts = responses.transpose("trial", "time", "neuron").values.astype(np.float32)
+    if not np.isfinite(counts).all() or (counts < 0).any():
+        raise InputError(path, "responses", "counts must be finite and non-negative")
+    if counts.shape[0] < 5 or counts.shape[1] < 3 or counts.shape[2] < 2:
+        raise InputError(path, "responses", f"too small to train on: shape {counts.shape}")
+    time = ds["time"].values.astype(float)
+    steps = np.diff(time)
+    if not np.allclose(steps, steps[0], rtol=1e-3):
+        raise InputError(path, "time", "bins must be evenly spaced")
+    return counts, float(steps[0])
+
+
+def build_model(params: dict, n_heldin: int, n_neurons: int, n_time: int):
+    from neurodag.latents.model import GRUSequentialVAE, LangevinFlow
+
+    cls = {"langevinflow": LangevinFlow, "gru_vae": GRUSequentialVAE}[params["model"]]
+    kwargs = {k: params[k] for k in MODEL_KEYS[params["model"]]}
+    return cls(n_heldin, n_neurons, n_time, **kwargs)
+
+
+def run_latents(
+    path: str | Path,
+    params: dict,
+    *,
+    device: str = "auto",
+    checkpoint: str | Path | None = None,
+    truth: str | Path | None = None,
+    threads: int | None = None,
+) -> xr.Dataset:
+    """Train on the file's trials (resuming from ``checkpoint``) and return the output dataset."""
+    from neurodag.io.netcdf import file_sha256, open_dataset
+
+    ds = open_dataset(path)  # check the input before the (slow) torch import
+    counts, bin_s = read_responses(path, ds)
+    if params["forward_bins"] >= counts.shape[1]:
+        raise InputError(path, "time", f"{counts.shape[1]} bins, forward_bins asks for more")
+
+    import torch
+
+    from neurodag.compute import torch_device
+    from neurodag.latents.metrics import bits_per_spike, psth_r2
+    from neurodag.latents.smoothing import smooth
+    from neurodag.latents.train import TrainSettings, fingerprint, infer, split_trials, train
+
+    if threads:
+        torch.set_num_threads(threads)
+    dev = torch_device(device)
+    data = split_trials(
+        counts,
+        heldout_fraction=params["heldout_fraction"],
+        forward_bins=params["forward_bins"],
+        valid_fraction=params["validation_fraction"],
+        seed=params["seed"],
+    )
+    settings = TrainSettings(
+        **{f.name: params[f.name] for f in fields(TrainSettings) if f.name in params}
+    )
+    torch.manual_seed(params["seed"])
+    model = build_model(params, len(data.heldin), data.n_neurons, data.n_time)
+    run_id = fingerprint(params=params, input=file_sha256(path))
+    log.info(
+        "latents: %s on %d trials x %d bins x %d neurons (%d held out, %d forward bins), %s",
+        params["model"],
+        *counts.shape,
+        len(data.heldout),
+        params["forward_bins"],
+        dev,
+    )
+    summary = train(
+        model, data, settings, device=dev, checkpoint=checkpoint, run_id=run_id, name="latents"
+    )
+    all_trials = np.arange(counts.shape[0])
+    rates, latent = infer(model, data, all_trials, dev)  # expected counts per bin
+
+    t_in, valid = data.n_heldin_time, data.valid
+    metrics = {
+        "co_bps": bits_per_spike(
+            rates[valid, :t_in][:, :, data.heldout], counts[valid, :t_in][:, :, data.heldout]
+        ),
+        "fp_bps": bits_per_spike(rates[valid, t_in:], counts[valid, t_in:])
+        if t_in < data.n_time
+        else float("nan"),
+        "psth_r2": float("nan"),
+    }
+    condition_name = params["condition_variable"]
+    if condition_name in ds and ds[condition_name].dims == ("trial",):
+        # Empirical PSTH (NLB): smoothed spikes of each condition's validation trials.
+        cond = ds[condition_name].values[valid]
+        smoothed = smooth(counts[valid, :t_in], params["psth_smoothing_bins"])
+        psth = np.stack([smoothed[cond == c].mean(0) for c in np.unique(cond)])
+        metrics["psth_r2"] = psth_r2(rates[valid, :t_in], psth, cond)
+    if truth is not None:
+        metrics["rate_r2"] = truth_rate_r2(truth, ds, rates, bin_s, data)
+
+    out = xr.Dataset(
+        {
+            "rates": (("trial", "time", "neuron"), (rates / bin_s).astype(np.float32)),
+            "latent": (("trial", "time", "dim"), latent.astype(np.float32)),
+            "heldout": ("neuron", np.isin(np.arange(data.n_neurons), data.heldout)),
+            "validation": ("trial", np.isin(all_trials, valid)),
+            "forward": ("time", np.arange(data.n_time) >= t_in),
+        },
+        coords={
+            "trial": ds["trial"].values,
+            "time": ds["time"].values,
+            "neuron": ds["neuron"].values,
+            "dim": np.arange(latent.shape[-1]),
+        },
+    )
+    for name in ("region", "probe"):
+        if name in ds.coords and ds[name].dims == ("neuron",):
+            out = out.assign_coords({name: ds[name]})
+    for name, var in ds.data_vars.items():  # stimulus table columns ride along on trial
+        if var.dims == ("trial",):
+            out[name] = var
+    for name, value in metrics.items():
+        out[name] = float(value)
+    out["rates"].attrs.update(units="Hz", description="inferred firing rates")
+    out["latent"].attrs["description"] = "LangevinFlow latent position z_t (posterior mean path)"
+    out["co_bps"].attrs["description"] = "bits/spike, held-out neurons, held-in bins, validation"
+    out["fp_bps"].attrs["description"] = "bits/spike, all neurons, forward bins, validation"
+    out["psth_r2"].attrs["description"] = "R2 of condition-averaged rates to the smoothed PSTH"
+    out.attrs.update(
+        model=params["model"],
+        bin_size_s=bin_s,
+        device=str(dev),
+        steps=summary["steps"],
+        train_wall_s=round(summary["wall_s"], 2),
+        steps_per_s=round(summary["steps_per_s"], 3),
+    )
+    return out
+
+
+def truth_rate_r2(truth_path, ds, rates, bin_s, data) -> float:
+    """R2 of inferred to true rates (``true_rate(trial, neuron, time)`` in Hz in the truth file),
+    on validation trials and held-in bins, matching neurons by id and trials by position."""
+    from neurodag.io.netcdf import open_dataset
+    from neurodag.latents.metrics import rate_r2
+
+    truth = open_dataset(truth_path)
+    if "true_rate" not in truth:
+        raise InputError(truth_path, "true_rate", "missing")
+    true = truth["true_rate"]
+    ids = [str(n) for n in ds["neuron"].values]
+    missing = sorted(set(ids) - {str(n) for n in true["neuron"].values})
+    if missing or true.sizes["trial"] != rates.shape[0]:
+        raise InputError(truth_path, "true_rate", "neurons or trials do not match the responses")
+    true = true.sel(neuron=ids).transpose("trial", "time", "neuron").values * bin_s
+    t_in = data.n_heldin_time
+    return rate_r2(rates[data.valid, :t_in], true[data.valid, :t_in])
+
+
+def plot_latents(out: xr.Dataset, counts: np.ndarray, path: str | Path) -> Path:
+    """One validation trial: spikes and inferred rates of a few neurons, and the latent path."""
+    from neurodag.plotting import CATEGORICAL, figure, save_figure
+
+    trial = int(np.flatnonzero(out["validation"].values)[0])
+    time = out["time"].values
+    fig, axes = figure(1, 2, width=9.0, height=3.4)
+    colours = __import__("matplotlib").colormaps[CATEGORICAL]
+    for i, neuron in enumerate(range(min(4, out.sizes["neuron"]))):
+        rate = out["rates"].values[trial, :, neuron]
+        axes[0].plot(time, rate, color=colours(i), label=str(out["neuron"].values[neuron]))
+        spikes = counts[trial, :, neuron] / out.attrs["bin_size_s"]
+        axes[0].plot(time, spikes, ".", color=colours(i), alpha=0.4)
+    forward = out["forward"].values
+    if forward.any():
+        axes[0].axvspan(time[forward][0], time[-1], color="0.9", zorder=0, label="forward")
+    axes[0].set(xlabel="time from onset (s)", ylabel="rate (Hz)", title=f"trial {trial}")
+    axes[0].legend(fontsize=7)
+    latent = out["latent"].values.reshape(-1, out.sizes["dim"])
+    centred = latent - latent.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    pcs = (out["latent"].values - latent.mean(0)) @ vt[:2].T
+    for k in np.flatnonzero(out["validation"].values)[:12]:
+        axes[1].plot(pcs[k, :, 0], pcs[k, :, 1], lw=0.8)
+    axes[1].set(xlabel="latent PC 1 (a.u.)", ylabel="latent PC 2 (a.u.)", title="latent paths")
+    return save_figure(fig, path)

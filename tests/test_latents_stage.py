@@ -1,0 +1,131 @@
+"""The latents stage end to end through the CLI, on a contract-shaped ingest file written from the
+Lorenz generator (responses(trial, neuron, time) counts, stimulus variables on trial)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import run_cli
+
+from neurodag.io.netcdf import open_dataset, provenance, write_dataset
+from neurodag.simulate.lorenz import lorenz_trials, sample_counts
+
+
+def ingest_file(path, **sizes):
+    piece = lorenz_trials(seed=3, **sizes)
+    counts = sample_counts(piece, seed=4)
+    ds = xr.Dataset(
+        {
+            "responses": counts.transpose("trial", "neuron", "time"),
+            "condition": piece["condition"],
+            "start_time": ("trial", np.arange(piece.sizes["trial"]) * 2.0),
+        }
+    )
+    ds = ds.assign_coords(probe=("neuron", ["probeA"] * piece.sizes["neuron"]))
+    write_dataset(ds, path, stage="ingest")
+    truth = piece[["true_rate", "true_latent"]]
+    write_dataset(truth, path.with_name("truth.nc"), stage="simulate")
+    return path
+
+
+TINY = {"steps": 4, "batch_size": 8, "checkpoint_every": 2, "log_every": 2, "forward_bins": 3}
+
+
+@pytest.mark.slow  # ~15 s alone (torch start-up twice), more on a loaded machine
+def test_cli_writes_rates_latents_and_metrics(tmp_path):
+    source = ingest_file(
+        tmp_path / "lorenz_trials.nc",
+        n_conditions=4,
+        trials_per_condition=5,
+        n_neurons=8,
+        n_time=12,
+    )
+    out = tmp_path / "latents" / "allen.nc"
+    result = run_cli(
+        "latents",
+        "--input",
+        str(source),
+        "--params",
+        json.dumps(TINY),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--truth",
+        str(tmp_path / "truth.nc"),
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "step 4/4" in result.stderr  # progress in the log
+    ds = open_dataset(out)
+    assert ds["rates"].dims == ("trial", "time", "neuron")
+    assert ds["rates"].shape == (20, 12, 8) and (ds["rates"] > 0).all()
+    assert ds["latent"].dims == ("trial", "time", "dim") and ds.sizes["dim"] == 16
+    assert int(ds["heldout"].sum()) == 2 and int(ds["forward"].sum()) == 3
+    assert int(ds["validation"].sum()) == 4
+    for metric in ("co_bps", "fp_bps", "psth_r2", "rate_r2"):
+        assert np.isfinite(ds[metric].item()), metric
+    assert list(ds["condition"].values) == list(np.repeat(np.arange(4), 5))
+    assert set(ds["region"].values) == {"VISrl"}
+    assert provenance(ds)["stage"] == "latents"
+    assert provenance(ds)["parameters"]["steps"] == 4
+    assert out.with_suffix(".rates.png").exists()
+    checkpoint = out.with_name("allen.checkpoint.pt")
+    assert checkpoint.exists()
+    # A rerun finds the finished checkpoint and does not train again.
+    again = run_cli(
+        "latents",
+        "--input",
+        str(source),
+        "--params",
+        json.dumps(TINY),
+        "--device",
+        "cpu",
+        "--no-figure",
+        "-o",
+        str(out),
+    )
+    assert again.returncode == 0, again.stderr
+    assert "resumed from" in again.stderr and "step 2/4" not in again.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda ds: ds.rename({"responses": "spikes"}), "responses"),
+        (lambda ds: ds.assign(responses=-ds["responses"]), "responses"),
+    ],
+)
+def test_bad_input_names_the_field_and_writes_nothing(tmp_path, change, field):
+    source = ingest_file(
+        tmp_path / "in.nc", n_conditions=2, trials_per_condition=4, n_neurons=4, n_time=8
+    )
+    bad = tmp_path / "bad.nc"
+    write_dataset(change(open_dataset(source)), bad, stage="ingest")
+    out = tmp_path / "out.nc"
+    result = run_cli(
+        "latents",
+        "--input",
+        str(bad),
+        "--params",
+        json.dumps(TINY),
+        "--device",
+        "cpu",
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 2
+    assert field in result.stderr and str(bad) in result.stderr
+    assert not out.exists()
+
+
+def test_bad_params_name_the_key(tmp_path):
+    result = run_cli(
+        "latents", "--input", "x.nc", "--params", '{"stepz": 3}', "-o", str(tmp_path / "o.nc")
+    )
+    assert result.returncode == 2
+    assert "stages.latents" in result.stderr and "stepz" in result.stderr
