@@ -6,7 +6,12 @@ temporary directory, on ports picked free at start. The configuration avoids eve
 container may lack: no cgroups (``proctrack/linuxproc``, ``task/none``), no accounting database,
 ``config_overrides`` so that the node's CPUs/memory are taken from slurm.conf rather than probed.
 Clients (sbatch, squeue, the Snakemake executor plugin, dask-jobqueue) find this cluster through
-the ``SLURM_CONF`` environment variable, which :meth:`LocalSlurm.environment` provides.
+the ``SLURM_CONF`` environment variable, which :meth:`LocalSlurm.environment` provides. Inside a
+job, the executor plugin's jobstep strips every ``SLURM_*`` variable but the job's identity
+(``SLURM_CONF`` included) before it calls ``srun``, so srun falls back to the compiled-in default
+``/etc/slurm/slurm.conf``: when that file is absent we link it to our slurm.conf while the cluster
+runs, and remove the link on stop (an existing file is never touched; ``system_conf_linked``
+says whether the link is ours).
 
 ``LocalSlurm.install()`` installs the Debian packages with apt when they are missing (root only).
 """
@@ -22,6 +27,7 @@ import time
 from pathlib import Path
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
+SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 DAEMONS = ("munged", "slurmctld", "slurmd")
 
 
@@ -52,6 +58,7 @@ class LocalSlurm:
         self.conf = self.root / "slurm.conf"
         self.munge_socket = self.root / "munge" / "munge.sock"
         self.processes: dict[str, subprocess.Popen] = {}
+        self.system_conf_linked = False
 
     # -- installation ---------------------------------------------------------------------
     @staticmethod
@@ -196,10 +203,21 @@ class LocalSlurm:
             self._wait_for("slurmctld", lambda: self._succeeds(["scontrol", "ping"]))
             self._spawn("slurmd", [_sbin("slurmd"), "-D", "-f", str(self.conf)])
             self._wait_for("an idle node", self._node_idle)
+            self._link_system_conf()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _link_system_conf(self) -> None:
+        if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
+            return
+        try:
+            SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
+            SYSTEM_CONF.symlink_to(self.conf)
+            self.system_conf_linked = True
+        except OSError:
+            pass  # not root: only jobs that keep SLURM_CONF (sbatch, dask-jobqueue) can run
 
     def _succeeds(self, command: list[str]) -> bool:
         done = subprocess.run(command, env=self.environment(), capture_output=True, text=True)
@@ -216,6 +234,9 @@ class LocalSlurm:
 
     def stop(self) -> None:
         """Stop every daemon this object started (slurmd, slurmctld, munged, in that order)."""
+        if self.system_conf_linked and SYSTEM_CONF.is_symlink():
+            SYSTEM_CONF.unlink()
+            self.system_conf_linked = False
         if "slurmctld" in self.processes and self.processes["slurmctld"].poll() is None:
             # cancel whatever is left so slurmd has no job processes to leave behind
             subprocess.run(
