@@ -168,10 +168,6 @@ def test_profile_resources_reach_sbatch(slurm_for_snakemake, tmp_path):
     assert "TimeLimit=00:30:00" in shown, shown  # set-resources homogenize: runtime 30
 
 
-def _slurm_job_id():
-    return os.environ.get("SLURM_JOB_ID")
-
-
 def test_dask_slurm_cluster_computes_a_stage(slurm, tmp_path, monkeypatch):
     """Workers are SLURM jobs; they compute the connectome consensus as a local run does; each
     retires before its walltime and is replaced by a fresh job, and the work goes on."""
@@ -206,7 +202,7 @@ def test_dask_slurm_cluster_computes_a_stage(slurm, tmp_path, monkeypatch):
 
     with dask_client(settings) as client:
         client.wait_for_workers(2, timeout=120)
-        first_jobs = set(client.run(_slurm_job_id).values())
+        first_jobs = set(client.run(os.getenv, "SLURM_JOB_ID").values())
         assert None not in first_jobs and len(first_jobs) == 2  # each worker is its own job
         results = client.gather(client.map(build_connectome, [spec] * 2, variants))
         for got, want in zip(results, expected, strict=True):
@@ -216,7 +212,7 @@ def test_dask_slurm_cluster_computes_a_stage(slurm, tmp_path, monkeypatch):
         # walltime safety: the first workers retire before SLURM's limit; replacements join
         deadline = time.monotonic() + 150
         while time.monotonic() < deadline:
-            jobs = set(client.run(_slurm_job_id).values())
+            jobs = set(client.run(os.getenv, "SLURM_JOB_ID").values())
             if jobs and not jobs & first_jobs:
                 break
             time.sleep(2)
