@@ -100,7 +100,7 @@ def dask_client(
 
 
 def parse_walltime(text: str | int) -> int:
-    """Seconds in a SLURM time limit: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH``, ``D-HH:MM[:SS]``."""
+    """Seconds in a SLURM time limit: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``."""
     from neurodag.errors import ConfigError
 
     value = str(text).strip()
