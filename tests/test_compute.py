@@ -109,3 +109,21 @@ def test_slurm_job_script_carries_the_config():
     assert "--nworkers 2" in script and "--nthreads 2" in script
     assert "--lifetime 6900s --lifetime-stagger 150s" in script  # 2 h - 5 min, +- 2.5 min
     assert sys.executable in script
+
+
+def test_cli_takes_the_compute_section_and_validates_it():
+    """The homogenize rule passes the config's compute section; a bad one is named, not run."""
+    from conftest import run_cli
+
+    result = run_cli(
+        "homogenize",
+        "--spec",
+        '{"kind": "connectome", "format": "wormneuroatlas"}',
+        "--compute",
+        '{"dask": {"cluster": "address"}}',
+        "-o",
+        "never.nc",
+    )
+    assert result.returncode == 2
+    assert "compute.dask" in result.stderr and "address" in result.stderr
+    assert not os.path.exists("never.nc")
