@@ -261,6 +261,10 @@ def read_recording(
 def recording_files(spec: Mapping[str, Any], recording: str) -> list[Path]:
     """The files one recording reads (dag2023-h5: the HDF5 file, then its label spreadsheet)."""
     fmt = spec["format"]
+    if fmt not in SUFFIXES:
+        raise ConfigError(
+            f"format {fmt!r}: recording files are not found from the config; give them (--input)"
+        )
     if fmt == "homogenized-parquet":
         return resolve_files(spec["path"], SUFFIXES[fmt])
     files = [p for p in resolve_files(spec["path"], SUFFIXES[fmt]) if _stem(p, fmt) == recording]

@@ -74,7 +74,7 @@ def write_celegans_nwb(
         session_start_time=session_start,
         experiment_description="neurodag simulation: rate model on the consensus connectome",
         lab="neurodag",
-        experimenter=["neurodag simulate"],
+        experimenter=["Simulator, Neurodag"],  # DANDI "Last, First" form
         institution="neurodag",
         keywords=["C. elegans", "whole-brain imaging", "simulation"],
     )

@@ -59,7 +59,7 @@ def read_labels(path: Path, n_traces: int, roi_match: np.ndarray):
     except Exception as exc:  # openpyxl raises several types for a corrupt workbook
         raise InputError(path, None, f"not a readable .xlsx spreadsheet ({exc})") from exc
     sheet = label_sheet(book.sheet_names, path)
-    table = book.parse(sheet)
+    table = pd.read_excel(book, sheet_name=sheet)
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in LABEL_COLUMNS if c not in table.columns]
     if missing:
