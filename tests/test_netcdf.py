@@ -130,3 +130,20 @@ def test_open_missing_and_corrupt(tmp_path):
     bad.write_bytes(b"not netcdf" * 100)
     with pytest.raises(InputError, match="not a readable"):
         open_dataset(bad)
+
+
+def test_rewrite_removes_temporaries_of_killed_writers(tmp_path):
+    target = tmp_path / "x.nc"
+    with subprocess.Popen(["true"]) as dead:  # a writer that is gone, as after SIGKILL
+        pass
+    stale = temporary_path(target, dead.pid)
+    stale.write_bytes(b"half a NetCDF")
+    # a temporary whose writer still runs (here: a sleeping process) must survive
+    with subprocess.Popen(["sleep", "60"]) as running:
+        busy = temporary_path(target, running.pid)
+        busy.write_bytes(b"in progress")
+        write_dataset(small_dataset(), target, stage="rerun")
+        running.kill()
+    assert not stale.exists()
+    assert busy.exists()
+    assert provenance(open_dataset(target))["stage"] == "rerun"

@@ -115,9 +115,13 @@ def cmd_geometry(args: argparse.Namespace) -> None:
 
 
 def _compute_settings(args: argparse.Namespace) -> dict:
-    """The config's ``compute`` section (defaults when the dataset came as --spec)."""
+    """The config's ``compute`` section: --compute JSON, else the --config files', else defaults."""
     from neurodag import config as cfg
 
+    if getattr(args, "compute", None) is not None:
+        return cfg.validate({"datasets": {}, "compute": args.compute}, source="--compute")[
+            "compute"
+        ]
     if args.config:
         return cfg.load_config(args.config)["compute"]
     return cfg.validate({"datasets": {}})["compute"]
@@ -263,6 +267,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--threads", type=int, help="cores for the Dask workers (default: all)")
     p.add_argument("--memory-mb", type=int, help="memory for the Dask workers, in MB")
+    p.add_argument(
+        "--compute",
+        type=_json_arg,
+        help="the config's compute section as JSON (Dask cluster: local, slurm or address)",
+    )
     p.set_defaults(func=cmd_homogenize)
 
     p = sub.add_parser(

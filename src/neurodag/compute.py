@@ -6,9 +6,16 @@ from the ``compute`` section of the config:
 - ``cluster: local`` — a LocalCluster sized from the job's threads (``--threads``, default: the
   CPUs this process may use) and memory, one thread per worker process with BLAS pinned to one
   thread, so that workers x BLAS threads never exceeds the cores Snakemake gave the job;
+- ``cluster: slurm`` — a dask-jobqueue ``SLURMCluster``: the scheduler runs inside this process
+  (the Snakemake job), workers are SLURM jobs of ``slurm.cores`` cores / ``slurm.memory_mb`` each.
+  Workers are walltime-safe: each retires (``--lifetime``) ``slurm.lifetime_margin_minutes``
+  before its job's walltime, staggered so they do not all leave at once, and adaptive scaling
+  between ``slurm.jobs`` and ``slurm.jobs`` submits a replacement job for each retired worker, so a
+  computation longer than one walltime moves its tasks to fresh workers instead of losing them to
+  SLURM's kill (dask-jobqueue's "How to handle job queueing system walltime killing workers");
 - ``cluster: address`` — connect to an existing scheduler at ``address``.
 
-Heavy imports (dask.distributed, torch) happen inside the functions.
+Heavy imports (dask.distributed, dask_jobqueue, torch) happen inside the functions.
 """
 
 from __future__ import annotations
@@ -56,6 +63,16 @@ def dask_client(
 
     settings = dict(settings or {})
     kind = settings.get("cluster", "local")
+    if kind == "slurm":
+        slurm = dict(settings.get("slurm") or {})
+        with slurm_cluster(slurm) as cluster, Client(cluster) as client:
+            jobs = int(slurm.get("jobs", 1))
+            timeout = slurm.get("wait_timeout_s", 600)
+            log.info("dask: SLURM cluster of %d worker job(s), waiting for the first", jobs)
+            # start as soon as one worker is up; the others join while work runs
+            client.wait_for_workers(1, timeout=timeout)
+            yield client
+        return
     if kind == "address":
         client = Client(settings["address"])
         log.info("dask: connected to the scheduler at %s", settings["address"])
@@ -80,6 +97,92 @@ def dask_client(
         Client(cluster) as client,
     ):
         yield client
+
+
+def parse_walltime(text: str | int) -> int:
+    """Seconds in a SLURM time limit: ``MM``, ``MM:SS``, ``HH:MM:SS``, ``D-HH[:MM[:SS]]``."""
+    from neurodag.errors import ConfigError
+
+    value = str(text).strip()
+    try:
+        days, _, clock = value.rpartition("-") if "-" in value else ("0", "", value)
+        parts = [int(part) for part in clock.split(":")]
+        days = int(days)
+    except ValueError:
+        raise ConfigError(f"compute.dask.slurm.walltime: {text!r} is not a SLURM time") from None
+    if "-" in value:  # D-HH, D-HH:MM, D-HH:MM:SS
+        hours, minutes, seconds = (parts + [0, 0])[:3]
+    elif len(parts) == 1:  # minutes
+        hours, minutes, seconds = 0, parts[0], 0
+    elif len(parts) == 2:  # MM:SS
+        hours, (minutes, seconds) = 0, parts
+    elif len(parts) == 3:
+        hours, minutes, seconds = parts
+    else:
+        raise ConfigError(f"compute.dask.slurm.walltime: {text!r} is not a SLURM time")
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total <= 0:
+        raise ConfigError(f"compute.dask.slurm.walltime: {text!r} must be positive")
+    return total
+
+
+def worker_lifetime_args(walltime: str | int, margin_minutes: float) -> list[str]:
+    """``dask worker`` options that retire a worker safely before SLURM kills its job.
+
+    The worker lives ``walltime - margin`` (give or take a stagger of ``margin / 2``), so it
+    finishes handing its data over at least ``margin / 2`` before the job's time limit.
+    """
+    from neurodag.errors import ConfigError
+
+    total = parse_walltime(walltime)
+    margin = int(margin_minutes * 60)
+    stagger = margin // 2
+    lifetime = total - margin
+    if lifetime - stagger <= 0:
+        raise ConfigError(
+            f"compute.dask.slurm.lifetime_margin_minutes: {margin_minutes} min leaves no working "
+            f"time within the walltime {walltime}; lower it or raise the walltime"
+        )
+    return ["--lifetime", f"{lifetime}s", "--lifetime-stagger", f"{stagger}s"]
+
+
+@contextlib.contextmanager
+def slurm_cluster(slurm: Mapping[str, Any]) -> Iterator[Any]:
+    """A dask-jobqueue SLURMCluster from the config's ``compute.dask.slurm`` section, adaptive
+    between ``jobs`` and ``jobs`` worker jobs (so retired workers are replaced), closed on exit."""
+    import sys
+
+    from dask_jobqueue import SLURMCluster
+
+    cores = int(slurm.get("cores", 1))
+    processes = int(slurm.get("processes", 1))
+    walltime = slurm.get("walltime", "01:00:00")
+    threads_per_process = max(1, cores // processes)
+    blas = [f"export {name}={threads_per_process}" for name in BLAS_VARIABLES]
+    cluster = SLURMCluster(
+        cores=cores,
+        processes=processes,
+        memory=f"{int(slurm.get('memory_mb', 4000))}MiB",
+        walltime=walltime,
+        queue=slurm.get("queue"),
+        account=slurm.get("account"),
+        job_extra_directives=list(slurm.get("job_extra_directives") or []),
+        job_script_prologue=[*blas, *(slurm.get("job_script_prologue") or [])],
+        worker_extra_args=worker_lifetime_args(
+            walltime, float(slurm.get("lifetime_margin_minutes", 5))
+        ),
+        interface=slurm.get("interface"),
+        local_directory=slurm.get("local_directory"),
+        log_directory=slurm.get("log_directory"),
+        python=slurm.get("python") or sys.executable,
+        scheduler_options={"dashboard_address": None},
+    )
+    try:
+        jobs = int(slurm.get("jobs", 1))
+        cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
+        yield cluster
+    finally:
+        cluster.close()
 
 
 def torch_device(preference: str = "auto") -> Any:

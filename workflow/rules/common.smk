@@ -70,6 +70,11 @@ def dataset_spec(wildcards):
     return json.dumps(config["datasets"][wildcards.dataset])
 
 
+def compute_settings():
+    """The config's compute section (Dask cluster, torch device) for the heavy stages' CLI."""
+    return json.dumps(config["compute"])
+
+
 def stage_parameters(stage):
     return json.dumps(config["stages"].get(stage, {}))
 

@@ -23,6 +23,7 @@ rule homogenize:
         spec=dataset_spec,
         stage=stage_parameters("homogenize"),
         ingested=homogenize_ingested,
+        compute=compute_settings(),
     wildcard_constraints:
         dataset=alternatives(homogenized_datasets()),
     conda:
@@ -33,5 +34,5 @@ rule homogenize:
         runtime=30,
     shell:
         "neurodag homogenize --spec {params.spec:q} --params {params.stage:q} {params.ingested} "
-        "--threads {threads} --memory-mb {resources.mem_mb} --output {output.data:q} "
-        "--figure {output.figure:q} 2> {log:q}"
+        "--threads {threads} --memory-mb {resources.mem_mb} --compute {params.compute:q} "
+        "--output {output.data:q} --figure {output.figure:q} 2> {log:q}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import glob
 import hashlib
 import json
 import os
@@ -61,6 +62,29 @@ def temporary_path(path: Path, pid: int | None = None) -> Path:
     return path.with_name(f".{path.name}.{pid or os.getpid()}.tmp")
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: Path) -> list[Path]:
+    """Delete the temporaries that killed writers (SIGKILL, scancel, node loss) left beside
+    ``path``; a temporary whose process still runs on this machine is left alone."""
+    removed = []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = tmp.name[len(path.name) + 2 : -len(".tmp")]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
 def write_dataset(
     ds: xr.Dataset,
     path: str | Path,
@@ -85,6 +109,7 @@ def write_dataset(
         inputs=json.dumps(describe_inputs(inputs)),
         created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     )
+    remove_stale_temporaries(path)
     tmp = temporary_path(path)
     try:
         out.to_netcdf(tmp, engine=ENGINE, encoding=_encoding(out, complevel))
