@@ -23,9 +23,11 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/homogenize.smk"
+include: "workflow/rules/mds.smk"
 
 
 rule all:
     input:
         homogenized_files(),
+        mds_files(),
     default_target: True

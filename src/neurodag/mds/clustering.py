@@ -107,7 +107,7 @@ class MDSClustering:
         max_iterations: int = 20,
         max_clusters: int = 15,
         min_cluster_size: int = 3,
-        split_tolerance: float = 1e-3,
+        split_tolerance: float = 0.05,
         seed: int = 0,
         device: torch.device | str = "cpu",
     ) -> None:
