@@ -90,9 +90,7 @@ def cmd_mds(args: argparse.Namespace) -> None:
     inputs = [Path(p) for p in args.input]
     ds = run_mds(inputs, params, device=args.device, truth=Path(args.truth) if args.truth else None)
     extra = [Path(args.truth)] if args.truth else []
-    path = write_dataset(
-        ds, args.output, stage="mds", parameters=params, inputs=[*inputs, *extra]
-    )
+    path = write_dataset(ds, args.output, stage="mds", parameters=params, inputs=[*inputs, *extra])
     figure = plot_mds(ds, path.with_suffix(".mds.png"))
     log.info("wrote %s and %s", path, figure)
 

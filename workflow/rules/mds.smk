@@ -1,40 +1,5 @@
 # MDS: most-discriminative-stimuli clustering of functional cell types (Burg et al. 2024).
 
-from pathlib import Path
-
-
-def mds_datasets():
-    """Allen-kind datasets (simulated or recorded) with image trial responses."""
-    return enabled_datasets(config, kind="allen")
-
-
-def mds_files():
-    return expand("results/mds/{dataset}.nc", dataset=mds_datasets())
-
-
-def mds_inputs(wildcards):
-    """The ingest image-response file of every recording of the dataset."""
-    stimulus = config["stages"]["mds"]["stimulus"]
-    return [
-        f"results/ingest/{wildcards.dataset}/{recording}/{stimulus}.nc"
-        for recording in _mds_recordings(wildcards.dataset)
-    ]
-
-
-def _mds_recordings(dataset):
-    """Recordings of a dataset: the Allen ingest's helper when present (issue 4), else the
-    recordings whose ingest folders exist."""
-    if "dataset_recordings" in globals():
-        return globals()["dataset_recordings"](dataset)
-    return sorted(p.parent.name for p in Path(f"results/ingest/{dataset}").glob("*/*.nc"))
-
-
-def mds_truth(wildcards):
-    """The simulated session's truth file, for validation (nothing for recorded data)."""
-    if config["datasets"][wildcards.dataset]["format"] == "simulated":
-        return f"results/simulate/{wildcards.dataset}/truth.nc"
-    return []
-
 
 rule mds:
     input:

@@ -5,8 +5,9 @@ Reads one or more ingest files ``responses(trial, neuron, time)`` with trial var
 regions, sums each trial's counts over the response window, averages over the presentations of
 each image, fits :mod:`neurodag.mds.model`, and clusters with :mod:`neurodag.mds.clustering`.
 
-Output variables: ``cluster(neuron)``, ``mds(cluster, y, x)`` (stimuli in the input's pixel units),
-``mds_response(cluster, neuron)`` (each neuron's normalised predicted response to each MDS),
+Output variables: ``cluster(neuron)``, ``mds(cluster_id, y, x)`` (stimuli in the input's pixel
+units; the dimension is ``cluster_id`` because ``cluster`` names the assignment),
+``mds_response(cluster_id, neuron)`` (each neuron's normalised predicted response to each MDS),
 ``objective(step)`` with ``objective_clusters(step)`` and ``objective_step(step)``,
 ``held_out_correlation(neuron)`` (test images), ``readout_position(neuron, axis)`` (pixels, learned
 before centring) and, when a truth file with ``true_type(neuron)`` is given, ``validation`` attrs:
@@ -102,7 +103,9 @@ def run_mds(
     active = rates >= params["min_rate_hz"]
     if not np.any(active):
         raise InputError(paths[0], "responses", "no neuron reaches stages.mds.min_rate_hz")
-    log.info("mds: %d of %d neurons above %.2f Hz", active.sum(), len(active), params["min_rate_hz"])
+    log.info(
+        "mds: %d of %d neurons above %.2f Hz", active.sum(), len(active), params["min_rate_hz"]
+    )
     responses, neurons, regions = responses[:, active], neurons[active], regions[active]
     pixels = downsample(images, params["max_image_size"])
     mean, sd = pixels.mean(), max(pixels.std(), 1e-12)
@@ -131,8 +134,8 @@ def run_mds(
     out = xr.Dataset(
         {
             "cluster": ("neuron", result.labels.astype(np.int64)),
-            "mds": (("cluster", "y", "x"), result.stimuli * sd + mean),
-            "mds_response": (("cluster", "neuron"), result.responses),
+            "mds": (("cluster_id", "y", "x"), result.stimuli * sd + mean),
+            "mds_response": (("cluster_id", "neuron"), result.responses),
             "objective": ("step", np.asarray(result.objective)),
             "objective_clusters": ("step", np.asarray(result.objective_clusters)),
             "objective_step": ("step", np.asarray(result.objective_step, dtype=str)),
@@ -140,7 +143,10 @@ def run_mds(
             "readout_position": (
                 ("neuron", "axis"),
                 np.stack(
-                    [(position[:, 1] + 1) / 2 * (height - 1), (position[:, 0] + 1) / 2 * (width - 1)],
+                    [
+                        (position[:, 1] + 1) / 2 * (height - 1),
+                        (position[:, 0] + 1) / 2 * (width - 1),
+                    ],
                     axis=1,
                 ),
             ),
@@ -149,7 +155,7 @@ def run_mds(
         coords={
             "neuron": neurons,
             "region": ("neuron", regions),
-            "cluster": np.arange(n_clusters),
+            "cluster_id": np.arange(n_clusters),
             "step": np.arange(len(result.objective)),
             "axis": ["y", "x"],
             "frame": np.arange(len(images)),
@@ -224,7 +230,7 @@ def plot_mds(out: xr.Dataset, path: Path) -> Path:
     """Each cluster's MDS (top) and its members' predicted responses to every MDS (bottom)."""
     from neurodag.plotting import CATEGORICAL, figure, save_figure
 
-    k = out.sizes["cluster"]
+    k = out.sizes["cluster_id"]
     fig, axes = figure(2, k, width=max(6.4, 1.3 * k), height=3.6, squeeze=False)
     lim = np.abs(out["mds"].values - 127.5).max()
     colours = __import__("matplotlib").colormaps[CATEGORICAL]
