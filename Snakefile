@@ -27,6 +27,7 @@ include: "workflow/rules/ingest.smk"
 include: "workflow/rules/homogenize.smk"
 include: "workflow/rules/geometry.smk"
 include: "workflow/rules/latents.smk"
+include: "workflow/rules/mds.smk"
 
 
 rule all:
@@ -35,4 +36,5 @@ rule all:
         geometry_files(),
         allen_ingest_files(),
         latents_files(),
+        mds_files(),
     default_target: True

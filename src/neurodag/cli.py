@@ -228,6 +228,24 @@ def cmd_latents(args: argparse.Namespace) -> None:
         log.info("figure %s", plot_latents(out, counts, output.with_suffix(".rates.png")))
 
 
+def cmd_mds(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from neurodag import config as cfg
+    from neurodag.io.netcdf import write_dataset
+    from neurodag.mds.stage import plot_mds, run_mds
+
+    params = cfg.validate(
+        {"datasets": {}, "stages": {"mds": args.params or {}}}, source="--params"
+    )["stages"]["mds"]
+    inputs = [Path(p) for p in args.input]
+    ds = run_mds(inputs, params, device=args.device, truth=Path(args.truth) if args.truth else None)
+    extra = [Path(args.truth)] if args.truth else []
+    path = write_dataset(ds, args.output, stage="mds", parameters=params, inputs=[*inputs, *extra])
+    figure = plot_mds(ds, path.with_suffix(".mds.png"))
+    log.info("wrote %s and %s", path, figure)
+
+
 def cmd_inspect(args: argparse.Namespace) -> None:
     from neurodag.inspect import describe, quick_look
 
@@ -339,6 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truth", help="truth file with true_rate(trial, neuron, time) for rate R2")
     p.add_argument("--no-figure", action="store_true", help="skip the figure beside the output")
     p.set_defaults(func=cmd_latents)
+
+    p = sub.add_parser(
+        "mds", help="most-discriminative-stimuli clustering of functional cell types"
+    )
+    p.add_argument(
+        "--input", nargs="+", required=True, metavar="FILE", help="ingest image-response files"
+    )
+    p.add_argument("--params", type=_json_arg, help="stages.mds parameters as JSON")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--truth", help="truth file with true_type(neuron), for validation")
+    p.add_argument("-o", "--output", required=True, help="NetCDF file to write")
+    p.set_defaults(func=cmd_mds)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

@@ -4,6 +4,8 @@ import json
 import os
 import shlex
 
+
+
 from neurodag.config import enabled_datasets
 from neurodag.homogenize.connectomes import connectome_inputs
 
@@ -191,3 +193,28 @@ def latents_input(wildcards):
     if recording is None:
         recording = allen_recordings(wildcards.dataset)[0]
     return f"results/ingest/{wildcards.dataset}/{recording}/{settings['stimulus']}.nc"
+
+
+def mds_datasets():
+    """Allen-kind datasets (simulated or recorded) with image trial responses."""
+    return enabled_datasets(config, kind="allen")
+
+
+def mds_files():
+    return expand("results/mds/{dataset}.nc", dataset=mds_datasets())
+
+
+def mds_inputs(wildcards):
+    """The ingest image-response file of every recording of the dataset."""
+    stimulus = config["stages"]["mds"]["stimulus"]
+    return [
+        f"results/ingest/{wildcards.dataset}/{recording}/{stimulus}.nc"
+        for recording in allen_recordings(wildcards.dataset)
+    ]
+
+
+def mds_truth(wildcards):
+    """The simulated session's truth file, for validation (nothing for recorded data)."""
+    if config["datasets"][wildcards.dataset]["format"] == "simulated":
+        return f"results/simulate/{wildcards.dataset}/truth.nc"
+    return []

@@ -1,0 +1,338 @@
+"""Most discriminative stimuli (MDS) clustering (Burg et al., ICLR 2024).
+
+Given a predictive model whose readouts are centred (one stimulus drives every neuron), clusters
+are found by optimising one stimulus per cluster so that it drives its cluster's neurons and not
+the others, and reassigning each neuron to the cluster whose stimulus drives it most:
+
+1. start from ``initial_clusters`` clusters (k-means on the centred model's responses to the
+   training images, z-scored per neuron);
+2. for each cluster ``k`` optimise its stimulus ``x_k`` by gradient ascent on
+   ``L_k = m_k(x_k) / tau - logsumexp_j(m_j(x_k) / tau)``, where ``m_j(x)`` is the mean over
+   cluster ``j``'s neurons of their predicted response to ``x`` (each neuron's response divided
+   by its largest response to a training image, so that gain does not weigh a neuron), under a
+   fixed L2 norm (the median norm of the training images), with pixel values clipped to the
+   training images' range and the gradient smoothed by a Gaussian (``smoothing_px``);
+3. move every neuron to the cluster whose MDS drives it most (normalised response); drop empty
+   clusters; repeat 2-3 until no neuron moves;
+4. try splitting each cluster in two (2-means on its members' responses to the training images),
+   refine as in 2-3, and keep the split when it lowers the objective ``-mean_k L_k`` relative to
+   chance (``-mean_k L_k - log K``: with K clusters no better than chance, ``-L_k = log K``, so
+   the raw value grows with K by itself and is not comparable across K); repeat until no split
+   helps. Spurious splits do not help: two halves of one type get near-identical stimuli, so each
+   scores about ``-log 2`` against the other, which costs more than the ``log((K+1)/K)`` that one
+   more cluster adds to chance.
+
+The objective trace records the objective after every optimisation, with the number of clusters
+and the step that produced it (``optimise``, ``split``, ``rejected_split``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+log = logging.getLogger(__name__)
+
+
+def kmeans(data: np.ndarray, k: int, *, seed: int = 0, restarts: int = 10, iterations: int = 100):
+    """Labels of Lloyd's k-means with k-means++ starts; the best of ``restarts`` by inertia."""
+    rng = np.random.default_rng(seed)
+    n = len(data)
+    k = min(k, n)
+    best_labels, best_inertia = np.zeros(n, dtype=int), np.inf
+    for _ in range(restarts):
+        centres = [data[rng.integers(n)]]
+        for _ in range(1, k):
+            distance = np.min([((data - c) ** 2).sum(axis=1) for c in centres], axis=0)
+            total = distance.sum()
+            probability = distance / total if total > 0 else np.full(n, 1.0 / n)
+            centres.append(data[rng.choice(n, p=probability)])
+        centres = np.array(centres)
+        labels = np.full(n, -1)
+        for _ in range(iterations):
+            distance = ((data[:, None, :] - centres[None]) ** 2).sum(axis=2)
+            new = distance.argmin(axis=1)
+            if np.array_equal(new, labels):
+                break
+            labels = new
+            for j in range(k):
+                if np.any(labels == j):
+                    centres[j] = data[labels == j].mean(axis=0)
+        inertia = ((data - centres[labels]) ** 2).sum()
+        if inertia < best_inertia:
+            best_labels, best_inertia = labels.copy(), inertia
+    return best_labels
+
+
+def zscore_rows(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=1, keepdims=True)
+    return x / np.maximum(x.std(axis=1, keepdims=True), 1e-12)
+
+
+def relabel(labels: np.ndarray) -> np.ndarray:
+    """Labels renumbered 0..K-1 in order of first appearance of each sorted old label."""
+    _, new = np.unique(labels, return_inverse=True)
+    return new
+
+
+@dataclass
+class MDSResult:
+    labels: np.ndarray  # (neuron,) cluster index
+    stimuli: np.ndarray  # (cluster, height, width) in the model's normalised image units
+    responses: np.ndarray  # (cluster stimulus, neuron) normalised predicted responses
+    objective: list[float] = field(default_factory=list)
+    objective_clusters: list[int] = field(default_factory=list)
+    objective_step: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    final_objective: float = float("nan")
+
+
+class MDSClustering:
+    """The MDS loop around a centred model (see the module docstring)."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        train_images: np.ndarray,
+        *,
+        tau: float = 1.6,
+        steps: int = 100,
+        learning_rate: float = 0.05,
+        smoothing_px: float = 1.0,
+        max_iterations: int = 20,
+        max_clusters: int = 15,
+        min_cluster_size: int = 3,
+        split_tolerance: float = 0.05,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.tau = tau
+        self.steps = steps
+        self.learning_rate = learning_rate
+        self.max_iterations = max_iterations
+        self.max_clusters = max_clusters
+        self.min_cluster_size = min_cluster_size
+        self.split_tolerance = split_tolerance
+        self.seed = seed
+        self.shape = train_images.shape[1:]
+        images = torch.as_tensor(train_images, dtype=torch.float32, device=self.device)
+        with torch.no_grad():
+            train_responses = torch.cat(
+                [self.model(images[i : i + 256, None]) for i in range(0, len(images), 256)]
+            )
+        # Per-neuron response unit: the largest predicted response to a training image, so
+        # that m_j is in units of "best natural image" and tau = 1.6 is on that scale.
+        self.scale = train_responses.amax(dim=0).clamp_min(1e-6)
+        #: normalised centred responses to the training images, (neuron, image), z-scored
+        self.profiles = zscore_rows((train_responses / self.scale).T.cpu().numpy())
+        norms = train_images.reshape(len(train_images), -1)
+        self.norm = float(np.median(np.linalg.norm(norms, axis=1)))
+        self.low, self.high = float(train_images.min()), float(train_images.max())
+        self.blur = _gaussian_kernel(smoothing_px).to(self.device) if smoothing_px > 0 else None
+        self.generator = torch.Generator().manual_seed(seed)
+
+    # -- pieces ---------------------------------------------------------------------------
+    def normalised_responses(self, stimuli: torch.Tensor) -> torch.Tensor:
+        """(stimulus, neuron) responses divided by each neuron's largest training response."""
+        return self.model(stimuli[:, None]) / self.scale
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        # Fixed norm, then clipping; rescale once more so clipping does not shrink the norm much.
+        for _ in range(2):
+            x = x * (self.norm / x.flatten(1).norm(dim=1).clamp_min(1e-8))[:, None, None]
+            x = x.clamp(self.low, self.high)
+        return x
+
+    def random_stimuli(self, k: int) -> torch.Tensor:
+        noise = torch.randn((k, *self.shape), generator=self.generator).to(self.device)
+        if self.blur is not None:
+            noise = _smooth(noise, self.blur)
+        return self._project(noise)
+
+    def objective_terms(self, stimuli: torch.Tensor, membership: torch.Tensor) -> torch.Tensor:
+        """L_k for each cluster k (its own stimulus); membership is (neuron, cluster) one-hot."""
+        response = self.normalised_responses(stimuli)  # stimulus k, neuron
+        mean = response @ membership / membership.sum(dim=0).clamp_min(1)  # stimulus k, cluster j
+        own = torch.diagonal(mean)
+        return own / self.tau - torch.logsumexp(mean / self.tau, dim=1)
+
+    def optimise(self, labels: np.ndarray, stimuli: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """Gradient ascent on sum_k L_k for fixed labels; returns the stimuli and -mean L_k."""
+        membership = F.one_hot(torch.as_tensor(labels, device=self.device)).float()
+        x = stimuli.detach().clone().requires_grad_(True)
+        optimiser = torch.optim.Adam([x], lr=self.learning_rate)
+        for _ in range(self.steps):
+            loss = -self.objective_terms(x, membership).sum()
+            optimiser.zero_grad()
+            loss.backward()
+            if self.blur is not None:
+                x.grad = _smooth(x.grad, self.blur)
+            optimiser.step()
+            with torch.no_grad():
+                x.copy_(self._project(x))
+        with torch.no_grad():
+            objective = float(-self.objective_terms(x, membership).mean())
+        return x.detach(), objective
+
+    def reassign(self, stimuli: torch.Tensor) -> np.ndarray:
+        with torch.no_grad():
+            return self.normalised_responses(stimuli).argmax(dim=0).cpu().numpy()
+
+    def refine(self, labels: np.ndarray, stimuli: torch.Tensor, result: MDSResult, step: str):
+        """Optimise and reassign until no neuron moves; empty clusters are dropped."""
+        objective = np.inf
+        for _ in range(self.max_iterations):
+            stimuli, objective = self.optimise(labels, stimuli)
+            self._record(result, objective, stimuli.shape[0], step)
+            new = self.reassign(stimuli)
+            kept = np.unique(new)
+            if len(kept) < stimuli.shape[0]:
+                log.info("mds: dropping %d empty cluster(s)", stimuli.shape[0] - len(kept))
+                stimuli = stimuli[torch.as_tensor(kept, device=self.device)]
+                new = relabel(new)
+            moved = len(new) != len(labels) or np.any(new != labels)
+            same_clusters = len(kept) == membership_count(labels)
+            labels = new
+            if not moved and same_clusters:
+                break
+        else:
+            stimuli, objective = self.optimise(labels, stimuli)
+            self._record(result, objective, stimuli.shape[0], step)
+        return labels, stimuli, objective
+
+    @staticmethod
+    def _record(result: MDSResult, objective: float, k: int, step: str) -> None:
+        result.objective.append(objective)
+        result.objective_clusters.append(k)
+        result.objective_step.append(step)
+
+    def split_candidates(self, labels: np.ndarray, cluster: int, k: int) -> np.ndarray | None:
+        members = np.flatnonzero(labels == cluster)
+        if len(members) < 2 * self.min_cluster_size:
+            return None
+        halves = kmeans(self.profiles[members], 2, seed=self.seed + cluster)
+        if min(np.bincount(halves, minlength=2)) < self.min_cluster_size:
+            return None
+        new = labels.copy()
+        new[members[halves == 1]] = k
+        return new
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self, initial_clusters: int = 5) -> MDSResult:
+        started = time.perf_counter()
+        labels = relabel(kmeans(self.profiles, initial_clusters, seed=self.seed))
+        result = MDSResult(labels=labels, stimuli=np.empty(0), responses=np.empty(0))
+        stimuli = self.random_stimuli(int(labels.max()) + 1)
+        labels, stimuli, objective = self.refine(labels, stimuli, result, "optimise")
+        improved = True
+        while improved and stimuli.shape[0] < self.max_clusters:
+            improved = False
+            sizes = np.bincount(labels)
+            for cluster in np.argsort(-sizes, kind="stable"):
+                k = stimuli.shape[0]
+                candidate = self.split_candidates(labels, int(cluster), k)
+                if candidate is None:
+                    continue
+                parent = stimuli[int(cluster)][None]
+                trial_stimuli = torch.cat(
+                    [stimuli, self._project(parent + 0.1 * self.random_stimuli(1))]
+                )
+                trial_result = MDSResult(labels=labels, stimuli=np.empty(0), responses=np.empty(0))
+                new_labels, new_stimuli, new_objective = self.refine(
+                    candidate, trial_stimuli, trial_result, "split"
+                )
+                accepted = (
+                    new_stimuli.shape[0] > stimuli.shape[0]
+                    and versus_chance(new_objective, new_stimuli.shape[0])
+                    < versus_chance(objective, stimuli.shape[0]) - self.split_tolerance
+                )
+                log.info(
+                    "mds: split of cluster %d (%d -> %d clusters): objective %.4f -> %.4f, %s",
+                    cluster,
+                    stimuli.shape[0],
+                    new_stimuli.shape[0],
+                    objective,
+                    new_objective,
+                    "kept" if accepted else "rejected",
+                )
+                if accepted:
+                    for value, k_, step in zip(
+                        trial_result.objective,
+                        trial_result.objective_clusters,
+                        trial_result.objective_step,
+                        strict=True,
+                    ):
+                        self._record(result, value, k_, step)
+                    labels, stimuli, objective = new_labels, new_stimuli, new_objective
+                    improved = True
+                    break
+                self._record(result, new_objective, new_stimuli.shape[0], "rejected_split")
+        with torch.no_grad():
+            responses = self.normalised_responses(stimuli).cpu().numpy()
+        result.labels = labels
+        result.stimuli = stimuli.cpu().numpy()
+        result.responses = responses
+        result.final_objective = objective
+        result.seconds = time.perf_counter() - started
+        log.info(
+            "mds: %d clusters, objective %.4f, %.1f s",
+            stimuli.shape[0],
+            objective,
+            result.seconds,
+        )
+        return result
+
+
+def versus_chance(objective: float, k: int) -> float:
+    """The objective relative to chance, ``-mean_k L_k - log K``, comparable across K.
+
+    ``-L_k`` is at least 0 and equals ``log K`` when no cluster's stimulus is told apart, so the
+    raw objective grows with K by itself; splits are judged on the gain over chance.
+    """
+    return objective - float(np.log(k))
+
+
+def membership_count(labels: np.ndarray) -> int:
+    return len(np.unique(labels))
+
+
+def _gaussian_kernel(sigma: float) -> torch.Tensor:
+    radius = max(1, int(round(3 * sigma)))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    return kernel / kernel.sum()
+
+
+def _smooth(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """Separable Gaussian blur of (k, height, width) images, reflecting at the borders."""
+    radius = len(kernel) // 2
+    x = images[:, None]
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel[None, None, None, :])
+    x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel[None, None, :, None])
+    return x[:, 0]
+
+
+def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two labelings (Hubert & Arabie 1985)."""
+    _, a = np.unique(np.asarray(a), return_inverse=True)
+    _, b = np.unique(np.asarray(b), return_inverse=True)
+    table = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(table, (a, b), 1)
+
+    def pairs(x):
+        return (x * (x - 1) / 2).sum()
+
+    index = pairs(table)
+    rows, cols = pairs(table.sum(axis=1)), pairs(table.sum(axis=0))
+    expected = rows * cols / pairs(np.array([len(a)]))
+    maximum = (rows + cols) / 2
+    if maximum == expected:
+        return 1.0
+    return float((index - expected) / (maximum - expected))

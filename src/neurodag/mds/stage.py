@@ -1,0 +1,259 @@
+"""The mds stage: ingest trial responses -> predictive model -> MDS clusters (Burg et al. 2024).
+
+Reads one or more ingest files ``responses(trial, neuron, time)`` with trial variable ``frame`` and
+``image(frame, y, x)`` (all files must show the same images), keeps the neurons of the configured
+regions, sums each trial's counts over the response window, averages over the presentations of
+each image, fits :mod:`neurodag.mds.model`, and clusters with :mod:`neurodag.mds.clustering`.
+
+Output variables: ``cluster(neuron)``, ``mds(cluster_id, y, x)`` (stimuli in the input's pixel
+units; the dimension is ``cluster_id`` because ``cluster`` names the assignment),
+``mds_response(cluster_id, neuron)`` (each neuron's normalised predicted response to each MDS),
+``objective(step)`` with ``objective_clusters(step)`` and ``objective_step(step)``,
+``held_out_correlation(neuron)`` (test images), ``readout_position(neuron, axis)`` (pixels, learned
+before centring) and, when a truth file with ``true_type(neuron)`` is given, ``validation`` attrs:
+the adjusted Rand index against the planted types and that of k-means on mean responses.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurodag.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+def load_responses(paths: list[Path], params: dict[str, Any]):
+    """Images (frame, y, x) and mean windowed counts (frame, neuron), with neuron ids/regions."""
+    from neurodag.io.netcdf import open_dataset
+
+    images, blocks, neurons, regions = None, [], [], []
+    for path in paths:
+        ds = open_dataset(path)
+        for name in ("responses", "frame", "image"):
+            if name not in ds:
+                raise InputError(path, name, "missing; the mds stage needs image trial responses")
+        if "region" not in ds.coords:
+            raise InputError(path, "region", "missing coordinate region(neuron)")
+        if images is None:
+            images = ds["image"].values.astype(float)
+        elif ds["image"].shape != images.shape or not np.allclose(ds["image"].values, images):
+            raise InputError(path, "image", "differs from the first file's images")
+        regions_wanted = params["regions"]
+        keep = np.ones(ds.sizes["neuron"], bool)
+        if regions_wanted:
+            keep = np.isin(ds["region"].values.astype(str), regions_wanted)
+        responses = ds["responses"].isel(neuron=keep)
+        window = params["window_s"]
+        if window:
+            responses = responses.sel(time=slice(window[0], window[1]))
+        counts = responses.sum("time").values.astype(float)  # trial, neuron
+        frame = ds["frame"].values
+        if np.any(~np.isfinite(frame)) or frame.min() < 0 or frame.max() >= len(images):
+            raise InputError(path, "frame", f"values must index image's {len(images)} frames")
+        frame = frame.astype(int)
+        shown = np.bincount(frame, minlength=len(images))
+        if np.any(shown == 0):
+            raise InputError(path, "frame", f"{int((shown == 0).sum())} image(s) never shown")
+        mean = np.zeros((len(images), counts.shape[1]))
+        np.add.at(mean, frame, counts)
+        blocks.append(mean / shown[:, None])
+        ids = ds["neuron"].values.astype(str)
+        if len(paths) > 1:
+            ids = np.array([f"{Path(path).parent.name}/{i}" for i in ids])
+        neurons += list(ids)
+        regions += list(ds["region"].values[keep].astype(str))
+    responses = np.concatenate(blocks, axis=1)
+    if responses.shape[1] == 0:
+        raise InputError(paths[0], "region", f"no neurons in regions {params['regions']}")
+    return images, responses, np.array(neurons), np.array(regions)
+
+
+def downsample(images: np.ndarray, max_size: int) -> np.ndarray:
+    """Block-average images whose longer side exceeds ``max_size`` pixels."""
+    factor = int(np.ceil(max(images.shape[1:]) / max_size))
+    if factor <= 1:
+        return images
+    h, w = (images.shape[1] // factor) * factor, (images.shape[2] // factor) * factor
+    cropped = images[:, :h, :w]
+    return cropped.reshape(len(images), h // factor, factor, w // factor, factor).mean(axis=(2, 4))
+
+
+def run_mds(
+    paths: list[Path], params: dict[str, Any], device: str = "auto", truth: Path | None = None
+) -> xr.Dataset:
+    import torch
+
+    from neurodag.compute import torch_device
+    from neurodag.mds.clustering import MDSClustering, adjusted_rand_index, kmeans, zscore_rows
+    from neurodag.mds.model import train_model
+
+    seed = params["seed"]
+    torch.manual_seed(seed)
+    dev = torch_device(device)
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    images, responses, neurons, regions = load_responses(paths, params)
+    rates = responses.mean(axis=0) / _window_length(params, paths[0])
+    active = rates >= params["min_rate_hz"]
+    if not np.any(active):
+        raise InputError(paths[0], "responses", "no neuron reaches stages.mds.min_rate_hz")
+    log.info(
+        "mds: %d of %d neurons above %.2f Hz", active.sum(), len(active), params["min_rate_hz"]
+    )
+    responses, neurons, regions = responses[:, active], neurons[active], regions[active]
+    pixels = downsample(images, params["max_image_size"])
+    mean, sd = pixels.mean(), max(pixels.std(), 1e-12)
+    normalised = (pixels - mean) / sd
+    model_params = params["model"]
+    trained = train_model(normalised, responses, seed=seed, device=dev, **model_params)
+    log.info(
+        "mds: held-out correlation median %.3f (%d test images)",
+        np.median(trained.test_correlation),
+        len(trained.test_frames),
+    )
+    mds_params = params["clustering"]
+    clustering = MDSClustering(
+        trained.model.centred(),
+        normalised[trained.train_frames],
+        tau=params["tau"],
+        seed=seed,
+        device=dev,
+        **{k: v for k, v in mds_params.items() if k != "initial_clusters"},
+    )
+    result = clustering.fit(mds_params["initial_clusters"])
+
+    height, width = normalised.shape[1:]
+    position = trained.model.position.detach().cpu().numpy()
+    n_clusters = result.stimuli.shape[0]
+    out = xr.Dataset(
+        {
+            "cluster": ("neuron", result.labels.astype(np.int64)),
+            "mds": (("cluster_id", "y", "x"), result.stimuli * sd + mean),
+            "mds_response": (("cluster_id", "neuron"), result.responses),
+            "objective": ("step", np.asarray(result.objective)),
+            "objective_clusters": ("step", np.asarray(result.objective_clusters)),
+            "objective_step": ("step", np.asarray(result.objective_step, dtype=str)),
+            "held_out_correlation": ("neuron", trained.test_correlation),
+            "readout_position": (
+                ("neuron", "axis"),
+                np.stack(
+                    [
+                        (position[:, 1] + 1) / 2 * (height - 1),
+                        (position[:, 0] + 1) / 2 * (width - 1),
+                    ],
+                    axis=1,
+                ),
+            ),
+            "mean_response": (("frame", "neuron"), responses),
+        },
+        coords={
+            "neuron": neurons,
+            "region": ("neuron", regions),
+            "cluster_id": np.arange(n_clusters),
+            "step": np.arange(len(result.objective)),
+            "axis": ["y", "x"],
+            "frame": np.arange(len(images)),
+        },
+    )
+    out["mds"].attrs["description"] = "most discriminative stimulus of each cluster, pixel units"
+    out["mds_response"].attrs["description"] = (
+        "predicted response (readout centred) / the neuron's largest response to a training image"
+    )
+    out["objective"].attrs["description"] = "-mean_k L_k after each MDS optimisation"
+    out["held_out_correlation"].attrs["description"] = (
+        "Pearson r of predicted vs observed mean response over held-out test images"
+    )
+    out["mean_response"].attrs["description"] = "windowed spike count, mean over presentations"
+    out.attrs.update(
+        {
+            "n_clusters": n_clusters,
+            "final_objective": result.final_objective,
+            "held_out_correlation_median": float(np.median(trained.test_correlation)),
+            "model_epochs": trained.epochs,
+            "model_seconds": trained.seconds,
+            "mds_seconds": result.seconds,
+            "device": str(dev),
+        }
+    )
+    if truth is not None:
+        out.attrs.update(validate(out, truth, adjusted_rand_index, kmeans, zscore_rows))
+    return out
+
+
+def _window_length(params: dict[str, Any], path: Path) -> float:
+    from neurodag.io.netcdf import open_dataset
+
+    ds = open_dataset(path)
+    window = params["window_s"]
+    time = ds["time"].values
+    if window:
+        time = time[(time >= window[0]) & (time <= window[1])]
+    bin_size = float(ds.attrs.get("bin_size_s", np.median(np.diff(ds["time"].values))))
+    return max(len(time) * bin_size, 1e-12)
+
+
+def validate(out: xr.Dataset, truth_path: Path, ari, kmeans, zscore_rows) -> dict[str, Any]:
+    """ARI of the clusters and of k-means on mean responses against ``true_type(neuron)``."""
+    from neurodag.io.netcdf import open_dataset
+
+    truth = open_dataset(truth_path)
+    if "true_type" not in truth:
+        log.warning("mds: %s has no true_type; no validation", truth_path)
+        return {}
+    true_type = truth["true_type"].to_series().astype(str)
+    ids = [n.split("/")[-1] for n in out["neuron"].values]
+    known = np.array([i in true_type.index for i in ids])
+    if not known.any():
+        log.warning("mds: no neuron of the output is in %s; no validation", truth_path)
+        return {}
+    labels = true_type.loc[np.array(ids)[known]].values
+    found = out["cluster"].values[known]
+    n_true = len(np.unique(labels))
+    baseline = kmeans(zscore_rows(out["mean_response"].values[:, known].T), n_true, seed=0)
+    scores = {
+        "validation_ari": ari(labels, found),
+        "validation_ari_kmeans_mean_response": ari(labels, baseline),
+        "validation_n_true_types": n_true,
+        "validation_n_neurons": int(known.sum()),
+    }
+    log.info("mds validation: %s", scores)
+    return scores
+
+
+def plot_mds(out: xr.Dataset, path: Path) -> Path:
+    """Each cluster's MDS (top) and its members' predicted responses to every MDS (bottom)."""
+    from neurodag.plotting import CATEGORICAL, figure, save_figure
+
+    k = out.sizes["cluster_id"]
+    fig, axes = figure(2, k, width=max(6.4, 1.3 * k), height=3.6, squeeze=False)
+    lim = np.abs(out["mds"].values - 127.5).max()
+    colours = __import__("matplotlib").colormaps[CATEGORICAL]
+    for c in range(k):
+        ax = axes[0, c]
+        ax.imshow(out["mds"].values[c], cmap="gray", vmin=127.5 - lim, vmax=127.5 + lim)
+        members = out["cluster"].values == c
+        ax.set_title(f"cluster {c}\n({members.sum()} neurons)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax = axes[1, c]
+        response = out["mds_response"].values[:, members]  # stimulus, member
+        for j in range(k):
+            ax.plot(
+                np.full(response.shape[1], j) + np.linspace(-0.2, 0.2, response.shape[1]),
+                response[j],
+                ".",
+                ms=2,
+                color=colours(j % 10) if j == c else "0.6",
+            )
+        ax.set_xticks(range(k))
+        ax.set_xlabel("MDS of cluster")
+        if c == 0:
+            ax.set_ylabel("predicted response\n(x best image)")
+    fig.suptitle("Most discriminative stimuli and members' predicted responses")
+    return save_figure(fig, path)

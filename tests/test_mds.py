@@ -1,0 +1,164 @@
+"""The mds stage: metrics, the model's centring, the MDS constraints, and the CLI end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from neurodag.mds.clustering import (
+    MDSClustering,
+    adjusted_rand_index,
+    kmeans,
+    versus_chance,
+)
+from neurodag.mds.model import ResponseModel, column_correlation, sta_positions
+
+torch.set_num_threads(1)
+
+
+@given(st.lists(st.integers(0, 4), min_size=2, max_size=40), st.permutations(range(5)))
+@settings(max_examples=50, deadline=None)
+def test_ari_is_one_for_relabelled_partitions(labels, permutation):
+    labels = np.array(labels)
+    assert adjusted_rand_index(labels, np.array(permutation)[labels]) == pytest.approx(1.0)
+
+
+def test_ari_is_near_zero_for_random_labels():
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 6, 3000), rng.integers(0, 6, 3000)
+    assert abs(adjusted_rand_index(a, b)) < 0.01
+    # Known small case: ARI of [0,0,1,1] vs [0,0,0,1] is 0 (Hubert & Arabie).
+    assert adjusted_rand_index([0, 0, 1, 1], [0, 0, 0, 1]) == pytest.approx(0.0)
+
+
+def test_kmeans_recovers_separated_blobs():
+    rng = np.random.default_rng(1)
+    centres = rng.normal(0, 10, (4, 3))
+    truth = np.repeat(np.arange(4), 25)
+    data = centres[truth] + rng.normal(0, 0.5, (100, 3))
+    assert adjusted_rand_index(truth, kmeans(data, 4, seed=0)) == pytest.approx(1.0)
+
+
+def test_versus_chance_is_zero_at_chance():
+    assert versus_chance(float(np.log(7)), 7) == pytest.approx(0.0)
+
+
+def test_column_correlation():
+    a = np.random.default_rng(2).normal(size=(50, 3))
+    assert np.allclose(column_correlation(a, 2 * a + 1), 1.0)
+    assert column_correlation(a, np.ones_like(a)).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_sta_finds_the_pixel_a_neuron_reads():
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(400, 16, 20))
+    responses = np.maximum(images[:, 5, 12], 0)[:, None]
+    x, y = sta_positions(images, responses, smooth_px=0.5)[0]
+    assert (x + 1) / 2 * 19 == pytest.approx(12) and (y + 1) / 2 * 15 == pytest.approx(5)
+
+
+def _tiny_model(n_neurons=6, seed=0):
+    torch.manual_seed(seed)
+    model = ResponseModel(n_neurons, channels=3, first_kernel=5, second_kernel=3)
+    with torch.no_grad():
+        model.position.uniform_(-0.8, 0.8)
+    return model.eval()
+
+
+def test_centred_model_reads_every_neuron_at_the_centre():
+    model = _tiny_model()
+    centred = model.centred()
+    image = torch.zeros(1, 1, 15, 15)
+    image[0, 0, 7, 7] = 3.0
+    # Moving the image off-centre changes a centred model's response; the original's positions
+    # are left as they were and nothing of the centred copy trains.
+    assert not torch.allclose(centred(image), centred(torch.roll(image, 4, dims=3)))
+    assert not torch.equal(model.position, torch.zeros_like(model.position))
+    assert not any(p.requires_grad for p in centred.parameters())
+
+
+@pytest.mark.slow
+def test_mds_stimuli_keep_the_norm_and_range_and_are_deterministic():
+    images = np.random.default_rng(4).normal(size=(30, 15, 15))
+    labels = np.array([0, 0, 1, 1, 2, 2])
+
+    def run():
+        mds = MDSClustering(_tiny_model().centred(), images, steps=15, seed=1)
+        return mds, *mds.optimise(labels, mds.random_stimuli(3))
+
+    mds, stimuli, objective = run()
+    norms = stimuli.flatten(1).norm(dim=1).numpy()
+    assert np.all(norms <= mds.norm * 1.0001) and np.all(norms > 0.8 * mds.norm)
+    assert stimuli.min() >= mds.low - 1e-6 and stimuli.max() <= mds.high + 1e-6
+    assert objective >= 0
+    _, again, objective_again = run()
+    assert torch.equal(stimuli, again) and objective == objective_again
+
+
+def test_fit_returns_consistent_outputs():
+    images = np.random.default_rng(5).normal(size=(40, 15, 15))
+    mds = MDSClustering(_tiny_model(8).centred(), images, steps=10, max_iterations=3, seed=0)
+    result = mds.fit(initial_clusters=3)
+    k = result.stimuli.shape[0]
+    assert set(np.unique(result.labels)) == set(range(k))  # no empty cluster is kept
+    assert result.responses.shape == (k, 8)
+    assert len(result.objective) == len(result.objective_step) == len(result.objective_clusters)
+
+
+@pytest.fixture(scope="module")
+def ingest_files(tmp_path_factory):
+    """A contract-shaped ingest file (and truth) written from the functional-types piece."""
+    from neurodag.io.netcdf import write_dataset
+    from neurodag.simulate.functional_types import functional_types, sample_responses
+
+    folder = tmp_path_factory.mktemp("mds")
+    piece = functional_types(neurons_per_type=5, n_images=150, repeats=2, seed=2)
+    responses = sample_responses(piece, seed=3)
+    ingest = write_dataset(responses, folder / "session" / "natural_scenes.nc", stage="ingest")
+    truth = write_dataset(piece[["true_type"]], folder / "truth.nc", stage="simulate")
+    return ingest, truth
+
+
+FAST_PARAMS = {
+    "model": {"max_epochs": 8, "patience": 3},
+    "clustering": {"steps": 10, "max_iterations": 2, "max_clusters": 6, "initial_clusters": 3},
+}
+
+
+@pytest.mark.slow
+def test_cli_end_to_end(ingest_files, tmp_path):
+    from neurodag.io.netcdf import open_dataset, provenance
+
+    ingest, truth = ingest_files
+    out = tmp_path / "allen.nc"
+    result = run_cli(
+        "mds", "--input", str(ingest), "--params", json.dumps(FAST_PARAMS),
+        "--device", "cpu", "--truth", str(truth), "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ds = open_dataset(out)
+    assert ds.sizes["neuron"] == 30
+    assert ds["mds"].dims == ("cluster_id", "y", "x")
+    assert set(np.unique(ds["cluster"].values)) == set(range(ds.sizes["cluster_id"]))
+    assert ds.sizes["step"] >= 1
+    assert -1 <= ds.attrs["held_out_correlation_median"] <= 1
+    assert 0 <= ds.attrs["validation_n_true_types"] == 6
+    assert "validation_ari" in ds.attrs and "validation_ari_kmeans_mean_response" in ds.attrs
+    assert provenance(ds)["stage"] == "mds"
+    assert (tmp_path / "allen.mds.png").stat().st_size > 0
+
+
+def test_cli_rejects_a_region_with_no_neurons(ingest_files, tmp_path):
+    ingest, _ = ingest_files
+    out = tmp_path / "none.nc"
+    params = {**FAST_PARAMS, "regions": ["CA1"]}
+    result = run_cli("mds", "--input", str(ingest), "--params", json.dumps(params), "-o", str(out))
+    assert result.returncode == 2
+    assert "region" in result.stderr and str(ingest) in result.stderr
+    assert not out.exists()
