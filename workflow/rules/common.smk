@@ -218,3 +218,10 @@ def mds_truth(wildcards):
     if config["datasets"][wildcards.dataset]["format"] == "simulated":
         return f"results/simulate/{wildcards.dataset}/truth.nc"
     return []
+
+
+def simulation_truth(wildcards):
+    """A simulated dataset's truth.nc (for the stages' validation); nothing for recorded data."""
+    if config["datasets"][wildcards.dataset]["format"] == "simulated":
+        return f"results/simulate/{wildcards.dataset}/truth.nc"
+    return []

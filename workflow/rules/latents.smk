@@ -5,13 +5,16 @@
 
 rule latents:
     input:
-        latents_input,
+        responses=latents_input,
+        truth=simulation_truth,
     output:
         data="results/latents/{dataset}.nc",
         figure=report(
             "results/latents/{dataset}.rates.png",
             caption="../report/latents.rst",
             category="latents",
+            subcategory="{dataset}",
+            labels={"stage": "latents", "dataset": "{dataset}", "figure": "rates"},
         ),
     log:
         "results/logs/latents/{dataset}.log",
@@ -21,6 +24,7 @@ rule latents:
         stage=stage_parameters("latents"),
         device=config["compute"]["device"],
         checkpoint="results/latents/{dataset}.checkpoint.pt",
+        truth=lambda wildcards, input: f"--truth '{input.truth}'" if input.truth else "",
     wildcard_constraints:
         dataset=alternatives(latents_datasets()),
     conda:
@@ -31,5 +35,5 @@ rule latents:
         runtime=60,
         gpu=0,
     shell:
-        "neurodag latents --input {input:q} --params {params.stage:q} --device {params.device} "
+        "neurodag latents --input {input.responses:q} {params.truth} --params {params.stage:q} --device {params.device} "
         "--threads {threads} --checkpoint {params.checkpoint:q} --output {output.data:q} 2> {log:q}"

@@ -58,6 +58,19 @@ def read_responses(path: str | Path, ds: xr.Dataset) -> tuple[np.ndarray, float]
     return counts, float(steps[0])
 
 
+def select_regions(path, ds: xr.Dataset, regions: list[str] | None) -> xr.Dataset:
+    """The neurons of ``regions`` (all when None): a session's other units are not the model's."""
+    if not regions:
+        return ds
+    if "region" not in ds.coords:
+        raise InputError(path, "region", "no region(neuron) coordinate to select regions from")
+    keep = ds["region"].isin(regions).values
+    if not keep.any():
+        present = sorted(set(map(str, ds["region"].values)))
+        raise InputError(path, "region", f"no unit in {regions}; the file has {present}")
+    return ds.isel(neuron=keep)
+
+
 def build_model(params: dict, n_heldin: int, n_neurons: int, n_time: int):
     from neurodag.latents.model import GRUSequentialVAE, LangevinFlow
 
@@ -78,8 +91,8 @@ def run_latents(
     """Train on the file's trials (resuming from ``checkpoint``) and return the output dataset."""
     from neurodag.io.netcdf import file_sha256, open_dataset
 
-    ds = open_dataset(path)  # check the input before the (slow) torch import
-    counts, bin_s = read_responses(path, ds)
+    ds = select_regions(path, open_dataset(path), params.get("regions"))
+    counts, bin_s = read_responses(path, ds)  # checked before the (slow) torch import
     if params["forward_bins"] >= counts.shape[1]:
         raise InputError(path, "time", f"{counts.shape[1]} bins, forward_bins asks for more")
 
@@ -186,6 +199,11 @@ def truth_rate_r2(truth_path, ds, rates, bin_s, data) -> float:
     from neurodag.latents.metrics import rate_r2
 
     truth = open_dataset(truth_path)
+    group = ds.attrs.get("stimulus_name")
+    if "true_rate" not in truth and group:
+        # a simulated Allen session's truth.nc keeps each planted piece in a group named by its
+        # stimulus (neurodag.simulate.allen)
+        truth = open_dataset(truth_path, group=str(group))
     if "true_rate" not in truth:
         raise InputError(truth_path, "true_rate", "missing")
     true = truth["true_rate"]
