@@ -22,7 +22,9 @@ def _json_arg(text: str) -> Any:
         raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
 
 
-def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+def _add_dataset_args(
+    parser: argparse.ArgumentParser, output_help: str = "NetCDF file to write"
+) -> None:
     source = parser.add_argument_group("dataset (either --config and --dataset, or --spec)")
     source.add_argument(
         "--config",
@@ -35,7 +37,7 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--params", type=_json_arg, help="stage parameters as JSON (default: the config's)"
     )
-    parser.add_argument("-o", "--output", required=True, help="NetCDF file to write")
+    parser.add_argument("-o", "--output", required=True, help=output_help)
 
 
 def _resolve_dataset(args: argparse.Namespace, stage: str) -> tuple[dict, dict]:
@@ -70,11 +72,61 @@ def cmd_homogenize(args: argparse.Namespace) -> None:
 
     spec, params = _resolve_dataset(args, "homogenize")
     log.info("homogenize %s dataset (format %s)", spec["kind"], spec["format"])
-    ds, inputs = homogenize(spec, params)
+    ds, inputs = homogenize(
+        spec,
+        params,
+        ingested=args.ingested,
+        compute=_compute_settings(args).get("dask"),
+        threads=args.threads,
+        memory_mb=args.memory_mb,
+    )
     path = write_dataset(
         ds, args.output, stage="homogenize", parameters={"dataset": spec, **params}, inputs=inputs
     )
     log.info("wrote %s", path)
+
+
+def _compute_settings(args: argparse.Namespace) -> dict:
+    """The config's ``compute`` section (defaults when the dataset came as --spec)."""
+    from neurodag import config as cfg
+
+    if args.config:
+        return cfg.load_config(args.config)["compute"]
+    return cfg.validate({"datasets": {}})["compute"]
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from neurodag.io.celegans import read_recording, recording_files
+    from neurodag.io.netcdf import write_dataset
+
+    spec, params = _resolve_dataset(args, "ingest")
+    if spec["kind"] != "celegans":
+        from neurodag.errors import ConfigError
+
+        raise ConfigError(f"ingest: kind {spec['kind']!r} is not handled here (celegans)")
+    files = [Path(p) for p in args.input] if args.input else recording_files(spec, args.recording)
+    ds = read_recording(spec, args.recording, files, params.get("celegans", {}))
+    path = write_dataset(
+        ds, args.output, stage="ingest", parameters={"dataset": spec, **params}, inputs=files
+    )
+    log.info("wrote %s", path)
+
+
+def cmd_simulate(args: argparse.Namespace) -> None:
+    from neurodag.errors import ConfigError
+
+    spec, _ = _resolve_dataset(args, "homogenize")
+    if spec["kind"] != args.kind or spec["format"] != "simulated":
+        raise ConfigError(
+            f"simulate {args.kind}: the dataset is kind {spec['kind']!r}, format "
+            f"{spec['format']!r}; expected kind {args.kind!r}, format 'simulated'"
+        )
+    from neurodag.simulate.celegans import write_simulation
+
+    paths = write_simulation(args.output, spec.get("simulate"))
+    log.info("wrote %d files into %s", len(paths), args.output)
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -106,6 +158,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_args(p)
     p.set_defaults(func=cmd_homogenize)
+
+    p.add_argument(
+        "--ingested",
+        nargs="+",
+        metavar="FILE",
+        help="C. elegans: the dataset's ingest files (results/ingest/<dataset>/*.nc)",
+    )
+    p.add_argument("--threads", type=int, help="cores for the Dask workers (default: all)")
+    p.add_argument("--memory-mb", type=int, help="memory for the Dask workers, in MB")
+
+    p = sub.add_parser(
+        "ingest",
+        help="read one recording into the data model (C. elegans calcium)",
+    )
+    p.add_argument("--recording", required=True, help="recording name (the output file's stem)")
+    p.add_argument(
+        "--input", nargs="+", metavar="FILE", help="files to read (default: found from the spec)"
+    )
+    _add_dataset_args(p)
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser(
+        "simulate",
+        help="write a simulated dataset in its real format plus truth.nc",
+        description="celegans: one NWB file per worm (celegans-nwb format) and truth.nc.",
+    )
+    p.add_argument("kind", choices=["celegans"], help="what to simulate")
+    _add_dataset_args(p, output_help="folder to write the files into")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

@@ -1,0 +1,31 @@
+# Simulate: datasets with format `simulated` are written by `neurodag simulate <kind>` in their real
+# format (C. elegans: one NWB per worm) plus truth.nc. One rule per dataset, so that every file it
+# writes is a declared output that ingest (and any stage wanting truth.nc) can depend on.
+
+import os
+
+
+for _name in simulated_datasets("celegans"):
+
+    rule:
+        name:
+            f"simulate_{_name}"
+        output:
+            truth=f"results/simulate/{_name}/truth.nc",
+            recordings=[f"results/simulate/{_name}/{r}.nwb" for r in recordings(_name)],
+        log:
+            f"results/logs/simulate/{_name}.log",
+        benchmark:
+            f"results/benchmarks/simulate/{_name}.tsv"
+        params:
+            spec=json.dumps(config["datasets"][_name]),
+            folder=lambda wildcards, output: os.path.dirname(output.truth),
+        conda:
+            "../../environment.yml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        shell:
+            "neurodag simulate celegans --spec {params.spec:q} --output {params.folder:q} "
+            "2> {log:q}"
