@@ -25,9 +25,11 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/homogenize.smk"
+include: "workflow/rules/connectome.smk"
 
 
 rule all:
     input:
         homogenized_files(),
+        connectome_files(),
     default_target: True

@@ -4,10 +4,11 @@
 hierarchical alternating least squares (HALS; Cichocki & Phan 2009) with the accelerations of
 Gillis & Glineur (2012): each mode's matricized-tensor-times-Khatri-Rao product (the costly step) is
 computed once and reused by several cheap column sweeps. The pair and window modes share one
-contraction with the worm factor, so an iteration costs two passes over the tensor (three with
-missing entries). Missing entries (neurons absent from a worm, windows past a worm's end) are
-handled by expectation-maximization imputation (Tomasi & Bro 2005): they are refilled from the
-current model at every iteration, so they never act as zeros.
+contraction with the worm factor, so an iteration costs two passes over the tensor. Missing entries (neurons absent from a worm, windows past a worm's end) never
+act as zeros: when the missingness factorizes per worm (pair seen x window seen, the affinity
+tensor's case) each row gets its own Gram matrix over the entries it observes and HALS minimises
+the masked error exactly at the cost of the dense fit; otherwise missing entries are imputed by
+expectation-maximization (Tomasi & Bro 2005), refilled from the current model every iteration.
 
 Rank is chosen as the tensor-decomposition literature recommends (Williams et al. 2018, Neuron):
 fit several random restarts per rank, and look at the reconstruction error and at the replicability
@@ -65,6 +66,53 @@ def _hals_sweeps(factor: np.ndarray, mttkrp: np.ndarray, gram: np.ndarray, sweep
             break
 
 
+def _hals_rows(factor: np.ndarray, mttkrp: np.ndarray, grams: np.ndarray, sweeps: int) -> None:
+    """HALS with a Gram matrix per row (``grams[i]``, R x R): the exact masked least-squares
+    update when each row sees its own subset of the other modes' entries."""
+    rank = factor.shape[1]
+    for _ in range(sweeps):
+        for r in range(rank):
+            diag = grams[:, r, r]
+            step = (mttkrp[:, r] - np.einsum("is,is->i", factor, grams[:, :, r])) / np.maximum(
+                diag, EPS
+            )
+            factor[:, r] = np.where(diag > EPS, np.maximum(factor[:, r] + step, EPS), factor[:, r])
+
+
+def _factorized_mask(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(pair_seen(P, M), window_seen(W, M))`` if ``observed = pair_seen x window_seen`` per worm.
+
+    That is the affinity tensor's missingness: a pair is missing in a worm where one of its neurons
+    was not recorded, a window where it runs past the worm's end."""
+    pair_seen = observed.any(axis=1)
+    window_seen = observed.any(axis=0)
+    if np.array_equal(observed, pair_seen[:, None, :] & window_seen[None, :, :]):
+        return pair_seen.astype(np.float64), window_seen.astype(np.float64)
+    return None
+
+
+def _masked_iteration(x, factors, pair_seen, window_seen, inner_sweeps) -> float:
+    """One exact masked-HALS iteration (no imputation); returns the squared residual."""
+    a, b, c = factors
+    # worm mode: per-worm Gram = (A' O_m A) o (B' V_m B)
+    aoa = np.einsum("pm,pr,ps->mrs", pair_seen, a, a)
+    bvb = np.einsum("wm,wr,ws->mrs", window_seen, b, b)
+    kr_ab = (a[:, None, :] * b[None, :, :]).reshape(-1, a.shape[1])
+    _hals_rows(c, x.reshape(-1, x.shape[2]).T @ kr_ab, aoa * bvb, inner_sweeps)
+    cc = c[:, :, None] * c[:, None, :]  # (M, R, R)
+    xc = x @ c
+    # pair mode: Gram of pair p = sum_m O[p, m] (B' V_m B) o c_m c_m'
+    grams_a = (pair_seen @ (bvb * cc).reshape(len(c), -1)).reshape(len(a), *cc.shape[1:])
+    _hals_rows(a, np.einsum("pwr,wr->pr", xc, b), grams_a, inner_sweeps)
+    aoa = np.einsum("pm,pr,ps->mrs", pair_seen, a, a)
+    grams_b = (window_seen @ (aoa * cc).reshape(len(c), -1)).reshape(len(b), *cc.shape[1:])
+    mttkrp_b = np.einsum("pwr,pr->wr", xc, a)
+    _hals_rows(b, mttkrp_b, grams_b, inner_sweeps)
+    bvb = np.einsum("wm,wr,ws->mrs", window_seen, b, b)
+    model_sq = float(np.sum(aoa * bvb * cc))
+    return -2 * float(np.sum(b * mttkrp_b)) + model_sq
+
+
 def _reconstruct(factors: list[np.ndarray]) -> np.ndarray:
     a, b, c = factors
     return (a[:, None, :] * b[None, :, :]) @ c.T
@@ -100,13 +148,24 @@ def non_negative_cp_hals(
         factors = [np.array(f, dtype=np.float64) for f in init]
     else:
         # scale so the initial model has the data's magnitude
-        scale = (x[observed].mean() / rank) ** (1 / 3) if has_missing else (x.mean() / rank) ** (1 / 3)
+        scale = (
+            (x[observed].mean() / rank) ** (1 / 3) if has_missing else (x.mean() / rank) ** (1 / 3)
+        )
         factors = [rng.uniform(0.1, 1.0, (n, rank)) * scale for n in x.shape]
-    if has_missing:
+    mask = _factorized_mask(observed) if has_missing else None
+    if has_missing and mask is None:  # general missingness: EM imputation
         x = np.where(observed, x, _reconstruct(factors))
     errors: list[float] = []
     n_iter = 0
     for n_iter in range(1, n_iter_max + 1):
+        if mask is not None:
+            residual = norm_x**2 + _masked_iteration(x, factors, *mask, inner_sweeps)
+            errors.append(np.sqrt(max(residual, 0.0)) / norm_x)
+            weights, unit = _normalize(factors)
+            factors = [u * weights ** (1 / 3) for u in unit]
+            if n_iter > 1 and abs(errors[-2] - errors[-1]) < tol:
+                break
+            continue
         a, b, c = factors
         # worm mode: X_(3) (B kr A) as a (P*W, M)^T @ (P*W, R) product
         kr_ab = (a[:, None, :] * b[None, :, :]).reshape(-1, rank)
@@ -187,7 +246,10 @@ def select_rank(
     for k, rank in enumerate(ranks):
         fits = [
             non_negative_cp_hals(
-                tensor, rank, random_state=np.random.default_rng(seeds[k * restarts + s]), **fit_kwargs
+                tensor,
+                rank,
+                random_state=np.random.default_rng(seeds[k * restarts + s]),
+                **fit_kwargs,
             )
             for s in range(restarts)
         ]
@@ -203,4 +265,6 @@ def select_rank(
         gain = best_error[k - 1] - best_error[k]
         if gain >= min_gain * drop and similarity[k] >= min_similarity:
             chosen = ranks[k]
-    return RankScan(ranks=list(ranks), errors=errors, similarity=similarity, best=best, chosen=chosen)
+    return RankScan(
+        ranks=list(ranks), errors=errors, similarity=similarity, best=best, chosen=chosen
+    )
