@@ -91,22 +91,36 @@ def _factorized_mask(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray] | No
     return None
 
 
-def _masked_iteration(x, factors, pair_seen, window_seen, inner_sweeps) -> float:
-    """One exact masked-HALS iteration (no imputation); returns the squared residual."""
+def _worm_blocks(x: np.ndarray, pair_seen: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per worm, the pairs it observes and their ``(pair, window)`` slab: the tensor is mostly
+    missing (a pair is seen only where both neurons were imaged), so products run over these."""
+    blocks = []
+    for m in range(x.shape[2]):
+        rows = np.flatnonzero(pair_seen[:, m])
+        blocks.append((rows, np.ascontiguousarray(x[rows, :, m])))
+    return blocks
+
+
+def _masked_iteration(blocks, factors, pair_seen, window_seen, inner_sweeps) -> float:
+    """One exact masked-HALS iteration over the observed slabs; returns ``-2<X, M> + ||M||^2``
+    on the observed entries (add ``||X||^2`` for the squared residual)."""
     a, b, c = factors
-    # worm mode: per-worm Gram = (A' O_m A) o (B' V_m B)
     aoa = np.einsum("pm,pr,ps->mrs", pair_seen, a, a)
     bvb = np.einsum("wm,wr,ws->mrs", window_seen, b, b)
-    kr_ab = (a[:, None, :] * b[None, :, :]).reshape(-1, a.shape[1])
-    _hals_rows(c, x.reshape(-1, x.shape[2]).T @ kr_ab, aoa * bvb, inner_sweeps)
+    # worm mode: per-worm Gram = (A' O_m A) o (B' V_m B)
+    xb = [slab @ b for _, slab in blocks]  # (P_m, R) each
+    mttkrp_c = np.array([np.sum(xbm * a[rows], axis=0) for (rows, _), xbm in zip(blocks, xb)])
+    _hals_rows(c, mttkrp_c, aoa * bvb, inner_sweeps)
     cc = c[:, :, None] * c[:, None, :]  # (M, R, R)
-    xc = x @ c
     # pair mode: Gram of pair p = sum_m O[p, m] (B' V_m B) o c_m c_m'
+    mttkrp_a = np.zeros_like(a)
+    for m, ((rows, _), xbm) in enumerate(zip(blocks, xb)):
+        mttkrp_a[rows] += xbm * c[m]
     grams_a = (pair_seen @ (bvb * cc).reshape(len(c), -1)).reshape(len(a), *cc.shape[1:])
-    _hals_rows(a, np.einsum("pwr,wr->pr", xc, b), grams_a, inner_sweeps)
+    _hals_rows(a, mttkrp_a, grams_a, inner_sweeps)
     aoa = np.einsum("pm,pr,ps->mrs", pair_seen, a, a)
     grams_b = (window_seen @ (aoa * cc).reshape(len(c), -1)).reshape(len(b), *cc.shape[1:])
-    mttkrp_b = np.einsum("pwr,pr->wr", xc, a)
+    mttkrp_b = sum(slab.T @ (a[rows] * c[m]) for m, (rows, slab) in enumerate(blocks))
     _hals_rows(b, mttkrp_b, grams_b, inner_sweeps)
     bvb = np.einsum("wm,wr,ws->mrs", window_seen, b, b)
     model_sq = float(np.sum(aoa * bvb * cc))
@@ -153,13 +167,14 @@ def non_negative_cp_hals(
         )
         factors = [rng.uniform(0.1, 1.0, (n, rank)) * scale for n in x.shape]
     mask = _factorized_mask(observed) if has_missing else None
+    blocks = _worm_blocks(x, mask[0]) if mask is not None else None
     if has_missing and mask is None:  # general missingness: EM imputation
         x = np.where(observed, x, _reconstruct(factors))
     errors: list[float] = []
     n_iter = 0
     for n_iter in range(1, n_iter_max + 1):
         if mask is not None:
-            residual = norm_x**2 + _masked_iteration(x, factors, *mask, inner_sweeps)
+            residual = norm_x**2 + _masked_iteration(blocks, factors, *mask, inner_sweeps)
             errors.append(np.sqrt(max(residual, 0.0)) / norm_x)
             weights, unit = _normalize(factors)
             factors = [u * weights ** (1 / 3) for u in unit]
