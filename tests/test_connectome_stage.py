@@ -1,4 +1,4 @@
-"""Connectome stage (Dyballa et al.): affinities, masked non-negative CP, weighted SBM, enrichment."""
+"""Connectome stage (Dyballa et al.): affinities, masked NTF, weighted SBM, enrichment."""
 
 import numpy as np
 import pytest

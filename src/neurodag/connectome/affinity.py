@@ -8,9 +8,9 @@ standardized and the pair's Pearson correlation ``r_ij(w)`` computed. Two affini
 - ``kernel`` (the default, nonlinear): ``a_ij(w) = exp(-d_ij(w)^2 / (2 sigma^2))`` where
   ``d_ij(w)^2 = mean_t (z_i(t) - z_j(t))^2 = 2 (1 - r_ij(w))`` is the squared distance between the
   two standardized window segments; i.e. the heat (Gaussian) kernel on the sphere of standardized
-  traces, ``exp(-(1 - r) / sigma^2)``. Why this and not ``|r|``: the kernel is 1 for traces that move
-  together, decays exponentially with their distance so that the chance correlations of unrelated
-  neurons (|r| ~ sqrt(2 / (pi L)) for L samples) are pushed to ~0 instead of forming a dense floor,
+  traces, ``exp(-(1 - r) / sigma^2)``. Why this and not ``|r|``: the kernel is 1 for traces that
+  move together, decays exponentially with their distance so that the chance correlations of
+  unrelated neurons (|r| ~ sqrt(2 / (pi L)) for L samples) are pushed to ~0 instead of forming a dense floor,
   and it gives ~0 to anti-correlated traces, which do not co-activate. The affinity tensor is then
   close to a sum of sparse blocks, which is what non-negative CP recovers.
 - ``abs_correlation`` (baseline): ``|r_ij(w)|``.
@@ -30,7 +30,7 @@ METHODS = ("kernel", "abs_correlation")
 
 @dataclass(frozen=True)
 class WindowGrid:
-    """Window start indices shared by all worms (window ``w`` covers the same seconds everywhere)."""
+    """Window starts shared by all worms (window ``w`` covers the same seconds everywhere)."""
 
     starts: np.ndarray  # sample index of each window's first sample
     length: int  # samples per window
@@ -93,7 +93,7 @@ def worm_affinity(
     grid: WindowGrid,
     *,
     method: str = "kernel",
-    bandwidth: float = 0.5,
+    bandwidth: float = 0.35,
     min_valid_fraction: float = 0.8,
 ) -> np.ndarray:
     """Affinities of one worm as ``(pair, window)`` (float32, NaN where masked)."""

@@ -2,13 +2,15 @@
 
 ``X(pair, window, worm) ~ sum_r a_r (x) b_r (x) c_r`` with non-negative factors, fitted by
 hierarchical alternating least squares (HALS; Cichocki & Phan 2009) with the accelerations of
-Gillis & Glineur (2012): each mode's matricized-tensor-times-Khatri-Rao product (the costly step) is
-computed once and reused by several cheap column sweeps. The pair and window modes share one
-contraction with the worm factor, so an iteration costs two passes over the tensor. Missing entries (neurons absent from a worm, windows past a worm's end) never
-act as zeros: when the missingness factorizes per worm (pair seen x window seen, the affinity
-tensor's case) each row gets its own Gram matrix over the entries it observes and HALS minimises
-the masked error exactly at the cost of the dense fit; otherwise missing entries are imputed by
-expectation-maximization (Tomasi & Bro 2005), refilled from the current model every iteration.
+Gillis & Glineur (2012): each mode's matricized-tensor-times-Khatri-Rao product (the costly
+step) is computed once and reused by several cheap column sweeps.
+
+Missing entries (neurons absent from a worm, windows past a worm's end) never act as zeros. When
+the missingness factorizes per worm (pair seen x window seen: the affinity tensor's case) each row
+gets its own Gram matrix over the entries it observes, so HALS minimises the masked error exactly,
+and the products run over each worm's observed slab only (the tensor is mostly missing). Otherwise
+missing entries are imputed by expectation-maximization (Tomasi & Bro 2005), refilled from the
+current model every iteration.
 
 Rank is chosen as the tensor-decomposition literature recommends (Williams et al. 2018, Neuron):
 fit several random restarts per rank, and look at the reconstruction error and at the replicability
@@ -49,7 +51,7 @@ def _normalize(factors: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]
 
 
 def _hals_sweeps(factor: np.ndarray, mttkrp: np.ndarray, gram: np.ndarray, sweeps: int) -> None:
-    """In-place HALS column updates of ``factor`` for ``min ||X_(n) - factor K^T||``, factor >= 0."""
+    """In-place HALS column updates of ``factor`` for ``min ||X_(n) - factor K^T||``, >= 0."""
     rank = factor.shape[1]
     first_change = None
     for sweep in range(sweeps):
@@ -109,12 +111,14 @@ def _masked_iteration(blocks, factors, pair_seen, window_seen, inner_sweeps) -> 
     bvb = np.einsum("wm,wr,ws->mrs", window_seen, b, b)
     # worm mode: per-worm Gram = (A' O_m A) o (B' V_m B)
     xb = [slab @ b for _, slab in blocks]  # (P_m, R) each
-    mttkrp_c = np.array([np.sum(xbm * a[rows], axis=0) for (rows, _), xbm in zip(blocks, xb)])
+    mttkrp_c = np.array(
+        [np.sum(xbm * a[rows], axis=0) for (rows, _), xbm in zip(blocks, xb, strict=True)]
+    )
     _hals_rows(c, mttkrp_c, aoa * bvb, inner_sweeps)
     cc = c[:, :, None] * c[:, None, :]  # (M, R, R)
     # pair mode: Gram of pair p = sum_m O[p, m] (B' V_m B) o c_m c_m'
     mttkrp_a = np.zeros_like(a)
-    for m, ((rows, _), xbm) in enumerate(zip(blocks, xb)):
+    for m, ((rows, _), xbm) in enumerate(zip(blocks, xb, strict=True)):
         mttkrp_a[rows] += xbm * c[m]
     grams_a = (pair_seen @ (bvb * cc).reshape(len(c), -1)).reshape(len(a), *cc.shape[1:])
     _hals_rows(a, mttkrp_a, grams_a, inner_sweeps)
