@@ -3,46 +3,25 @@
 # anatomy dataset's consensus gives the structure-versus-function test.
 
 
-def connectome_inputs(wildcards):
-    inputs = {"activity": f"results/homogenize/{wildcards.dataset}.nc"}
-    anatomy = config["stages"]["connectome"]["anatomy_dataset"]
-    if anatomy:
-        inputs["anatomy"] = f"results/homogenize/{anatomy}.nc"
-    if config["datasets"][wildcards.dataset]["format"] == "simulated":
-        inputs["truth"] = f"results/simulate/{wildcards.dataset}/truth.nc"
-    return inputs
-
-
-def connectome_options(wildcards, input):
-    options = [f"--anatomy {shlex.quote(input.anatomy)}"] if "anatomy" in input.keys() else []
-    if "truth" in input.keys():
-        options.append(f"--truth {shlex.quote(input.truth)}")
-    return " ".join(options)
-
-
-def connectome_files():
-    return expand("results/connectome/{dataset}.nc", dataset=celegans_datasets())
-
-
 rule connectome:
     input:
-        unpack(connectome_inputs),
+        unpack(connectome_stage_inputs),
     output:
-        "results/connectome/{dataset}.nc",
-        report(
+        result="results/connectome/{dataset}.nc",
+        time_factors=report(
             "results/connectome/{dataset}.time_factors.png",
             caption="../report/connectome.rst",
             category="connectome",
         ),
-        "results/connectome/{dataset}.communities.png",
-        "results/connectome/{dataset}.rank.png",
+        communities="results/connectome/{dataset}.communities.png",
+        rank="results/connectome/{dataset}.rank.png",
     log:
         "results/logs/connectome/{dataset}.log",
     benchmark:
         "results/benchmarks/connectome/{dataset}.tsv"
     params:
         stage=stage_parameters("connectome"),
-        options=connectome_options,
+        options=connectome_stage_options,
     wildcard_constraints:
         dataset=alternatives(celegans_datasets()),
     conda:
@@ -54,4 +33,4 @@ rule connectome:
     shell:
         "neurodag connectome --input {input.activity:q} {params.options} "
         "--params {params.stage:q} --threads {threads} --memory-mb {resources.mem_mb} "
-        "--output {output[0]:q} 2> {log:q}"
+        "--output {output.result:q} 2> {log:q}"

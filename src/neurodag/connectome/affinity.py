@@ -5,14 +5,14 @@ animals before factorizing it. Here a worm's ``activity(time, neuron)`` is cut i
 windows of ``window_s`` seconds every ``step_s`` seconds; within each window every trace is
 standardized and the pair's Pearson correlation ``r_ij(w)`` computed. Two affinities:
 
-- ``kernel`` (the default, nonlinear): ``a_ij(w) = exp(-d_ij(w)^2 / (2 sigma^2))`` where
-  ``d_ij(w)^2 = mean_t (z_i(t) - z_j(t))^2 = 2 (1 - r_ij(w))`` is the squared distance between the
-  two standardized window segments; i.e. the heat (Gaussian) kernel on the sphere of standardized
+- ``kernel`` (the default, nonlinear): ``a_ij(w) = exp(-d_ij(w)^2 / (2 sigma^2))`` where ``d_ij(w)^2
+  = mean_t (z_i(t) - z_j(t))^2 = 2 (1 - r_ij(w))`` is the squared distance between the two
+  standardized window segments; i.e. the heat (Gaussian) kernel on the sphere of standardized
   traces, ``exp(-(1 - r) / sigma^2)``. Why this and not ``|r|``: the kernel is 1 for traces that
   move together, decays exponentially with their distance so that the chance correlations of
-  unrelated neurons (|r| ~ sqrt(2 / (pi L)) for L samples) are pushed to ~0 instead of forming a dense floor,
-  and it gives ~0 to anti-correlated traces, which do not co-activate. The affinity tensor is then
-  close to a sum of sparse blocks, which is what non-negative CP recovers.
+  unrelated neurons (|r| ~ sqrt(2 / (pi L)) for L samples) are pushed to ~0 instead of forming a
+  dense floor, and it gives ~0 to anti-correlated traces, which do not co-activate. The affinity
+  tensor is then close to a sum of sparse blocks, which is what non-negative CP recovers.
 - ``abs_correlation`` (baseline): ``|r_ij(w)|``.
 
 Neurons not recorded in a worm, and windows with fewer than ``min_valid_fraction`` valid samples,

@@ -4,9 +4,9 @@ Dyballa et al. find communities on each component's weighted neuron graph with g
 weighted SBM, which PyPI does not carry. This is the weighted SBM of Mariadassou, Robin & Vacher
 (2010, Ann. Appl. Stat., "Uncovering latent structure in valued graphs: a variational approach"):
 every neuron ``i`` belongs to block ``z_i`` with prior ``pi``, and the weight of an unordered pair
-is Gaussian given the blocks, ``w_ij ~ N(mu_{z_i z_j}, s2_{z_i z_j})`` (symmetric ``mu``,
-``s2``), on the complete graph (affinities are dense; a zero weight is information too). The
-posterior over blocks is approximated by a mean-field ``q(z_i = k) = tau_ik`` and the evidence lower bound is
+is Gaussian given the blocks, ``w_ij ~ N(mu_{z_i z_j}, s2_{z_i z_j})`` (symmetric ``mu``, ``s2``),
+on the complete graph (affinities are dense; a zero weight is information too). The posterior over
+blocks is approximated by a mean-field ``q(z_i = k) = tau_ik`` and the evidence lower bound is
 maximised by alternating the fixed-point update of ``tau`` (E step) and closed-form ``pi, mu, s2``
 (M step). The number of blocks is the model's choice: the one maximising the integrated completed
 likelihood (Biernacki et al. 2000; Daudin et al. 2008)
