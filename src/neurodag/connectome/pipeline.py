@@ -173,5 +173,7 @@ def dynamic_connectome(
     if truth is not None:
         from neurodag.connectome.validate import validate_against_truth
 
-        out = out.merge(validate_against_truth(out, truth))
+        validation = validate_against_truth(out, truth)
+        out = out.merge(validation)
+        out.attrs.update(validation.attrs)  # merge keeps only the first dataset's attrs
     return out
