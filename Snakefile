@@ -28,6 +28,7 @@ include: "workflow/rules/homogenize.smk"
 include: "workflow/rules/geometry.smk"
 include: "workflow/rules/latents.smk"
 include: "workflow/rules/mds.smk"
+include: "workflow/rules/connectome.smk"
 
 
 rule all:
@@ -37,4 +38,5 @@ rule all:
         allen_ingest_files(),
         latents_files(),
         mds_files(),
+        connectome_files(),
     default_target: True

@@ -213,15 +213,30 @@ def mds_inputs(wildcards):
     ]
 
 
-def mds_truth(wildcards):
-    """The simulated session's truth file, for validation (nothing for recorded data)."""
-    if config["datasets"][wildcards.dataset]["format"] == "simulated":
-        return f"results/simulate/{wildcards.dataset}/truth.nc"
-    return []
-
-
 def simulation_truth(wildcards):
     """A simulated dataset's truth.nc (for the stages' validation); nothing for recorded data."""
     if config["datasets"][wildcards.dataset]["format"] == "simulated":
         return f"results/simulate/{wildcards.dataset}/truth.nc"
     return []
+# connectome stage (workflow/rules/connectome.smk)
+
+
+def connectome_stage_inputs(wildcards):
+    inputs = {"activity": f"results/homogenize/{wildcards.dataset}.nc"}
+    anatomy = config["stages"]["connectome"]["anatomy_dataset"]
+    if anatomy:
+        inputs["anatomy"] = f"results/homogenize/{anatomy}.nc"
+    if config["datasets"][wildcards.dataset]["format"] == "simulated":
+        inputs["truth"] = f"results/simulate/{wildcards.dataset}/truth.nc"
+    return inputs
+
+
+def connectome_stage_options(wildcards, input):
+    options = [f"--anatomy {shlex.quote(input.anatomy)}"] if "anatomy" in input.keys() else []
+    if "truth" in input.keys():
+        options.append(f"--truth {shlex.quote(input.truth)}")
+    return " ".join(options)
+
+
+def connectome_files():
+    return expand("results/connectome/{dataset}.nc", dataset=celegans_datasets())

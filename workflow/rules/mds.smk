@@ -4,7 +4,7 @@
 rule mds:
     input:
         responses=mds_inputs,
-        truth=mds_truth,
+        truth=simulation_truth,
     output:
         clusters="results/mds/{dataset}.nc",
         figure=report(

@@ -1,0 +1,21 @@
+"""Dynamic functional connectome (Dyballa et al., "Learning dynamic representations of the
+functional connectome in neurobiological networks", ICLR 2024).
+
+Three steps, as in the paper:
+
+1. :mod:`.affinity` — sliding-window pairwise affinities per worm into ``affinity(pair, window,
+   worm)``, NaN where a neuron was not recorded (computed in parallel with Dask over worms);
+2. :mod:`.ntf` — non-negative CP of that tensor (HALS, EM for missing entries), rank chosen from
+   reconstruction error and replicability across restarts: ``pair_factor(component, pair)``,
+   ``time_factor(component, window)``, ``worm_factor(component, worm)``;
+3. :mod:`.sbm` — each component's pair factor is a weighted neuron graph; its communities come from
+   a weighted stochastic block model (variational EM, block count by ICL) and, as a baseline, from
+   Louvain modularity: ``community(component, neuron)``, ``louvain_community(component, neuron)``;
+
+plus :mod:`.enrichment` (anatomical connections within versus between communities, permutation
+p-value) and :mod:`.validate` (agreement with a simulation's planted groups and epochs).
+"""
+
+from neurodag.connectome.pipeline import dynamic_connectome
+
+__all__ = ["dynamic_connectome"]

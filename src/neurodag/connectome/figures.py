@@ -1,0 +1,110 @@
+"""Figures of the connectome stage: time factors against stimulus epochs, community-ordered
+affinity graphs per component, and the rank-selection curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
+
+
+def _epochs(stimulus: np.ndarray, time: np.ndarray) -> list[tuple[float, float, str]]:
+    """(start, stop, name) runs of a per-time stimulus label."""
+    runs, start = [], 0
+    for k in range(1, len(stimulus) + 1):
+        if k == len(stimulus) or stimulus[k] != stimulus[start]:
+            runs.append((float(time[start]), float(time[k - 1]), str(stimulus[start])))
+            start = k
+    return runs
+
+
+def time_factor_figure(result: xr.Dataset, activity: xr.Dataset, path: Path) -> Path:
+    rank = result.sizes["component"]
+    fig, axes = figure(rank, 1, width=7.0, height=1.0 + 1.1 * rank, sharex=True, squeeze=False)
+    runs = []
+    if "stimulus" in activity:
+        runs = _epochs(activity["stimulus"].values[0], activity["time"].values)
+    names = sorted({r[2] for r in runs})
+    import matplotlib
+
+    palette = matplotlib.colormaps[CATEGORICAL]
+    for r, ax in enumerate(axes[:, 0]):
+        for start, stop, name in runs:
+            if name not in ("", "spontaneous", "none"):
+                ax.axvspan(start, stop, color=palette(names.index(name) % 10), alpha=0.15, lw=0)
+        ax.plot(result["window_time"], result["time_factor"][r], color="k", lw=1.2)
+        ax.set_ylabel(f"comp. {r}\nloading (a.u.)")
+    axes[-1, 0].set_xlabel("window centre (s)")
+    if runs:
+        axes[0, 0].set_title("NTF time factors; shading: stimulus epochs (worm 0)")
+        handles = [
+            matplotlib.patches.Patch(color=palette(names.index(n) % 10), alpha=0.3, label=n)
+            for n in names
+            if n not in ("", "spontaneous", "none")
+        ]
+        axes[0, 0].legend(handles=handles, loc="upper right", ncols=min(4, len(handles) or 1))
+    return save_figure(fig, path)
+
+
+def community_figure(result: xr.Dataset, path: Path) -> Path:
+    from neurodag.connectome.pipeline import pair_matrix
+
+    rank = result.sizes["component"]
+    cols = min(rank, 3)
+    rows = int(np.ceil(rank / cols))
+    fig, axes = figure(rows, cols, width=3.3 * cols, height=3.2 * rows, squeeze=False)
+    n = result.sizes["neuron"]
+    names = result["neuron"].values
+    for r in range(rows * cols):
+        ax = axes.flat[r]
+        if r >= rank:
+            ax.axis("off")
+            continue
+        labels = result["community"].values[r]
+        weights = pair_matrix(result["pair_factor"].values[r], n)
+        strength = np.nansum(weights, axis=1)
+        order = np.lexsort((-strength, labels))
+        image = ax.imshow(weights[np.ix_(order, order)], cmap=SEQUENTIAL, interpolation="nearest")
+        bounds = np.flatnonzero(np.diff(labels[order])) + 0.5
+        for b in bounds:
+            ax.axhline(b, color="w", lw=0.6)
+            ax.axvline(b, color="w", lw=0.6)
+        top = names[order][labels[order] == 0][:8]
+        ax.set_title(f"component {r}: {labels.max() + 1} SBM blocks\nblock 0: {' '.join(top)}")
+        ax.set_xlabel("neuron (ordered by block)")
+        ax.set_ylabel("neuron (ordered by block)")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        fig.colorbar(image, ax=ax, shrink=0.7, label="affinity factor (a.u.)")
+    return save_figure(fig, path)
+
+
+def rank_figure(result: xr.Dataset, path: Path) -> Path:
+    fig, (ax1, ax2) = figure(1, 2, width=6.4, height=2.6)
+    ranks = result["rank"].values
+    for k in range(result.sizes["restart"]):
+        ax1.plot(ranks, result["rank_error"][:, k], "o", color="0.6", ms=3)
+    ax1.plot(ranks, result["rank_error"].min("restart"), "k-")
+    ax1.axvline(result.attrs["rank"], color="C3", ls="--", lw=1)
+    ax1.set_xlabel("rank")
+    ax1.set_ylabel("relative error")
+    ax2.plot(ranks, result["rank_similarity"], "ko-")
+    ax2.axvline(result.attrs["rank"], color="C3", ls="--", lw=1)
+    ax2.set_ylim(0, 1.05)
+    ax2.set_xlabel("rank")
+    ax2.set_ylabel("restart similarity")
+    return save_figure(fig, path)
+
+
+def write_figures(result: xr.Dataset, activity: xr.Dataset, output: Path) -> list[Path]:
+    """Figures beside ``output`` (``<stem>.<name>.png``)."""
+    output = Path(output)
+    stem = output.with_suffix("")
+    return [
+        time_factor_figure(result, activity, Path(f"{stem}.time_factors.png")),
+        community_figure(result, Path(f"{stem}.communities.png")),
+        rank_figure(result, Path(f"{stem}.rank.png")),
+    ]

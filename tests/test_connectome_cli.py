@@ -1,0 +1,62 @@
+"""`neurodag connectome` end to end on a tiny contract-shaped homogenized file."""
+
+import json
+
+import numpy as np
+import xarray as xr
+from conftest import run_cli
+
+from neurodag.io.netcdf import open_dataset, write_dataset
+
+
+def tiny_worms(path, rng):
+    """3 worms, 12 neurons; neurons 0-3 share a drive in the second half; neuron 11 absent in
+    worm 0."""
+    worms, t, n = 3, 240, 12
+    time = np.arange(t) * 0.5
+    activity = rng.standard_normal((worms, t, n))
+    shared = rng.standard_normal((worms, t))
+    activity[:, t // 2 :, :4] += 3 * shared[:, t // 2 :, None]
+    activity[0, :, 11] = np.nan
+    ds = xr.Dataset(
+        {
+            "activity": (("worm", "time", "neuron"), activity.astype(np.float32)),
+            "valid_length": ("worm", np.full(worms, t)),
+        },
+        coords={
+            "worm": [f"w{k}" for k in range(worms)],
+            "time": time,
+            "neuron": [f"N{k:02d}" for k in range(n)],
+        },
+    )
+    return write_dataset(ds, path, stage="homogenize", parameters={}, inputs=[])
+
+
+def test_cli_writes_factors_and_communities(tmp_path):
+    source = tiny_worms(tmp_path / "worms.nc", np.random.default_rng(0))
+    params = {"window_s": 20, "step_s": 10, "ranks": [1, 2], "restarts": 2, "max_blocks": 3}
+    out = tmp_path / "connectome.nc"
+    result = run_cli(
+        "connectome", "--input", str(source), "--params", json.dumps(params),
+        "--threads", "1", "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ds = open_dataset(out)
+    assert {"affinity", "pair_factor", "time_factor", "worm_factor", "community"} <= set(ds)
+    # pairs with the absent neuron are masked in worm 0 only
+    absent = (ds["neuron_b"] == "N11").values
+    assert np.isnan(ds["affinity"].isel(worm=0).values[absent]).all()
+    assert np.isfinite(ds["affinity"].isel(worm=1).values[absent]).all()
+    assert (tmp_path / "connectome.time_factors.png").exists()
+
+
+def test_cli_rejects_a_file_without_activity(tmp_path):
+    bad = write_dataset(
+        xr.Dataset({"x": ("a", np.zeros(3))}), tmp_path / "bad.nc", stage="t", parameters={},
+        inputs=[],
+    )  # fmt: skip
+    out = tmp_path / "out.nc"
+    result = run_cli("connectome", "--input", str(bad), "--threads", "1", "-o", str(out))
+    assert result.returncode == 2
+    assert "activity" in result.stderr and "bad.nc" in result.stderr
+    assert not out.exists()

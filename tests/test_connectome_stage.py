@@ -1,0 +1,92 @@
+"""Connectome stage (Dyballa et al.): affinities, masked NTF, weighted SBM, enrichment."""
+
+import numpy as np
+import pytest
+
+from neurodag.connectome.affinity import WindowGrid, worm_affinity
+from neurodag.connectome.benchmark_graphs import weighted_lfr
+from neurodag.connectome.enrichment import enrichment
+from neurodag.connectome.metrics import nmi
+from neurodag.connectome.ntf import factor_similarity, non_negative_cp_hals
+from neurodag.connectome.sbm import fit_sbm
+
+
+def test_affinity_masks_absent_neurons_and_rewards_coactivation():
+    rng = np.random.default_rng(0)
+    t, n = 200, 5
+    shared = rng.standard_normal(t)
+    traces = rng.standard_normal((t, n))
+    traces[:, 0] = shared + 0.1 * rng.standard_normal(t)
+    traces[:, 1] = shared + 0.1 * rng.standard_normal(t)
+    traces[:, 4] = np.nan  # not recorded
+    grid = WindowGrid.from_seconds(t, 1.0, 40.0, 20.0)
+    for method in ("kernel", "abs_correlation"):
+        a = worm_affinity(traces, grid, method=method)
+        i, j = np.triu_indices(n, 1)
+        absent = (i == 4) | (j == 4)
+        assert np.isnan(a[absent]).all() and np.isfinite(a[~absent]).all()
+        pair01 = np.flatnonzero((i == 0) & (j == 1))[0]
+        others = a[~absent & ~((i == 0) & (j == 1))]
+        assert a[pair01].min() > others.max()
+    kernel = worm_affinity(traces, grid, method="kernel", bandwidth=0.5)
+    corr = worm_affinity(traces, grid, method="abs_correlation")
+    noise = ~((i == 0) & (j == 1)) & ~((i == 4) | (j == 4))
+    assert kernel[noise].mean() < corr[noise].mean()  # the kernel suppresses chance correlation
+
+
+def _planted_tensor(rng, missing):
+    p, w, m, r = 300, 30, 6, 3
+    a = rng.gamma(0.3, 1, (p, r))
+    b = rng.gamma(0.5, 1, (w, r))
+    c = rng.uniform(0.5, 1, (m, r))
+    x = np.einsum("pr,wr,mr->pwm", a, b, c)
+    if missing:
+        seen = rng.random((p, m)) < 0.5
+        x = np.where(seen[:, None, :], x, np.nan)
+    return x, b
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_masked_hals_recovers_planted_factors(missing):
+    rng = np.random.default_rng(1)
+    x, b = _planted_tensor(rng, missing)
+    fit = non_negative_cp_hals(x, 3, tol=1e-9, n_iter_max=1000, random_state=0)
+    assert fit.error < 1e-3
+    corr = np.corrcoef(fit.factors[1].T, b.T)[:3, 3:]
+    assert np.abs(corr).max(axis=1).min() > 0.99
+    again = non_negative_cp_hals(x, 3, tol=1e-9, n_iter_max=1000, random_state=5)
+    assert factor_similarity(fit, again) > 0.95
+
+
+def test_sbm_finds_planted_blocks_and_their_number():
+    rng = np.random.default_rng(2)
+    labels = np.repeat([0, 1, 2], [15, 15, 20])
+    mean = np.where(labels[:, None] == labels[None, :], 1.0, 0.2)
+    mean[labels == 2][:, labels == 2] = 0.2  # a background block
+    w = mean + 0.3 * rng.standard_normal(mean.shape)
+    w = (w + w.T) / 2
+    fit, icl = fit_sbm(w, max_blocks=6)
+    assert nmi(labels, fit.labels) > 0.95
+    assert fit.labels.max() + 1 == 3
+    assert max(icl, key=icl.get) == 3
+
+
+def test_weighted_lfr_has_the_requested_mixing():
+    w, labels = weighted_lfr(mu_t=0.2, mu_w=0.2, seed=3)
+    assert w.shape == (125, 125) and np.allclose(w, w.T)
+    same = labels[:, None] == labels[None, :]
+    external = w[~same].sum() / w.sum()
+    assert 0.1 < external < 0.3
+
+
+def test_enrichment_detects_structure_and_not_chance():
+    rng = np.random.default_rng(4)
+    labels = np.repeat([0, 1], 20)
+    same = labels[:, None] == labels[None, :]
+    adjacency = rng.random((40, 40)) < np.where(same, 0.5, 0.05)
+    adjacency = np.triu(adjacency, 1)
+    adjacency = adjacency | adjacency.T
+    res = enrichment(adjacency, labels, n_perm=200)
+    assert res["ratio"] > 3 and res["p_value"] < 0.01
+    null = enrichment(adjacency, rng.permutation(labels), n_perm=200)
+    assert null["p_value"] > 0.01
