@@ -29,14 +29,13 @@ include: "workflow/rules/geometry.smk"
 include: "workflow/rules/latents.smk"
 include: "workflow/rules/mds.smk"
 include: "workflow/rules/connectome.smk"
+include: "workflow/rules/summary.smk"
 
 
 rule all:
     input:
         homogenized_files(),
-        geometry_files(),
         allen_ingest_files(),
-        latents_files(),
-        mds_files(),
-        connectome_files(),
+        analysis_files(),
+        "results/validation.html",
     default_target: True

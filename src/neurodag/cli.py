@@ -284,6 +284,13 @@ def cmd_connectome(args: argparse.Namespace) -> None:
             log.info("wrote %s", figure_path)
 
 
+def cmd_summarize(args: argparse.Namespace) -> None:
+    from neurodag.validation import write_summary
+
+    table = write_summary(args.files, args.output)
+    log.info("%d figures from %d files -> %s", len(table), len(args.files), args.output)
+
+
 def cmd_inspect(args: argparse.Namespace) -> None:
     from neurodag.inspect import describe, quick_look
 
@@ -425,6 +432,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     p.add_argument("-o", "--output", required=True, help="NetCDF file to write")
     p.set_defaults(func=cmd_connectome)
+
+    p = sub.add_parser(
+        "summarize", help="one table of the stages' ground-truth recovery and headline figures"
+    )
+    p.add_argument("files", nargs="+", metavar="FILE.nc", help="stage outputs")
+    p.add_argument("-o", "--output", required=True, help="HTML file (a .tsv is written beside)")
+    p.set_defaults(func=cmd_summarize)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

@@ -240,3 +240,8 @@ def connectome_stage_options(wildcards, input):
 
 def connectome_files():
     return expand("results/connectome/{dataset}.nc", dataset=celegans_datasets())
+
+
+def analysis_files():
+    """Outputs of the analysis stages for every dataset they run on."""
+    return geometry_files() + latents_files() + mds_files() + connectome_files()
