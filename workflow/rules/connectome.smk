@@ -12,9 +12,23 @@ rule connectome:
             "results/connectome/{dataset}.time_factors.png",
             caption="../report/connectome.rst",
             category="connectome",
+            subcategory="{dataset}",
+            labels={"stage": "connectome", "dataset": "{dataset}", "figure": "time factors"},
         ),
-        communities="results/connectome/{dataset}.communities.png",
-        rank="results/connectome/{dataset}.rank.png",
+        communities=report(
+            "results/connectome/{dataset}.communities.png",
+            caption="../report/connectome.rst",
+            category="connectome",
+            subcategory="{dataset}",
+            labels={"stage": "connectome", "dataset": "{dataset}", "figure": "communities"},
+        ),
+        rank=report(
+            "results/connectome/{dataset}.rank.png",
+            caption="../report/connectome.rst",
+            category="connectome",
+            subcategory="{dataset}",
+            labels={"stage": "connectome", "dataset": "{dataset}", "figure": "rank selection"},
+        ),
     log:
         "results/logs/connectome/{dataset}.log",
     benchmark:

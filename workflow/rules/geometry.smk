@@ -11,11 +11,15 @@ rule geometry:
             "results/geometry/{dataset}.rdm.png",
             caption="../report/geometry.rst",
             category="geometry",
+            subcategory="{dataset}",
+            labels={"stage": "geometry", "dataset": "{dataset}", "figure": "RDMs"},
         ),
         rdm_gt=report(
             "results/geometry/{dataset}.rdm_gt.png",
             caption="../report/geometry.rst",
             category="geometry",
+            subcategory="{dataset}",
+            labels={"stage": "geometry", "dataset": "{dataset}", "figure": "GT-transformed RDMs"},
         ),
     log:
         "results/logs/geometry/{dataset}.log",

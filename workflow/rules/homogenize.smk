@@ -13,7 +13,7 @@ rule homogenize:
             caption="../report/homogenize.rst",
             category="homogenize",
             subcategory="{dataset}",
-            labels={"stage": "homogenize", "dataset": "{dataset}"},
+            labels={"stage": "homogenize", "dataset": "{dataset}", "figure": "summary"},
         ),
     log:
         "results/logs/homogenize/{dataset}.log",

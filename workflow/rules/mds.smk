@@ -11,6 +11,8 @@ rule mds:
             "results/mds/{dataset}.mds.png",
             caption="../report/mds.rst",
             category="mds",
+            subcategory="{dataset}",
+            labels={"stage": "mds", "dataset": "{dataset}", "figure": "MDS per cluster"},
         ),
     log:
         "results/logs/mds/{dataset}.log",
