@@ -63,7 +63,7 @@ def load_responses(paths: list[Path], params: dict[str, Any]):
         mean = np.zeros((len(images), counts.shape[1]))
         np.add.at(mean, frame, counts)
         blocks.append(mean / shown[:, None])
-        ids = ds["neuron"].values.astype(str)
+        ids = ds["neuron"].values[keep].astype(str)
         if len(paths) > 1:
             ids = np.array([f"{Path(path).parent.name}/{i}" for i in ids])
         neurons += list(ids)
