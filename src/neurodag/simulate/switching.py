@@ -11,7 +11,9 @@ binomial counts with dispersion 10. This module generates that setting:
   latents follow ``h_t = b_s + A_s h_{t-1} + e_t``, ``e_t ~ N(0, Q_s)`` with ``s = state(t)``;
 - state 0 ("still"): ``A = I``, ``b = 0``, small noise, so latents stay where they are;
 - state 1 ("rotation"): each ``x_k`` turns by ``2 pi / rotation_period_bins`` per bin about the
-  origin (``mu_k`` stays), with slightly larger noise;
+  origin, with slightly larger noise;
+- in both states each cluster's mean ``mu_k`` is a stationary AR(1) process (coefficient
+  ``mean_ar``, innovation sd ``mean_noise_sd``), the slow co-fluctuation its neurons share;
 - neuron ``i`` of cluster ``z_i``: ``log lambda_it = delta_i + mu_{z_i}(t) + c_i' x_{z_i}(t)`` and
   ``y_it ~ NB(mean lambda_it, dispersion r)`` (variance ``lambda + lambda^2 / r``);
 - the state sequence alternates between the two states in segments whose lengths are drawn
@@ -67,9 +69,11 @@ def switching_population(
     dispersion: float = 10.0,
     baseline_log_count: float = 1.0,
     offset_sd: float = 0.3,
-    loading_sd: float = 0.7,
+    loading_sd: float = 0.5,
     latent_radius: float = 1.0,
     rotation_period_bins: float = 25.0,
+    mean_ar: float = 0.98,
+    mean_noise_sd: float = 0.1,
     still_noise_sd: float = 0.02,
     rotation_noise_sd: float = 0.05,
     segment_bins: tuple[int, int] = (40, 90),
@@ -98,7 +102,7 @@ def switching_population(
     x = np.empty((n_clusters, n_time, dim))
     mu = np.empty((n_clusters, n_time))
     x_now = latent_radius * np.stack([np.cos(phase), np.sin(phase)], axis=-1)
-    mu_now = np.zeros(n_clusters)
+    mu_now = mean_noise_sd / np.sqrt(1 - mean_ar**2) * rng.standard_normal(n_clusters)
     for t in range(n_time):
         if t > 0:
             moving = states[t] == 1
@@ -106,7 +110,7 @@ def switching_population(
             if moving:
                 x_now = x_now @ turn.T
             x_now = x_now + noise_sd * rng.standard_normal(x_now.shape)
-            mu_now = mu_now + still_noise_sd * rng.standard_normal(n_clusters)
+            mu_now = mean_ar * mu_now + mean_noise_sd * rng.standard_normal(n_clusters)
         x[:, t], mu[:, t] = x_now, mu_now
 
     # Neurons: shuffled cluster labels, offsets, loadings.
