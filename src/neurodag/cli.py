@@ -77,6 +77,22 @@ def cmd_homogenize(args: argparse.Namespace) -> None:
     log.info("wrote %s", path)
 
 
+def cmd_bicluster(args: argparse.Namespace) -> None:
+    from neurodag import config as cfg
+    from neurodag.bicluster.stage import plot, run
+    from neurodag.io.netcdf import write_dataset
+
+    params = cfg.validate(
+        {"datasets": {}, "stages": {"bicluster": args.params or {}}}, source="--params"
+    )["stages"]["bicluster"]
+    compute = cfg.validate({"datasets": {}, "compute": args.compute or {}}, source="--compute")
+    ds = run(args.input, params, compute=compute["compute"]["dask"], threads=args.threads)
+    path = write_dataset(ds, args.output, stage="bicluster", parameters=params, inputs=args.input)
+    for figure_path in plot(ds, path.with_suffix("")):
+        log.info("wrote %s", figure_path)
+    log.info("wrote %s", path)
+
+
 def cmd_inspect(args: argparse.Namespace) -> None:
     from neurodag.inspect import describe
 
@@ -106,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_dataset_args(p)
     p.set_defaults(func=cmd_homogenize)
+
+    p = sub.add_parser(
+        "bicluster",
+        help="Bayesian bi-clustering of binned spike counts (Wei et al.), MCMC",
+    )
+    p.add_argument("--input", nargs="+", required=True, help="ingest counts.nc of a recording")
+    p.add_argument("--params", type=_json_arg, help="stages.bicluster parameters (JSON)")
+    p.add_argument("--compute", type=_json_arg, help="the config's compute section (JSON)")
+    p.add_argument("--threads", type=int, default=1, help="parallel chains (Dask workers)")
+    p.add_argument("-o", "--output", required=True, help="output .nc (figures beside it)")
+    p.set_defaults(func=cmd_bicluster)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

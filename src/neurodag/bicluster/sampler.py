@@ -205,7 +205,7 @@ class BiclusterSampler:
             scale = sv[:q] / np.sqrt(max(members.sum(), 1))
             h[k, :, 1 : 1 + q] = (vt[:q] * scale[:, None]).T
             loading[members, :q] = u[:, :q] * np.sqrt(max(members.sum(), 1))
-        s = np.repeat(rng.integers(L, size=T // 20 + 1), 20)[:T]
+        s = _speed_states(h[np.unique(z), :, 1:], min(L, 2), rng)
         state = ChainState(
             z=z,
             s=s,
@@ -497,6 +497,24 @@ def _mvn_from_noise(mean: np.ndarray, cov: np.ndarray, noise: np.ndarray) -> np.
 
 def _categorical(p: np.ndarray, u: float) -> int:
     return int(min(np.searchsorted(np.cumsum(p), u * p.sum()), p.size - 1))
+
+
+def _speed_states(x: np.ndarray, n_states: int, rng: np.random.Generator) -> np.ndarray:
+    """Initial states: k-means on the smoothed speed of the initial latents (clusters, T, p),
+    which separates still from moving stretches, the contrast the dynamics are built on."""
+    step = np.linalg.norm(np.diff(x, axis=1), axis=-1)  # (clusters, T-1)
+    step = step / (np.median(step, axis=1, keepdims=True) + 1e-12)
+    speed = np.concatenate([[0.0], step.mean(axis=0)])
+    speed = np.convolve(speed, np.ones(9) / 9, mode="same")
+    if n_states < 2 or np.ptp(speed) == 0:
+        return np.zeros(x.shape[1], dtype=np.int64)
+    centres = np.quantile(speed, np.linspace(0.2, 0.8, n_states))
+    for _ in range(50):
+        labels = np.abs(speed[:, None] - centres[None]).argmin(1)
+        centres = np.array(
+            [speed[labels == j].mean() if (labels == j).any() else centres[j] for j in range(n_states)]
+        )
+    return labels.astype(np.int64)
 
 
 def _k_subspaces(
