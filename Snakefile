@@ -23,9 +23,11 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/homogenize.smk"
+include: "workflow/rules/bicluster.smk"
 
 
 rule all:
     input:
         homogenized_files(),
+        bicluster_files(),
     default_target: True

@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from neurodag.bicluster.fit import run_chains, summarise
-from neurodag.bicluster.summary import adjusted_rand
 from neurodag.bicluster.sampler import Settings
+from neurodag.bicluster.summary import adjusted_rand
 from neurodag.simulate.switching import switching_population
 
 
@@ -31,9 +31,7 @@ def main() -> None:
     print("seed  neuron_ARI  state_ARI  clusters  states  s/iter  rhat_max  ess_min")
     for seed in args.seeds:
         piece = switching_population(seed=seed)
-        settings = Settings(
-            n_iterations=args.iterations, burn_in=args.iterations // 2, seed=seed
-        )
+        settings = Settings(n_iterations=args.iterations, burn_in=args.iterations // 2, seed=seed)
         start = time.perf_counter()
         draws = run_chains(piece["counts"].values, settings, args.chains)
         per_iter = (time.perf_counter() - start) / (args.iterations * args.chains)

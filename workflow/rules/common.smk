@@ -31,3 +31,22 @@ def stage_parameters(stage):
 def alternatives(names):
     """A wildcard constraint matching exactly these names (nothing, if there are none)."""
     return "|".join(names) if names else "(?!)"
+
+
+# Bicluster (issue 6).
+def bicluster_datasets():
+    # allen datasets and their recordings come from the ingest rules (common.smk, issue 4).
+    if "allen_recordings" not in globals():
+        return []
+    return enabled_datasets(config, kind="allen")
+
+
+def bicluster_files():
+    return expand("results/bicluster/{dataset}.nc", dataset=bicluster_datasets())
+
+
+def bicluster_input(wildcards):
+    recording = config["stages"]["bicluster"]["recording"]
+    if recording is None:
+        recording = allen_recordings(wildcards.dataset)[0]
+    return f"results/ingest/{wildcards.dataset}/{recording}/counts.nc"

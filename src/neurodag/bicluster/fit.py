@@ -18,7 +18,9 @@ from neurodag.bicluster.sampler import Settings, run_chain
 def run_chains(counts: np.ndarray, settings: Settings, n_chains: int, client=None) -> list[dict]:
     seeds = [settings.seed * 1000 + c for c in range(n_chains)]
     if client is None:
-        return [run_chain(counts, settings, s, progress_desc=f"chain {i}") for i, s in enumerate(seeds)]
+        return [
+            run_chain(counts, settings, s, progress_desc=f"chain {i}") for i, s in enumerate(seeds)
+        ]
     futures = [client.submit(run_chain, counts, settings, s, pure=False) for s in seeds]
     return client.gather(futures)
 

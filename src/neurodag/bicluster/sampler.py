@@ -181,14 +181,10 @@ class BiclusterSampler:
             self.K,
             self.L,
         )
-        # Smoothed, centred log rates; k-means on their correlation profiles for the labels.
-        kernel = np.exp(-0.5 * (np.arange(-10, 11) / 3.0) ** 2)
-        kernel /= kernel.sum()
-        smooth = np.log(
-            np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), 1, self.y) + 0.5
-        )
-        centred = smooth - smooth.mean(axis=1, keepdims=True)
-        centred /= centred.std(axis=1, keepdims=True) + 1e-9
+        # Smoothed log rates; k-subspaces for the labels.
+        from scipy.ndimage import gaussian_filter1d
+
+        smooth = np.log(gaussian_filter1d(self.y, 3.0, axis=1, mode="nearest") + 0.5)
         k_init = max(1, min(cfg.n_clusters_init, K, N))
         z = _k_subspaces(smooth - smooth.mean(axis=1, keepdims=True), k_init, d, rng)
         # Latents: mean and top principal components of each cluster's smoothed log rates.
@@ -512,7 +508,10 @@ def _speed_states(x: np.ndarray, n_states: int, rng: np.random.Generator) -> np.
     for _ in range(50):
         labels = np.abs(speed[:, None] - centres[None]).argmin(1)
         centres = np.array(
-            [speed[labels == j].mean() if (labels == j).any() else centres[j] for j in range(n_states)]
+            [
+                speed[labels == j].mean() if (labels == j).any() else centres[j]
+                for j in range(n_states)
+            ]
         )
     return labels.astype(np.int64)
 

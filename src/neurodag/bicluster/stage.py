@@ -52,7 +52,9 @@ def select_counts(ds: xr.Dataset, params: Mapping[str, Any], path: Path) -> xr.D
         keep = np.isin(ds["epoch"].values.astype(str), list(epochs))
         if not keep.any():
             found = sorted(set(ds["epoch"].values.astype(str)))
-            raise ConfigError(f"stages.bicluster.epochs: none of {list(epochs)} in {path} ({found})")
+            raise ConfigError(
+                f"stages.bicluster.epochs: none of {list(epochs)} in {path} ({found})"
+            )
         counts = counts.isel(time=keep)
     bin_in = float(ds.attrs.get("bin_size_s", ds["counts"].attrs.get("bin_size_s", np.nan)))
     if not np.isfinite(bin_in):
@@ -119,7 +121,9 @@ def plot(ds: xr.Dataset, stem: Path) -> list[Path]:
 
     order = np.argsort(ds["neuron_cluster"].values, kind="stable")
     fig, axes = figure(1, 2, width=9, height=4)
-    im = axes[0].imshow(ds["neuron_coclustering"].values[np.ix_(order, order)], cmap=SEQUENTIAL, vmin=0, vmax=1)
+    im = axes[0].imshow(
+        ds["neuron_coclustering"].values[np.ix_(order, order)], cmap=SEQUENTIAL, vmin=0, vmax=1
+    )
     axes[0].set(title="neurons", xlabel="neuron (sorted by cluster)", ylabel="neuron")
     t = ds["time"].values
     axes[1].imshow(
@@ -142,7 +146,9 @@ def plot(ds: xr.Dataset, stem: Path) -> list[Path]:
     states = ds["state"].values
     width = float(np.median(np.diff(t))) if t.size > 1 else 1.0
     for s in np.unique(states):
-        ax.bar(t[states == s], 1.5, width=width, bottom=-2.0, color=colours(s % 10), label=f"state {s}")
+        ax.bar(
+            t[states == s], 1.5, width=width, bottom=-2.0, color=colours(s % 10), label=f"state {s}"
+        )
     bounds = np.flatnonzero(np.diff(ds["neuron_cluster"].values[order])) + 1
     for b in bounds:
         ax.axhline(b, color="tab:red", lw=0.8)
