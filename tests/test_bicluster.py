@@ -135,7 +135,7 @@ def test_cli_writes_posterior_summary_and_figures(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     ds = xr.load_dataset(out, engine="h5netcdf")
-    assert ds.sizes["neuron"] == 28 and ds.sizes["time"] == 55  # LP only; spontaneous, 0.5 s
+    assert ds.sizes["neuron"] == 28 and ds.sizes["time"] == 115  # LP; 230 spontaneous 0.25 s bins
     assert set(np.unique(ds["region"].values)) == {"LP"}
     assert ds["neuron_coclustering"].dims == ("neuron", "neuron2")
     assert np.allclose(np.diag(ds["neuron_coclustering"]), 1.0)

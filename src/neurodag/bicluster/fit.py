@@ -47,9 +47,9 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
             "time_coclustering": (("time", "time2"), summary.coclustering(s)),
             "neuron_cluster": (("neuron",), neuron_cluster),
             "state": (("time",), state),
-            "latent": (("cluster", "time", "latent"), med),
-            "latent_lower": (("cluster", "time", "latent"), lo),
-            "latent_upper": (("cluster", "time", "latent"), hi),
+            "latent": (("cluster", "time", "factor"), med),
+            "latent_lower": (("cluster", "time", "factor"), lo),
+            "latent_upper": (("cluster", "time", "factor"), hi),
             "rate_fitted": (("neuron", "time"), np.exp(log_rate_mean)),
             "dispersion": (("neuron",), chains["dispersion"].mean(axis=(0, 1))),
             "n_clusters_draws": (("chain", "draw"), chains["n_clusters"]),
@@ -59,7 +59,7 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
             "rhat_log_rate": (("neuron", "time"), rhat["log_rate"].values),
             "ess_log_rate": (("neuron", "time"), ess["log_rate"].values),
         },
-        coords={"latent": ["mean"] + [f"x{j}" for j in range(settings.latent_dim)]},
+        coords={"factor": ["mean"] + [f"x{j}" for j in range(settings.latent_dim)]},
     )
     ds["latent"].attrs["description"] = "posterior median of (mu_k, x_k), relabelled"
     for name in ("dispersion", "log_rate"):

@@ -501,7 +501,9 @@ def _speed_states(x: np.ndarray, n_states: int, rng: np.random.Generator) -> np.
     step = np.linalg.norm(np.diff(x, axis=1), axis=-1)  # (clusters, T-1)
     step = step / (np.median(step, axis=1, keepdims=True) + 1e-12)
     speed = np.concatenate([[0.0], step.mean(axis=0)])
-    speed = np.convolve(speed, np.ones(9) / 9, mode="same")
+    from scipy.ndimage import uniform_filter1d
+
+    speed = uniform_filter1d(speed, 9, mode="nearest")
     if n_states < 2 or np.ptp(speed) == 0:
         return np.zeros(x.shape[1], dtype=np.int64)
     centres = np.quantile(speed, np.linspace(0.2, 0.8, n_states))
