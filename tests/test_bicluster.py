@@ -72,7 +72,7 @@ def test_latent_draws_match_the_dense_gaussian_posterior():
     omega = rng.uniform(0.5, 2.0, size=y.shape)
     T, d = 6, 2
     draws = []
-    for _ in range(4000):
+    for _ in range(2000):
         sampler.sample_latents(st, omega)
         draws.append(st.h[0].ravel())
     draws = np.array(draws)

@@ -519,7 +519,7 @@ def _speed_states(x: np.ndarray, n_states: int, rng: np.random.Generator) -> np.
 
 
 def _k_subspaces(
-    signals: np.ndarray, k: int, dim: int, rng: np.random.Generator, restarts: int = 8
+    signals: np.ndarray, k: int, dim: int, rng: np.random.Generator, restarts: int = 24
 ) -> np.ndarray:
     """Initial labels: k-subspaces clustering of neuron-centred smoothed log rates.
 
