@@ -29,6 +29,7 @@ include: "workflow/rules/geometry.smk"
 include: "workflow/rules/latents.smk"
 include: "workflow/rules/mds.smk"
 include: "workflow/rules/connectome.smk"
+include: "workflow/rules/bicluster.smk"
 include: "workflow/rules/summary.smk"
 
 

@@ -17,8 +17,9 @@ import time
 import numpy as np
 import torch
 
-from neurodag.mds.clustering import MDSClustering, adjusted_rand_index, kmeans, zscore_rows
+from neurodag.mds.clustering import MDSClustering, kmeans, zscore_rows
 from neurodag.mds.model import train_model
+from neurodag.partitions import adjusted_rand
 from neurodag.simulate.functional_types import functional_types, sample_responses
 
 
@@ -60,8 +61,8 @@ def main() -> None:
     print(f"held-out correlation (test images): median {np.median(trained.test_correlation):.3f}")
     print(f"MDS loop (start 5 clusters): {mds_s:.1f} s")
     print(f"clusters found: {result.stimuli.shape[0]} (truth {n_types})")
-    print(f"ARI MDS clusters vs planted types: {adjusted_rand_index(truth, result.labels):.3f}")
-    print(f"ARI k-means on mean responses (reference): {adjusted_rand_index(truth, baseline):.3f}")
+    print(f"ARI MDS clusters vs planted types: {adjusted_rand(truth, result.labels):.3f}")
+    print(f"ARI k-means on mean responses (reference): {adjusted_rand(truth, baseline):.3f}")
 
 
 if __name__ == "__main__":

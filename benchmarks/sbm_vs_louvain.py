@@ -10,8 +10,8 @@ import argparse
 import numpy as np
 
 from neurodag.connectome.benchmark_graphs import weighted_lfr
-from neurodag.connectome.metrics import nmi
 from neurodag.connectome.sbm import fit_sbm, louvain
+from neurodag.partitions import nmi
 
 
 def main() -> None:

@@ -6,9 +6,9 @@ import pytest
 from neurodag.connectome.affinity import WindowGrid, worm_affinity
 from neurodag.connectome.benchmark_graphs import weighted_lfr
 from neurodag.connectome.enrichment import enrichment
-from neurodag.connectome.metrics import nmi
 from neurodag.connectome.ntf import factor_similarity, non_negative_cp_hals
 from neurodag.connectome.sbm import fit_sbm
+from neurodag.partitions import nmi
 
 
 def test_affinity_masks_absent_neurons_and_rewards_coactivation():

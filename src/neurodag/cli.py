@@ -291,6 +291,28 @@ def cmd_summarize(args: argparse.Namespace) -> None:
     log.info("%d figures from %d files -> %s", len(table), len(args.files), args.output)
 
 
+def cmd_bicluster(args: argparse.Namespace) -> None:
+    from neurodag import config as cfg
+    from neurodag.bicluster.stage import plot, run
+    from neurodag.io.netcdf import write_dataset
+
+    params = cfg.validate(
+        {"datasets": {}, "stages": {"bicluster": args.params or {}}}, source="--params"
+    )["stages"]["bicluster"]
+    compute = cfg.validate({"datasets": {}, "compute": args.compute or {}}, source="--compute")
+    ds = run(
+        args.input,
+        params,
+        compute=compute["compute"]["dask"],
+        threads=args.threads,
+        truth=args.truth,
+    )
+    path = write_dataset(ds, args.output, stage="bicluster", parameters=params, inputs=args.input)
+    for figure_path in plot(ds, path.with_suffix("")):
+        log.info("wrote %s", figure_path)
+    log.info("wrote %s", path)
+
+
 def cmd_inspect(args: argparse.Namespace) -> None:
     from neurodag.inspect import describe, quick_look
 
@@ -439,6 +461,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE.nc", help="stage outputs")
     p.add_argument("-o", "--output", required=True, help="HTML file (a .tsv is written beside)")
     p.set_defaults(func=cmd_summarize)
+
+    p = sub.add_parser(
+        "bicluster",
+        help="Bayesian bi-clustering of binned spike counts (Wei et al.), MCMC",
+    )
+    p.add_argument("--input", nargs="+", required=True, help="ingest counts.nc of a recording")
+    p.add_argument("--params", type=_json_arg, help="stages.bicluster parameters (JSON)")
+    p.add_argument("--compute", type=_json_arg, help="the config's compute section (JSON)")
+    p.add_argument("--threads", type=int, default=1, help="parallel chains (Dask workers)")
+    p.add_argument("--truth", help="a simulated session's truth.nc, for validation")
+    p.add_argument("-o", "--output", required=True, help="output .nc (figures beside it)")
+    p.set_defaults(func=cmd_bicluster)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

@@ -84,3 +84,17 @@ def write_summary(paths: Iterable[str | Path], html_path: str | Path) -> pd.Data
         tmp.write_text(text)
         os.replace(tmp, target)
     return table
+
+
+def open_truth(path: str | Path, variable: str, stimulus: str | None = None):
+    """The ground truth holding ``variable``: the root of ``truth.nc``, or, for a simulated Allen
+    session (one group per planted piece, named by its stimulus), the group ``stimulus``."""
+    from neurodag.errors import InputError
+
+    truth = open_dataset(path)
+    if variable not in truth and stimulus:
+        truth = open_dataset(path, group=str(stimulus))
+    if variable not in truth:
+        where = f"group {stimulus}" if stimulus else "the file"
+        raise InputError(path, variable, f"missing from {where}")
+    return truth

@@ -242,6 +242,24 @@ def connectome_files():
     return expand("results/connectome/{dataset}.nc", dataset=celegans_datasets())
 
 
+def bicluster_datasets():
+    """Allen-kind datasets: the bicluster stage reads their binned counts."""
+    return enabled_datasets(config, kind="allen")
+
+
+def bicluster_files():
+    return expand("results/bicluster/{dataset}.nc", dataset=bicluster_datasets())
+
+
+def bicluster_input(wildcards):
+    recording = config["stages"]["bicluster"]["recording"]
+    if recording is None:
+        recording = allen_recordings(wildcards.dataset)[0]
+    return f"results/ingest/{wildcards.dataset}/{recording}/counts.nc"
+
+
 def analysis_files():
     """Outputs of the analysis stages for every dataset they run on."""
-    return geometry_files() + latents_files() + mds_files() + connectome_files()
+    return (
+        geometry_files() + latents_files() + mds_files() + connectome_files() + bicluster_files()
+    )

@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 from scipy.optimize import linear_sum_assignment
 
-from neurodag.connectome.metrics import nmi
+from neurodag.partitions import nmi
 
 
 def epoch_indicator(truth: xr.Dataset, window_time: np.ndarray, window_s: float) -> np.ndarray:

@@ -195,17 +195,10 @@ def run_latents(
 def truth_rate_r2(truth_path, ds, rates, bin_s, data) -> float:
     """R2 of inferred to true rates (``true_rate(trial, neuron, time)`` in Hz in the truth file),
     on validation trials and held-in bins, matching neurons by id and trials by position."""
-    from neurodag.io.netcdf import open_dataset
     from neurodag.latents.metrics import rate_r2
+    from neurodag.validation import open_truth
 
-    truth = open_dataset(truth_path)
-    group = ds.attrs.get("stimulus_name")
-    if "true_rate" not in truth and group:
-        # a simulated Allen session's truth.nc keeps each planted piece in a group named by its
-        # stimulus (neurodag.simulate.allen)
-        truth = open_dataset(truth_path, group=str(group))
-    if "true_rate" not in truth:
-        raise InputError(truth_path, "true_rate", "missing")
+    truth = open_truth(truth_path, "true_rate", ds.attrs.get("stimulus_name"))
     true = truth["true_rate"]
     ids = [str(n) for n in ds["neuron"].values]
     missing = sorted(set(ids) - {str(n) for n in true["neuron"].values})

@@ -317,22 +317,3 @@ def _smooth(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), kernel[None, None, None, :])
     x = F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), kernel[None, None, :, None])
     return x[:, 0]
-
-
-def adjusted_rand_index(a: np.ndarray, b: np.ndarray) -> float:
-    """Adjusted Rand index of two labelings (Hubert & Arabie 1985)."""
-    _, a = np.unique(np.asarray(a), return_inverse=True)
-    _, b = np.unique(np.asarray(b), return_inverse=True)
-    table = np.zeros((a.max() + 1, b.max() + 1))
-    np.add.at(table, (a, b), 1)
-
-    def pairs(x):
-        return (x * (x - 1) / 2).sum()
-
-    index = pairs(table)
-    rows, cols = pairs(table.sum(axis=1)), pairs(table.sum(axis=0))
-    expected = rows * cols / pairs(np.array([len(a)]))
-    maximum = (rows + cols) / 2
-    if maximum == expected:
-        return 1.0
-    return float((index - expected) / (maximum - expected))

@@ -90,7 +90,7 @@ def run_mds(
     import torch
 
     from neurodag.compute import torch_device
-    from neurodag.mds.clustering import MDSClustering, adjusted_rand_index, kmeans, zscore_rows
+    from neurodag.mds.clustering import MDSClustering
     from neurodag.mds.model import train_model
 
     seed = params["seed"]
@@ -182,7 +182,8 @@ def run_mds(
         }
     )
     if truth is not None:
-        out.attrs.update(validate(out, truth, adjusted_rand_index, kmeans, zscore_rows))
+        for name, value in validate(out, truth, params.get("stimulus")).items():
+            out[name] = value  # scalar variables: gathered by neurodag summarize
     return out
 
 
@@ -198,13 +199,16 @@ def _window_length(params: dict[str, Any], path: Path) -> float:
     return max(len(time) * bin_size, 1e-12)
 
 
-def validate(out: xr.Dataset, truth_path: Path, ari, kmeans, zscore_rows) -> dict[str, Any]:
+def validate(out: xr.Dataset, truth_path: Path, stimulus: str | None = None) -> dict[str, Any]:
     """ARI of the clusters and of k-means on mean responses against ``true_type(neuron)``."""
-    from neurodag.io.netcdf import open_dataset
+    from neurodag.mds.clustering import kmeans, zscore_rows
+    from neurodag.partitions import adjusted_rand as ari
+    from neurodag.validation import open_truth
 
-    truth = open_dataset(truth_path)
-    if "true_type" not in truth:
-        log.warning("mds: %s has no true_type; no validation", truth_path)
+    try:
+        truth = open_truth(truth_path, "true_type", stimulus)
+    except InputError as exc:
+        log.warning("mds: no validation (%s)", exc)
         return {}
     true_type = truth["true_type"].to_series().astype(str)
     ids = [n.split("/")[-1] for n in out["neuron"].values]

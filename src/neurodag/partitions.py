@@ -1,4 +1,4 @@
-"""Agreement measures used to validate the connectome stage against planted truth."""
+"""Agreement of two partitions (found clusters vs planted truth), for every stage's validation."""
 
 from __future__ import annotations
 
@@ -23,3 +23,21 @@ def nmi(truth, found) -> float:
     if ha == 0 and hb == 0:
         return 1.0
     return float(max(mutual, 0.0) / (0.5 * (ha + hb)))
+
+
+def adjusted_rand(a: np.ndarray, b: np.ndarray) -> float:
+    """Adjusted Rand index of two partitions (Hubert & Arabie 1985)."""
+    _, a = np.unique(np.asarray(a), return_inverse=True)
+    _, b = np.unique(np.asarray(b), return_inverse=True)
+    table = np.zeros((a.max() + 1, b.max() + 1))
+    np.add.at(table, (a, b), 1.0)
+
+    def pairs(x):
+        return (x * (x - 1) / 2).sum()
+
+    index = pairs(table)
+    rows, cols, total = pairs(table.sum(1)), pairs(table.sum(0)), pairs(np.array([a.size]))
+    expected = rows * cols / total if total else 0.0
+    top = index - expected
+    bottom = 0.5 * (rows + cols) - expected
+    return float(top / bottom) if bottom else 1.0

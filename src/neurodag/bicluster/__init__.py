@@ -1,0 +1,1 @@
+"""Bayesian bi-clustering of spike counts with latent structures (Wei et al.)."""

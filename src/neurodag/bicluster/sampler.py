@@ -1,0 +1,611 @@
+"""MCMC for Bayesian bi-clustering of spike counts (Wei et al., "Bayesian Bi-clustering of Neural
+Spiking Activity with Latent Structures").
+
+Model (neurons ``i``, time bins ``t``, neuron clusters ``k``, dynamical states ``s``):
+
+- ``y_it ~ NB(r_i, mean lambda_it)``, ``log lambda_it = delta_i + mu_{z_i,t} + c_i' x_{z_i,t}``;
+- each cluster's latent ``h_kt = (mu_kt, x_kt)`` (``1 + p`` dims) follows switching affine
+  dynamics ``h_kt = b_{s_t,k} + A_{s_t,k} h_{k,t-1} + e``, ``e ~ N(0, Q_{s_t,k})``, with
+  ``(b, A, Q)`` under a matrix-normal inverse-Wishart prior. The dynamics are block-diagonal
+  across clusters (each cluster has its own ``(b, A, Q)`` per state; the paper's full stacked
+  ``A`` also couples clusters) so the latent dimension does not change as clusters appear and
+  vanish, and the Kalman recursions run batched over clusters;
+- the states ``s_t`` follow a sticky HDP-HMM in its weak-limit approximation (Fox et al. 2011)
+  with ``n_states_max`` states;
+- the labels ``z_i`` follow a mixture of finite mixtures (Miller & Harrison 2018) over at most
+  ``n_clusters_max`` clusters, so the number of clusters is inferred.
+
+One Gibbs sweep: labels by the MFM Gibbs rule with the neuron's (delta, c) integrated out by a
+Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (delta, c) drawn from
+that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda -
+log r``) turn the NB likelihood into Gaussian pseudo-observations; latents by batched
+forward-filtering backward-sampling; ``(delta, c)`` by their conjugate Gaussian update; states
+by forward-filtering backward-sampling of the HMM; transition rows and the weak-limit ``beta``
+by the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a
+random-walk Metropolis step on ``log r``. Everything is vectorised numpy; the only Python loops
+run over time bins (Kalman and HMM recursions) and over neurons (labels).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.special import gammaln, logsumexp
+
+
+@dataclass
+class Settings:
+    """Model and sampler settings (the bicluster stage's config keys)."""
+
+    n_iterations: int = 600
+    burn_in: int = 300
+    thin: int = 1
+    latent_dim: int = 2
+    n_clusters_max: int = 10
+    n_clusters_init: int = 4
+    n_states_max: int = 4
+    mfm_gamma: float = 1.0  # Dirichlet concentration of the MFM weights
+    mfm_poisson_rate: float = 1.0  # K - 1 ~ Poisson(rate)
+    hmm_alpha: float = 1.0
+    hmm_gamma: float = 1.0
+    hmm_kappa: float = 100.0  # self-transition bias ("sticky")
+    loading_sd: float = 1.0
+    offset_sd: float = 1.0
+    dispersion_shape: float = 2.0  # Gamma prior on r
+    dispersion_rate: float = 0.1
+    noise_prior_scale: float = 0.01  # prior mean of the latent noise variances
+    coefficient_prior_sd: float = 1.0  # prior sd of (b, A) around (0, I)
+    laplace_steps: int = 4
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ChainState:
+    z: np.ndarray  # (N,) cluster slot of each neuron
+    s: np.ndarray  # (T,) state of each bin
+    h: np.ndarray  # (K, T, d) latents per cluster slot: (mu, x)
+    offset: np.ndarray  # (N,)
+    loading: np.ndarray  # (N, p)
+    dispersion: np.ndarray  # (N,)
+    A: np.ndarray  # (L, K, d, d)
+    b: np.ndarray  # (L, K, d)
+    Q: np.ndarray  # (L, K, d, d)
+    trans: np.ndarray  # (L, L)
+    beta: np.ndarray  # (L,)
+    extras: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _softplus(x: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, x)
+
+
+def nb_loglik(y: np.ndarray, log_mean: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Elementwise log NB(y | mean exp(log_mean), dispersion r), r broadcast against y."""
+    psi = log_mean - np.log(r)
+    return gammaln(y + r) - gammaln(r) - gammaln(y + 1.0) + y * psi - (y + r) * _softplus(psi)
+
+
+def _batched_mvn(rng: np.random.Generator, mean: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+    jitter = 1e-9 * np.eye(cov.shape[-1])
+    chol = np.linalg.cholesky(cov + jitter)
+    return mean + np.einsum("...ij,...j->...i", chol, rng.standard_normal(mean.shape))
+
+
+def _batched_inverse_wishart(
+    rng: np.random.Generator, dof: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """Draws of IW(dof, scale) for a batch (..., d, d) via the Bartlett decomposition."""
+    d = scale.shape[-1]
+    batch = scale.shape[:-2]
+    precision_chol = np.linalg.cholesky(np.linalg.inv(scale))  # Wishart(dof, scale^-1) factor
+    lower = np.zeros(batch + (d, d))
+    rows, cols = np.tril_indices(d, -1)
+    lower[..., rows, cols] = rng.standard_normal(batch + (rows.size,))
+    dof = np.broadcast_to(dof, batch)
+    for j in range(d):
+        lower[..., j, j] = np.sqrt(rng.chisquare(dof - j))
+    factor = precision_chol @ lower
+    wishart = factor @ np.swapaxes(factor, -1, -2)
+    return np.linalg.inv(wishart)
+
+
+def log_mfm_coefficients(n: int, max_clusters: int, gamma: float, rate: float) -> np.ndarray:
+    """log V_n(t), t = 0..max_clusters + 1 (Miller & Harrison 2018), K - 1 ~ Poisson(rate)."""
+    ks = np.arange(1, max(200, 4 * max_clusters) + 1)
+    log_prior_k = (ks - 1) * math.log(rate) - rate - gammaln(ks)
+    out = np.full(max_clusters + 2, -np.inf)
+    for t in range(1, max_clusters + 2):
+        valid = ks >= t
+        k = ks[valid]
+        terms = (
+            gammaln(k + 1)
+            - gammaln(k - t + 1)  # k_(t)
+            - (gammaln(gamma * k + n) - gammaln(gamma * k))  # (gamma k)^(n)
+            + log_prior_k[valid]
+        )
+        out[t] = logsumexp(terms)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Gibbs steps
+
+
+class BiclusterSampler:
+    """One MCMC chain on counts ``y`` (N neurons x T bins)."""
+
+    def __init__(self, counts: np.ndarray, settings: Settings, seed: int | None = None):
+        self.y = np.asarray(counts, dtype=float)
+        self.N, self.T = self.y.shape
+        self.cfg = settings
+        self.p = settings.latent_dim
+        self.d = 1 + self.p
+        self.K = min(settings.n_clusters_max, self.N)
+        self.L = settings.n_states_max
+        self.rng = np.random.default_rng(settings.seed if seed is None else seed)
+        self.offset_center = np.log(self.y.mean(axis=1) + 0.1)
+        self.log_v = log_mfm_coefficients(
+            self.N, self.K, settings.mfm_gamma, settings.mfm_poisson_rate
+        )
+        # MNIW prior on W = [b, A] (d x (d+1)), regressor u = (1, h_{t-1}).
+        self.M0 = np.concatenate([np.zeros((self.d, 1)), np.eye(self.d)], axis=1)
+        self.V0_inv = np.eye(self.d + 1) / settings.coefficient_prior_sd**2
+        self.nu0 = self.d + 2.0
+        self.Psi0 = settings.noise_prior_scale * (self.nu0 - self.d - 1) * np.eye(self.d)
+
+    # -- initialisation ------------------------------------------------------------------------
+
+    def initial_state(self) -> ChainState:
+        rng, cfg, N, T, d, p, K, L = (
+            self.rng,
+            self.cfg,
+            self.N,
+            self.T,
+            self.d,
+            self.p,
+            self.K,
+            self.L,
+        )
+        # Smoothed log rates; k-subspaces for the labels.
+        from scipy.ndimage import gaussian_filter1d
+
+        smooth = np.log(gaussian_filter1d(self.y, 3.0, axis=1, mode="nearest") + 0.5)
+        k_init = max(1, min(cfg.n_clusters_init, K, N))
+        z = _k_subspaces(smooth - smooth.mean(axis=1, keepdims=True), k_init, d, rng)
+        # Latents: mean and top principal components of each cluster's smoothed log rates.
+        h = np.zeros((K, T, d))
+        offset = smooth.mean(axis=1)
+        loading = np.zeros((N, p))
+        for k in np.unique(z):
+            members = z == k
+            block = smooth[members] - offset[members, None]
+            h[k, :, 0] = block.mean(axis=0)
+            resid = block - h[k, :, 0]
+            u, sv, vt = np.linalg.svd(resid, full_matrices=False)
+            q = min(p, vt.shape[0])
+            scale = sv[:q] / np.sqrt(max(members.sum(), 1))
+            h[k, :, 1 : 1 + q] = (vt[:q] * scale[:, None]).T
+            loading[members, :q] = u[:, :q] * np.sqrt(max(members.sum(), 1))
+        s = _speed_states(h[np.unique(z), :, 1:], min(L, 2), rng)
+        state = ChainState(
+            z=z,
+            s=s,
+            h=h,
+            offset=offset,
+            loading=loading,
+            dispersion=np.full(N, 10.0),
+            A=np.broadcast_to(np.eye(d), (L, K, d, d)).copy(),
+            b=np.zeros((L, K, d)),
+            Q=np.broadcast_to(cfg.noise_prior_scale * np.eye(d), (L, K, d, d)).copy(),
+            trans=np.full((L, L), 1.0 / L),
+            beta=np.full(L, 1.0 / L),
+        )
+        self.sample_dynamics(state)
+        return state
+
+    # -- observation model ---------------------------------------------------------------------
+
+    def log_mean(self, st: ChainState) -> np.ndarray:
+        hz = st.h[st.z]  # (N, T, d)
+        return st.offset[:, None] + hz[..., 0] + np.einsum("np,ntp->nt", st.loading, hz[..., 1:])
+
+    def sample_polya_gamma(self, st: ChainState) -> np.ndarray:
+        from polyagamma import random_polyagamma
+
+        psi = self.log_mean(st) - np.log(st.dispersion)[:, None]
+        shape = self.y + st.dispersion[:, None]
+        return random_polyagamma(shape, psi, random_state=self.rng)
+
+    def sample_labels(self, st: ChainState) -> None:
+        """MFM Gibbs for z with (delta_i, c_i) integrated out by a Laplace approximation."""
+        cfg, K, d = self.cfg, self.K, self.d
+        y, r = self.y, st.dispersion
+        # Design per cluster slot: columns (1, x_k(t)); offset mu_k(t).
+        design = np.concatenate([np.ones((K, self.T, 1)), st.h[..., 1:]], axis=-1)  # (K,T,d)
+        mu = st.h[..., 0]  # (K, T)
+        prior_prec = np.diag([1.0 / cfg.offset_sd**2] + [1.0 / cfg.loading_sd**2] * self.p)
+        prior_mean = np.zeros((self.N, 1, d))
+        prior_mean[..., 0] = self.offset_center[:, None]
+        theta = np.broadcast_to(prior_mean, (self.N, K, d)).copy()
+        theta[..., 0] = self.offset_center[:, None] - mu.mean(axis=1)[None, :]
+        log_r = np.log(r)[:, None, None]
+        yy = y[:, None, :]
+        rr = r[:, None, None]
+        # Batched over cluster slots with matmuls: (K, N, T) @ (K, T, d) etc.
+        outer = (design[..., :, None] * design[..., None, :]).reshape(K, self.T, d * d)
+
+        def hessian(eta):
+            prob = _sigmoid(eta - log_r)
+            weight = np.swapaxes((yy + rr) * prob * (1.0 - prob), 0, 1)  # (K, N, T)
+            return np.swapaxes(weight @ outer, 0, 1).reshape(self.N, K, d, d) + prior_prec, prob
+
+        for _ in range(cfg.laplace_steps):
+            eta = mu[None] + np.einsum("nkd,ktd->nkt", theta, design)
+            hess, prob = hessian(eta)
+            grad_eta = np.swapaxes(yy - (yy + rr) * prob, 0, 1)  # (K, N, T)
+            grad = np.swapaxes(grad_eta @ design, 0, 1) - (theta - prior_mean) @ prior_prec
+            theta = theta + np.linalg.solve(hess, grad[..., None])[..., 0]
+        eta = mu[None] + np.einsum("nkd,ktd->nkt", theta, design)
+        psi = eta - log_r
+        loglik = (yy * psi - (yy + rr) * _softplus(psi)).sum(axis=-1)  # up to terms free of k
+        hess, _ = hessian(eta)
+        diff = theta - prior_mean
+        log_prior = -0.5 * np.einsum("nkd,de,nke->nk", diff, prior_prec, diff)
+        log_marginal = loglik + log_prior - 0.5 * np.linalg.slogdet(hess)[1]  # (N, K)
+
+        z = st.z.copy()
+        sizes = np.bincount(z, minlength=K)
+        for i in self.rng.permutation(self.N):
+            sizes[z[i]] -= 1
+            occupied = sizes > 0
+            n_occupied = int(occupied.sum())
+            empty = np.flatnonzero(~occupied)
+            logw = np.full(K, -np.inf)
+            logw[occupied] = np.log(sizes[occupied] + cfg.mfm_gamma)
+            if empty.size:
+                new_mass = (
+                    math.log(cfg.mfm_gamma)
+                    + self.log_v[n_occupied + 1]
+                    - self.log_v[n_occupied]
+                    - math.log(empty.size)
+                )
+                logw[empty] = new_mass
+            logw = logw + log_marginal[i]
+            w = np.exp(logw - logw.max())
+            z[i] = self.rng.choice(K, p=w / w.sum())
+            sizes[z[i]] += 1
+        st.z = z
+        # Draw each neuron's (delta, c) from the Laplace Gaussian of its new cluster.
+        idx = np.arange(self.N)
+        cov = np.linalg.inv(hess[idx, z])
+        draw = _batched_mvn(self.rng, theta[idx, z], cov)
+        st.offset, st.loading = draw[:, 0], draw[:, 1:]
+
+    def sample_latents(self, st: ChainState, omega: np.ndarray) -> None:
+        """Draw every occupied cluster's whole latent trajectory given the PG pseudo-observations.
+
+        The posterior of a trajectory is Gaussian with a block-tridiagonal precision; its banded
+        Cholesky factor gives exactly the forward-filtering backward-sampling draw in one LAPACK
+        call for all clusters (blocks of different clusters are uncoupled, dynamics being
+        block-diagonal), instead of a Python loop over time bins.
+        """
+        from scipy.linalg import cho_solve_banded, cholesky_banded, solve_banded
+
+        K, T, d = self.K, self.T, self.d
+        kappa = 0.5 * (self.y - st.dispersion[:, None])
+        g = np.concatenate([np.ones((self.N, 1)), st.loading], axis=1)  # (N, d)
+        member = np.zeros((self.N, K))
+        member[np.arange(self.N), st.z] = 1.0
+        shift = kappa + omega * (np.log(st.dispersion) - st.offset)[:, None]  # omega * pseudo-obs
+        gg = (g[:, :, None] * g[:, None, :]).reshape(self.N, d * d)
+        info_mat = np.einsum("nk,nt,nf->ktf", member, omega, gg).reshape(K, T, d, d)
+        info_vec = np.einsum("nk,nt,nd->ktd", member, shift, g)  # (K, T, d)
+
+        # Dynamics of each transition t-1 -> t (t >= 1) for each cluster: (K, T-1, ...).
+        A = np.swapaxes(st.A[st.s[1:]], 0, 1)
+        b = np.swapaxes(st.b[st.s[1:]], 0, 1)
+        Q_inv = np.linalg.inv(np.swapaxes(st.Q[st.s[1:]], 0, 1))
+        AtQinv = np.swapaxes(A, -1, -2) @ Q_inv
+        diag = info_mat.copy()
+        diag[:, 0] += np.eye(d)  # h_0 ~ N(0, I)
+        diag[:, 1:] += Q_inv
+        diag[:, :-1] += AtQinv @ A
+        off = -Q_inv @ A  # block (t, t-1) for t >= 1: (K, T-1, d, d)
+        lin = info_vec.copy()
+        lin[:, 1:] += np.einsum("ktij,ktj->kti", Q_inv, b)
+        lin[:, :-1] -= np.einsum("ktij,ktj->kti", AtQinv, b)
+
+        # Lower banded storage of the (K*T*d)-square precision, bandwidth 2d - 1.
+        n, band = K * T * d, 2 * d - 1
+        ab = np.zeros((band + 1, n))
+        base = (np.arange(K)[:, None] * T + np.arange(T)[None, :]) * d  # (K, T)
+        rows, cols = np.tril_indices(d)
+        col_idx = base[..., None] + cols
+        ab[(rows - cols)[None, None, :].repeat(K, 0).repeat(T, 1), col_idx] = diag[..., rows, cols]
+        ii, jj = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
+        ii, jj = ii.ravel(), jj.ravel()
+        col_off = base[:, :-1, None] + jj  # column in block t-1
+        row_off = base[:, 1:, None] + ii  # row in block t
+        ab[row_off - col_off, col_off] = off[..., ii, jj]
+        chol = cholesky_banded(ab, lower=True)
+        mean = cho_solve_banded((chol, True), lin.reshape(n))
+        upper = np.zeros_like(chol)  # L' in upper banded storage
+        for r in range(band + 1):
+            upper[band - r, r:] = chol[r, : n - r]
+        draw = mean + solve_banded((0, band), upper, self.rng.standard_normal(n))
+        h = draw.reshape(K, T, d)
+        h[np.bincount(st.z, minlength=K) == 0] = 0.0  # empty slots carry no trajectory
+        st.h = h
+
+    def sample_offsets_loadings(self, st: ChainState, omega: np.ndarray) -> None:
+        cfg = self.cfg
+        kappa = 0.5 * (self.y - st.dispersion[:, None])
+        hz = st.h[st.z]  # (N, T, d)
+        design = np.concatenate([np.ones((self.N, self.T, 1)), hz[..., 1:]], axis=-1)
+        target = kappa + omega * (np.log(st.dispersion)[:, None] - hz[..., 0])
+        prior_prec = np.diag([1.0 / cfg.offset_sd**2] + [1.0 / cfg.loading_sd**2] * self.p)
+        prior_mean = np.zeros((self.N, self.d))
+        prior_mean[:, 0] = self.offset_center
+        prec = np.einsum("nt,ntd,nte->nde", omega, design, design) + prior_prec
+        rhs = np.einsum("nt,ntd->nd", target, design) + prior_mean @ prior_prec
+        cov = np.linalg.inv(prec)
+        draw = _batched_mvn(self.rng, np.einsum("nij,nj->ni", cov, rhs), cov)
+        st.offset, st.loading = draw[:, 0], draw[:, 1:]
+
+    def transition_loglik(self, st: ChainState) -> np.ndarray:
+        """log N(h_t | b_l + A_l h_{t-1}, Q_l) summed over cluster slots: (L, T-1)."""
+        prev, cur = st.h[:, :-1], st.h[:, 1:]  # (K, T-1, d)
+        pred = np.einsum("lkij,ktj->lkti", st.A, prev) + st.b[:, :, None, :]
+        resid = cur[None] - pred  # (L, K, T-1, d)
+        chol = np.linalg.cholesky(st.Q)  # (L, K, d, d)
+        white = np.einsum("lkij,lktj->lkti", np.linalg.inv(chol), resid)
+        logdet = 2 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (L, K)
+        ll = (
+            -0.5 * (white**2).sum(-1)
+            - 0.5 * logdet[..., None]
+            - 0.5 * self.d * math.log(2 * math.pi)
+        )
+        occupied = np.bincount(st.z, minlength=self.K) > 0
+        return ll[:, occupied].sum(axis=1)
+
+    def sample_states(self, st: ChainState) -> None:
+        """FFBS of the HMM states given the latents (state of bin 0 from the stationary beta)."""
+        L, T = self.L, self.T
+        log_em = np.zeros((L, T))
+        log_em[:, 1:] = self.transition_loglik(st)
+        trans = st.trans
+        alpha = np.empty((T, L))
+        a = st.beta * np.exp(log_em[:, 0] - log_em[:, 0].max())
+        alpha[0] = a / a.sum()
+        em = np.exp(log_em - log_em.max(axis=0, keepdims=True))
+        for t in range(1, T):
+            a = (alpha[t - 1] @ trans) * em[:, t]
+            alpha[t] = a / a.sum()
+        s = np.empty(T, dtype=np.int64)
+        u = self.rng.random(T)
+        s[-1] = _categorical(alpha[-1], u[-1])
+        for t in range(T - 2, -1, -1):
+            w = alpha[t] * trans[:, s[t + 1]]
+            s[t] = _categorical(w / w.sum(), u[t])
+        st.s = s
+
+    def sample_transitions(self, st: ChainState) -> None:
+        """Sticky HDP-HMM weak-limit updates of beta and the transition rows (Fox et al.)."""
+        cfg, L, rng = self.cfg, self.L, self.rng
+        counts = np.zeros((L, L))
+        np.add.at(counts, (st.s[:-1], st.s[1:]), 1.0)
+        alpha, kappa, gamma = cfg.hmm_alpha, cfg.hmm_kappa, cfg.hmm_gamma
+        prior = alpha * st.beta[None, :] + kappa * np.eye(L)
+        # Tables (Chinese restaurant table counts) per (j, k).
+        tables = np.zeros((L, L))
+        max_count = int(counts.max()) if counts.size else 0
+        if max_count:
+            n = np.arange(max_count)
+            probs = prior[..., None] / (n + prior[..., None])  # (L, L, max_count)
+            draws = rng.random(probs.shape) < probs
+            draws &= n < counts[..., None]
+            tables = draws.sum(-1).astype(float)
+        rho = kappa / (alpha + kappa)
+        diag = np.diag(tables).copy()
+        override = rng.binomial(diag.astype(int), rho / (rho + st.beta * (1 - rho)))
+        tables[np.diag_indices(L)] = diag - override
+        st.beta = rng.dirichlet(gamma / L + tables.sum(axis=0))
+        st.beta = np.maximum(st.beta, 1e-12)
+        st.beta /= st.beta.sum()
+        post = alpha * st.beta[None, :] + kappa * np.eye(L) + counts
+        trans = np.array([rng.dirichlet(row) for row in post])
+        st.trans = np.maximum(trans, 1e-300)
+
+    def sample_dynamics(self, st: ChainState) -> None:
+        """MNIW updates of (b, A, Q) per state and cluster slot."""
+        L, K, d = self.L, self.K, self.d
+        onehot = np.zeros((L, self.T - 1))
+        onehot[st.s[1:], np.arange(self.T - 1)] = 1.0
+        u = np.concatenate([np.ones((K, self.T - 1, 1)), st.h[:, :-1]], axis=-1)  # (K,T-1,d+1)
+        v = st.h[:, 1:]  # (K, T-1, d)
+        Suu = np.einsum("lt,kti,ktj->lkij", onehot, u, u)
+        Svu = np.einsum("lt,kti,ktj->lkij", onehot, v, u)
+        Svv = np.einsum("lt,kti,ktj->lkij", onehot, v, v)
+        n = onehot.sum(axis=1)[:, None]  # (L, 1)
+        prec = Suu + self.V0_inv
+        cov = np.linalg.inv(prec)  # V_n
+        M0V = self.M0 @ self.V0_inv
+        Mn = (Svu + M0V) @ cov  # (L, K, d, d+1)
+        Psi = self.Psi0 + Svv + M0V @ self.M0.T - Mn @ prec @ np.swapaxes(Mn, -1, -2)
+        Psi = 0.5 * (Psi + np.swapaxes(Psi, -1, -2)) + 1e-9 * np.eye(d)
+        Q = _batched_inverse_wishart(self.rng, self.nu0 + np.broadcast_to(n, (L, K)), Psi)
+        chol_q = np.linalg.cholesky(Q)
+        chol_v = np.linalg.cholesky(cov)
+        W = Mn + chol_q @ self.rng.standard_normal(Mn.shape) @ np.swapaxes(chol_v, -1, -2)
+        st.b, st.A, st.Q = W[..., 0], W[..., 1:], Q
+        # Empty slots keep the prior-mean dynamics, ready for a neuron that opens a cluster.
+        empty = np.bincount(st.z, minlength=K) == 0
+        st.A[:, empty], st.b[:, empty] = np.eye(d), 0.0
+        st.Q[:, empty] = self.cfg.noise_prior_scale * np.eye(d)
+
+    def sample_dispersion(self, st: ChainState, step: float = 0.2) -> None:
+        cfg = self.cfg
+        log_mean = self.log_mean(st)
+        r = st.dispersion
+        proposal = r * np.exp(step * self.rng.standard_normal(self.N))
+
+        def log_post(rr):
+            ll = nb_loglik(self.y, log_mean, rr[:, None]).sum(axis=1)
+            # Gamma prior on r plus the Jacobian of the log transform.
+            return ll + cfg.dispersion_shape * np.log(rr) - cfg.dispersion_rate * rr
+
+        accept = np.log(self.rng.random(self.N)) < log_post(proposal) - log_post(r)
+        st.dispersion = np.where(accept, proposal, r)
+
+    # -- sweep ---------------------------------------------------------------------------------
+
+    def sweep(self, st: ChainState) -> None:
+        self.sample_labels(st)
+        omega = self.sample_polya_gamma(st)
+        self.sample_latents(st, omega)
+        omega = self.sample_polya_gamma(st)
+        self.sample_offsets_loadings(st, omega)
+        self.sample_states(st)
+        self.sample_transitions(st)
+        self.sample_dynamics(st)
+        self.sample_dispersion(st)
+
+
+def _mvn_from_noise(mean: np.ndarray, cov: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2)) + 1e-10 * np.eye(cov.shape[-1])
+    return mean + np.einsum("kij,kj->ki", np.linalg.cholesky(cov), noise)
+
+
+def _categorical(p: np.ndarray, u: float) -> int:
+    return int(min(np.searchsorted(np.cumsum(p), u * p.sum()), p.size - 1))
+
+
+def _speed_states(x: np.ndarray, n_states: int, rng: np.random.Generator) -> np.ndarray:
+    """Initial states: k-means on the smoothed speed of the initial latents (clusters, T, p),
+    which separates still from moving stretches, the contrast the dynamics are built on."""
+    step = np.linalg.norm(np.diff(x, axis=1), axis=-1)  # (clusters, T-1)
+    step = step / (np.median(step, axis=1, keepdims=True) + 1e-12)
+    speed = np.concatenate([[0.0], step.mean(axis=0)])
+    from scipy.ndimage import uniform_filter1d
+
+    speed = uniform_filter1d(speed, 9, mode="nearest")
+    if n_states < 2 or np.ptp(speed) == 0:
+        return np.zeros(x.shape[1], dtype=np.int64)
+    centres = np.quantile(speed, np.linspace(0.2, 0.8, n_states))
+    for _ in range(50):
+        labels = np.abs(speed[:, None] - centres[None]).argmin(1)
+        centres = np.array(
+            [
+                speed[labels == j].mean() if (labels == j).any() else centres[j]
+                for j in range(n_states)
+            ]
+        )
+    return labels.astype(np.int64)
+
+
+def _k_subspaces(
+    signals: np.ndarray, k: int, dim: int, rng: np.random.Generator, restarts: int = 24
+) -> np.ndarray:
+    """Initial labels: k-subspaces clustering of neuron-centred smoothed log rates.
+
+    Neurons of one cluster have log rates in a common ``dim``-dimensional subspace (spanned by the
+    cluster's mean and latent), so each neuron goes to the cluster whose subspace (fitted without
+    that neuron, so small clusters do not fit their own members trivially) leaves the smallest
+    residual. Best of a few random restarts.
+    """
+    n = signals.shape[0]
+    norms = np.linalg.norm(signals, axis=1, keepdims=True) + 1e-12
+    x = signals / norms
+
+    def residuals(labels):
+        res = np.empty((n, k))
+        for j in range(k):
+            members = np.flatnonzero(labels == j)
+            if members.size == 0:
+                res[:, j] = 1.0
+                continue
+            basis = np.linalg.svd(x[members], full_matrices=False)[2][:dim]
+            res[:, j] = 1.0 - ((x @ basis.T) ** 2).sum(1)
+            for i in members:  # leave-one-out residual for the members themselves
+                others = members[members != i]
+                if others.size == 0:
+                    res[i, j] = 1.0
+                    continue
+                basis_i = np.linalg.svd(x[others], full_matrices=False)[2][:dim]
+                res[i, j] = 1.0 - ((x[i] @ basis_i.T) ** 2).sum()
+        return res
+
+    best, best_cost = None, np.inf
+    for _ in range(restarts):
+        labels = rng.permutation(np.arange(n) % k)
+        for _ in range(30):
+            res = residuals(labels)
+            new = res.argmin(1)
+            if np.array_equal(new, labels):
+                break
+            labels = new
+        cost = res[np.arange(n), labels].sum()
+        if cost < best_cost:
+            best, best_cost = labels, cost
+    _, best = np.unique(best, return_inverse=True)
+    return best
+
+
+def run_chain(
+    counts: np.ndarray, settings: Settings, seed: int, progress_desc: str | None = None
+) -> dict[str, np.ndarray]:
+    """Run one chain; returns the kept draws (after burn-in, thinned) as arrays with a draw axis."""
+    sampler = BiclusterSampler(counts, settings, seed=seed)
+    st = sampler.initial_state()
+    keep = {
+        "z": [],
+        "s": [],
+        "log_rate": [],
+        "dispersion": [],
+        "n_clusters": [],
+        "n_states": [],
+        "h": [],
+        "offset": [],
+        "loading": [],
+        "A": [],
+        "b": [],
+        "Q": [],
+        "trans": [],
+    }
+    iterator = range(settings.n_iterations)
+    if progress_desc:
+        from neurodag.progress import progress
+
+        iterator = progress(iterator, desc=progress_desc, unit="iter")
+    for it in iterator:
+        sampler.sweep(st)
+        if it >= settings.burn_in and (it - settings.burn_in) % settings.thin == 0:
+            keep["z"].append(st.z.copy())
+            keep["s"].append(st.s.copy())
+            keep["log_rate"].append(sampler.log_mean(st))
+            keep["dispersion"].append(st.dispersion.copy())
+            keep["n_clusters"].append(np.unique(st.z).size)
+            keep["n_states"].append(np.unique(st.s).size)
+            keep["h"].append(st.h.copy())
+            keep["offset"].append(st.offset.copy())
+            keep["loading"].append(st.loading.copy())
+            keep["A"].append(st.A.copy())
+            keep["b"].append(st.b.copy())
+            keep["Q"].append(st.Q.copy())
+            keep["trans"].append(st.trans.copy())
+    return {k: np.asarray(v) for k, v in keep.items()}

@@ -1,0 +1,187 @@
+"""The bicluster stage: Allen binned counts -> ``results/bicluster/{dataset}.nc`` + figures.
+
+Reads the session-long ``counts(neuron, time)`` written by ingest (with ``region(neuron)`` and
+``epoch(time)``), keeps the units of the configured regions and the bins of the configured
+epochs (concatenated in time order, as Wei et al. did with spontaneous + natural_movie_one),
+re-bins to ``bin_size_s`` (the paper used 0.5 s), drops units firing below ``min_rate_hz``, runs
+the chains (in parallel on a Dask client) and writes the posterior summary of
+:mod:`neurodag.bicluster.fit`. Figures beside the output: the neuron and time-bin co-clustering
+matrices, and the state sequence over the raster sorted by neuron cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from neurodag.errors import ConfigError, InputError
+
+log = logging.getLogger(__name__)
+
+SAMPLER_KEYS = (
+    "n_iterations", "burn_in", "thin", "latent_dim", "n_clusters_max", "n_clusters_init",
+    "n_states_max", "hmm_kappa", "seed",
+)  # fmt: skip
+
+
+def select_counts(ds: xr.Dataset, params: Mapping[str, Any], path: Path) -> xr.DataArray:
+    """The (neuron, time) counts of the configured regions and epochs, re-binned."""
+    if "counts" not in ds:
+        raise InputError(path, "counts", "no counts(neuron, time) variable")
+    counts = ds["counts"].transpose("neuron", "time")
+    regions = params.get("regions")
+    if regions:
+        if "region" not in counts.coords:
+            raise InputError(path, "region", "no region(neuron) coordinate to select regions")
+        keep = np.isin(counts["region"].values.astype(str), list(regions))
+        if not keep.any():
+            found = sorted(set(counts["region"].values.astype(str)))
+            raise ConfigError(
+                f"stages.bicluster.regions: none of {list(regions)} in {path} (has {found})"
+            )
+        counts = counts.isel(neuron=keep)
+    epochs = params.get("epochs")
+    if epochs:
+        if "epoch" not in ds:
+            raise InputError(path, "epoch", "no epoch(time) variable to select epochs")
+        keep = np.isin(ds["epoch"].values.astype(str), list(epochs))
+        if not keep.any():
+            found = sorted(set(ds["epoch"].values.astype(str)))
+            raise ConfigError(
+                f"stages.bicluster.epochs: none of {list(epochs)} in {path} ({found})"
+            )
+        counts = counts.isel(time=keep)
+    bin_in = float(ds.attrs.get("bin_size_s", ds["counts"].attrs.get("bin_size_s", np.nan)))
+    if not np.isfinite(bin_in):
+        raise InputError(path, "bin_size_s", "attribute missing")
+    factor = max(1, int(round(params["bin_size_s"] / bin_in)))
+    n_bins = counts.sizes["time"] // factor
+    values = counts.values[:, : n_bins * factor].reshape(counts.sizes["neuron"], n_bins, factor)
+    times = counts["time"].values[: n_bins * factor].reshape(n_bins, factor).mean(axis=1)
+    binned = xr.DataArray(
+        values.sum(axis=-1),
+        dims=("neuron", "time"),
+        coords={"neuron": counts["neuron"].values, "time": times},
+    )
+    for name in ("region", "probe"):
+        if name in counts.coords:
+            binned = binned.assign_coords({name: ("neuron", counts[name].values)})
+    rate = binned.mean("time") / (bin_in * factor)
+    binned = binned.isel(neuron=(rate >= params["min_rate_hz"]).values)
+    if binned.sizes["neuron"] < 2 or binned.sizes["time"] < 10:
+        raise InputError(path, "counts", f"too little data after selection: {dict(binned.sizes)}")
+    binned.attrs["bin_size_s"] = bin_in * factor
+    return binned
+
+
+def run(
+    inputs: list[str | Path],
+    params: Mapping[str, Any],
+    *,
+    compute: Mapping[str, Any] | None = None,
+    threads: int = 1,
+    truth: str | Path | None = None,
+) -> xr.Dataset:
+    from neurodag.bicluster.fit import fit
+    from neurodag.bicluster.sampler import Settings
+    from neurodag.io.netcdf import open_dataset
+
+    path = Path(inputs[0])
+    counts = select_counts(open_dataset(path), params, path)
+    log.info("bicluster: %d neurons x %d bins", *counts.shape)
+    settings = Settings(**{key: params[key] for key in SAMPLER_KEYS})
+    if threads > 1 and params["chains"] > 1:
+        from neurodag.compute import dask_client
+
+        with dask_client(compute, threads=min(threads, params["chains"])) as client:
+            out = fit(counts.values, settings, params["chains"], client)
+    else:
+        out = fit(counts.values, settings, params["chains"], None)
+    out = out.assign_coords(
+        neuron=counts["neuron"].values,
+        neuron2=counts["neuron"].values,
+        time=counts["time"].values,
+        time2=counts["time"].values,
+    )
+    for name in ("region", "probe"):
+        if name in counts.coords:
+            out = out.assign_coords({name: ("neuron", counts[name].values)})
+    out["counts"] = counts.drop_vars([c for c in counts.coords if c not in counts.dims])
+    out.attrs["bin_size_s"] = counts.attrs["bin_size_s"]
+    if truth is not None:
+        for name, value in validate(out, truth, params["epochs"]).items():
+            out[name] = value
+    return out
+
+
+def validate(out: xr.Dataset, truth_path: str | Path, epochs: list[str]) -> dict[str, float]:
+    """ARI of the neuron clusters and of the states against the planted ``true_cluster`` and
+    ``true_state`` (a simulated session's piece; its bins are matched to ours by time)."""
+    from neurodag.partitions import adjusted_rand
+    from neurodag.validation import open_truth
+
+    truth = open_truth(truth_path, "true_cluster", epochs[0] if epochs else None)
+    ids = [str(n) for n in out["neuron"].values]
+    known = np.isin(ids, truth["neuron"].values.astype(str))
+    scores = {"validation_neuron_ari": float("nan"), "validation_state_ari": float("nan")}
+    if known.any():
+        true_cluster = truth["true_cluster"].sel(neuron=np.asarray(ids)[known]).values
+        found = out["neuron_cluster"].values[known]
+        scores["validation_neuron_ari"] = adjusted_rand(true_cluster, found)
+    true_time = truth["time"].values
+    index = np.clip(np.searchsorted(true_time, out["time"].values), 0, len(true_time) - 1)
+    half_bin = 0.5 * float(truth.attrs.get("dt_s", np.median(np.diff(true_time))))
+    matched = np.abs(true_time[index] - out["time"].values) <= half_bin
+    if matched.any():
+        true_state = truth["true_state"].values[index[matched]]
+        scores["validation_state_ari"] = adjusted_rand(true_state, out["state"].values[matched])
+    log.info("bicluster validation: %s", scores)
+    return scores
+
+
+def plot(ds: xr.Dataset, stem: Path) -> list[Path]:
+    """Co-clustering matrices and the state sequence over the sorted raster."""
+    from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
+
+    order = np.argsort(ds["neuron_cluster"].values, kind="stable")
+    fig, axes = figure(1, 2, width=9, height=4)
+    im = axes[0].imshow(
+        ds["neuron_coclustering"].values[np.ix_(order, order)], cmap=SEQUENTIAL, vmin=0, vmax=1
+    )
+    axes[0].set(title="neurons", xlabel="neuron (sorted by cluster)", ylabel="neuron")
+    t = ds["time"].values
+    axes[1].imshow(
+        ds["time_coclustering"].values, cmap=SEQUENTIAL, vmin=0, vmax=1,
+        extent=(t[0], t[-1], t[-1], t[0]),
+    )  # fmt: skip
+    axes[1].set(title="time bins", xlabel="time (s)", ylabel="time (s)")
+    fig.colorbar(im, ax=axes, label="posterior co-clustering probability")
+    paths = [save_figure(fig, stem.with_name(stem.name + ".coclustering.png"))]
+
+    fig, ax = figure(width=9, height=4.5)
+    counts = ds["counts"].values[order]
+    ax.imshow(
+        np.log1p(counts), aspect="auto", cmap="Greys", interpolation="nearest",
+        extent=(t[0], t[-1], len(order), 0),
+    )  # fmt: skip
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap(CATEGORICAL)
+    states = ds["state"].values
+    width = float(np.median(np.diff(t))) if t.size > 1 else 1.0
+    for s in np.unique(states):
+        ax.bar(
+            t[states == s], 1.5, width=width, bottom=-2.0, color=colours(s % 10), label=f"state {s}"
+        )
+    bounds = np.flatnonzero(np.diff(ds["neuron_cluster"].values[order])) + 1
+    for b in bounds:
+        ax.axhline(b, color="tab:red", lw=0.8)
+    ax.set(xlabel="time (s)", ylabel="neuron (sorted by cluster)", ylim=(len(order), -2.2))
+    ax.legend(loc="upper right", ncol=min(4, np.unique(states).size), fontsize=7)
+    paths.append(save_figure(fig, stem.with_name(stem.name + ".states.png")))
+    return paths

@@ -1,0 +1,178 @@
+"""Bayesian bi-clustering (Wei et al.): sampler pieces, summaries, stage and recovery."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import run_cli
+
+from neurodag.bicluster import summary
+from neurodag.bicluster.sampler import (
+    BiclusterSampler,
+    Settings,
+    _batched_inverse_wishart,
+    log_mfm_coefficients,
+)
+from neurodag.partitions import adjusted_rand
+from neurodag.simulate.switching import switching_population
+
+
+def test_adjusted_rand_matches_definition_cases():
+    a = np.array([0, 0, 1, 1, 2, 2])
+    assert adjusted_rand(a, a) == pytest.approx(1.0)
+    assert adjusted_rand(a, (a + 1) % 3) == pytest.approx(1.0)  # label-free
+    # Hand-computed: contingency [[1,1],[1,1]] of two 2-2 partitions of four items -> ARI = -0.5.
+    assert adjusted_rand([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(-0.5)
+
+
+def test_point_estimate_recovers_the_dominant_partition():
+    rng = np.random.default_rng(0)
+    truth = np.repeat([0, 1, 2], 5)
+    draws = np.array(
+        [np.where(rng.random(15) < 0.1, rng.integers(3, size=15), truth) for _ in range(200)]
+    )
+    estimate = summary.point_estimate(draws)
+    assert adjusted_rand(truth, estimate) == pytest.approx(1.0)
+    psm = summary.coclustering(draws)
+    assert np.allclose(np.diag(psm), 1.0) and np.allclose(psm, psm.T)
+
+
+def test_relabelling_follows_overlap():
+    reference = np.array([0, 0, 1, 1])
+    h = np.arange(2 * 3 * 1, dtype=float).reshape(1, 2, 3, 1)  # one draw, two slots
+    out = summary.relabelled_trajectories(np.array([[1, 1, 0, 0]]), h, reference)
+    np.testing.assert_array_equal(out[0, 0], h[0, 1])
+    np.testing.assert_array_equal(out[0, 1], h[0, 0])
+
+
+def test_inverse_wishart_mean():
+    rng = np.random.default_rng(1)
+    scale = np.array([[2.0, 0.5], [0.5, 1.0]])
+    draws = _batched_inverse_wishart(
+        rng, np.full(20000, 7.0), np.broadcast_to(scale, (20000, 2, 2))
+    )
+    np.testing.assert_allclose(draws.mean(0), scale / (7.0 - 2 - 1), rtol=0.05)
+
+
+def test_mfm_coefficients_ratio_favours_few_clusters():
+    log_v = log_mfm_coefficients(30, 10, 1.0, 1.0)
+    assert np.all(np.diff(log_v[1:]) < 0)  # opening one more cluster costs more and more
+
+
+def test_latent_draws_match_the_dense_gaussian_posterior():
+    """The banded-Cholesky draw of a trajectory has the mean/covariance of the dense posterior."""
+    rng = np.random.default_rng(2)
+    y = rng.poisson(3.0, size=(4, 6))
+    cfg = Settings(latent_dim=1, n_clusters_max=1, n_clusters_init=1, n_states_max=2)
+    sampler = BiclusterSampler(y, cfg, seed=0)
+    st = sampler.initial_state()
+    st.z[:] = 0
+    omega = rng.uniform(0.5, 2.0, size=y.shape)
+    T, d = 6, 2
+    draws = []
+    for _ in range(2000):
+        sampler.sample_latents(st, omega)
+        draws.append(st.h[0].ravel())
+    draws = np.array(draws)
+    # Dense posterior built directly from the joint density.
+    prec = np.zeros((T * d, T * d))
+    lin = np.zeros(T * d)
+    prec[:d, :d] += np.eye(d)
+    for t in range(1, T):
+        A, b, Q = st.A[st.s[t], 0], st.b[st.s[t], 0], st.Q[st.s[t], 0]
+        Qi = np.linalg.inv(Q)
+        block = np.zeros((d, T * d))
+        block[:, t * d : (t + 1) * d] = np.eye(d)
+        block[:, (t - 1) * d : t * d] = -A
+        prec += block.T @ Qi @ block
+        lin += block.T @ Qi @ b
+    g = np.concatenate([np.ones((4, 1)), st.loading], axis=1)
+    kappa = 0.5 * (y - st.dispersion[:, None])
+    for t in range(T):
+        sl = slice(t * d, (t + 1) * d)
+        prec[sl, sl] += (g * omega[:, t, None]).T @ g
+        lin[sl] += g.T @ (kappa[:, t] + omega[:, t] * (np.log(st.dispersion) - st.offset))
+    cov = np.linalg.inv(prec)
+    mean = cov @ lin
+    sd = np.sqrt(np.diag(cov))
+    assert np.all(np.abs(draws.mean(0) - mean) < 4 * sd / np.sqrt(len(draws)) + 1e-3)
+    np.testing.assert_allclose(draws.std(0), sd, rtol=0.08)
+
+
+def _ingest_file(tmp_path, seed=0, n_time=120):
+    """A contract-shaped ingest counts.nc (0.25 s bins) from the planted piece."""
+    piece = switching_population(seed=seed, n_time=n_time, dt_s=0.5)
+    fine = np.repeat(piece["counts"].values, 2, axis=1) // 2  # 0.25 s bins
+    n = fine.shape[1]
+    epochs = np.array(["spontaneous"] * n, dtype=object)
+    epochs[-10:] = "natural_scenes"
+    ds = xr.Dataset(
+        {
+            "counts": (("neuron", "time"), fine),
+            "epoch": (("time",), epochs.astype(str)),
+        },
+        coords={
+            "neuron": piece["neuron"].values,
+            "time": (np.arange(n) + 0.5) * 0.25,
+            "region": ("neuron", np.where(np.arange(30) < 28, "LP", "CA1")),
+            "probe": ("neuron", ["probeA"] * 30),
+        },
+        attrs={"bin_size_s": 0.25},
+    )
+    path = tmp_path / "counts.nc"
+    ds.to_netcdf(path, engine="h5netcdf")
+    return path
+
+
+def test_cli_writes_posterior_summary_and_figures(tmp_path):
+    path = _ingest_file(tmp_path)
+    out = tmp_path / "bicluster" / "sim.nc"
+    params = {"n_iterations": 6, "burn_in": 2, "regions": ["LP"], "chains": 2}
+    result = run_cli(
+        "bicluster", "--input", str(path), "--params", json.dumps(params), "-o", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    ds = xr.load_dataset(out, engine="h5netcdf")
+    assert ds.sizes["neuron"] == 28 and ds.sizes["time"] == 115  # LP; 230 spontaneous 0.25 s bins
+    assert set(np.unique(ds["region"].values)) == {"LP"}
+    assert ds["neuron_coclustering"].dims == ("neuron", "neuron2")
+    assert np.allclose(np.diag(ds["neuron_coclustering"]), 1.0)
+    assert ds["state"].dims == ("time",) and ds["neuron_cluster"].dims == ("neuron",)
+    assert "rhat_log_rate" in ds and "ess_dispersion" in ds
+    assert json.loads(ds.attrs["parameters"])["regions"] == ["LP"]
+    assert (tmp_path / "bicluster" / "sim.coclustering.png").stat().st_size > 0
+    assert (tmp_path / "bicluster" / "sim.states.png").stat().st_size > 0
+
+
+def test_cli_bad_region_is_a_config_error_and_leaves_no_file(tmp_path):
+    path = _ingest_file(tmp_path)
+    out = tmp_path / "sim.nc"
+    result = run_cli(
+        "bicluster",
+        "--input",
+        str(path),
+        "--params",
+        json.dumps({"regions": ["VISp"]}),
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 2
+    assert "stages.bicluster.regions" in result.stderr
+    assert not out.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recovers_clusters_and_states_of_the_paper_simulation(seed):
+    from neurodag.bicluster.fit import run_chains, summarise
+
+    piece = switching_population(seed=seed)
+    settings = Settings(n_iterations=150, burn_in=75, seed=seed)
+    out = summarise(
+        piece["counts"].values, settings, run_chains(piece["counts"].values, settings, 1)
+    )
+    assert adjusted_rand(piece["true_cluster"], out["neuron_cluster"]) >= 0.9
+    assert adjusted_rand(piece["true_state"], out["state"]) >= 0.8
