@@ -262,21 +262,21 @@ def select_rank(
     errors = np.zeros((len(ranks), restarts))
     similarity = np.zeros(len(ranks))
     best: dict[int, CPFit] = {}
+    from neurodag.progress import progress
+
+    bar = progress(desc="NTF rank scan", total=len(ranks) * restarts, unit="fit")
     for k, rank in enumerate(ranks):
-        fits = [
-            non_negative_cp_hals(
-                tensor,
-                rank,
-                random_state=np.random.default_rng(seeds[k * restarts + s]),
-                **fit_kwargs,
-            )
-            for s in range(restarts)
-        ]
+        fits = []
+        for s in range(restarts):
+            seed = np.random.default_rng(seeds[k * restarts + s])
+            fits.append(non_negative_cp_hals(tensor, rank, random_state=seed, **fit_kwargs))
+            bar.update()
         errors[k] = [f.error for f in fits]
         top = int(np.argmin(errors[k]))
         best[rank] = fits[top]
         others = [factor_similarity(fits[top], f) for s, f in enumerate(fits) if s != top]
         similarity[k] = float(np.mean(others)) if others else 1.0
+    bar.close()
     best_error = errors.min(axis=1)
     drop = max(best_error[0] - best_error[-1], EPS)
     chosen = ranks[0]
