@@ -16,7 +16,14 @@ import pytest
 from conftest import snakemake
 
 #: Report sections (categories) the default run must show, with a figure per listed dataset.
-EXPECTED_SECTIONS = {"homogenize": ["connectome"]}
+EXPECTED_SECTIONS = {
+    "homogenize": ["connectome", "worms"],
+    "connectome": ["worms"],
+    "bicluster": ["allen"],
+    "mds": ["allen"],
+    "geometry": ["allen"],
+    "latents": ["allen"],
+}
 
 
 def ensure_chromium() -> tuple[str, str]:
@@ -111,3 +118,17 @@ def test_report_renders_every_stage(default_run, browser, tmp_path):
                 browser.save_screenshot(str(shot))
                 assert not_blank(shot)
                 assert np.isfinite(image.size["width"]) and image.size["width"] > 100
+
+
+@pytest.mark.slow
+def test_report_has_the_validation_table(default_run, browser):
+    report = default_run / "results" / "report.html"
+    if not report.exists():
+        assert snakemake("--report", str(report), cwd=default_run).returncode == 0
+    browser.get(report.as_uri())
+    time.sleep(0.5)
+    click_text(browser, "Results")
+    click_text(browser, "validation")
+    assert browser.find_elements(
+        "xpath", "//tr[td[normalize-space(text())='ground-truth recovery']]"
+    )
