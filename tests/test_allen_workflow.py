@@ -14,6 +14,7 @@ TINY = """
 datasets:
   connectome: {kind: connectome, format: wormneuroatlas, enabled: false}
   allen: {kind: allen, format: simulated, enabled: false}
+  worms: {kind: celegans, format: simulated, enabled: false}
   tiny:
     kind: allen
     format: simulated
@@ -59,7 +60,10 @@ def test_real_sessions_are_found_by_path(workdir, tmp_path):  # noqa: F811
 @pytest.mark.slow
 def test_tiny_run_writes_the_ingest_files(workdir):  # noqa: F811
     (workdir / "tiny.yaml").write_text(TINY)
-    result = snakemake("--cores", "2", "--configfile", "tiny.yaml", cwd=workdir)
+    folder = "results/ingest/tiny/session"
+    targets = [f"{folder}/counts.nc", f"{folder}/static_gratings.nc"]
+    # targets first: --configfile takes every following word as a config file
+    result = snakemake(*targets, "--cores", "2", "--configfile", "tiny.yaml", cwd=workdir)
     assert result.returncode == 0, result.stderr
     folder = workdir / "results" / "ingest" / "tiny" / "session"
     counts = open_dataset(folder / "counts.nc")

@@ -16,9 +16,10 @@ def test_simulated_worms_run_through_ingest_and_homogenize(workdir):  # noqa: F8
         "datasets:\n"
         "  connectome: {kind: connectome, format: wormneuroatlas, enabled: false}\n"
         "  worms: {kind: celegans, format: simulated, simulate: {n_worms: 3, duration_s: 120}}\n"
+        "  allen: {kind: allen, format: simulated, enabled: false}\n"
     )
     result = subprocess.run(
-        ["snakemake", "--cores", "2", "--configfile", str(small)],
+        ["snakemake", "results/homogenize/worms.nc", "--cores", "2", "--configfile", str(small)],
         cwd=workdir,
         capture_output=True,
         text=True,

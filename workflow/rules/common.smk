@@ -224,7 +224,7 @@ def simulation_truth(wildcards):
 def connectome_stage_inputs(wildcards):
     inputs = {"activity": f"results/homogenize/{wildcards.dataset}.nc"}
     anatomy = config["stages"]["connectome"]["anatomy_dataset"]
-    if anatomy:
+    if anatomy and anatomy in enabled_datasets(config, kind="connectome"):
         inputs["anatomy"] = f"results/homogenize/{anatomy}.nc"
     if config["datasets"][wildcards.dataset]["format"] == "simulated":
         inputs["truth"] = f"results/simulate/{wildcards.dataset}/truth.nc"
