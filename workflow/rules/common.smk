@@ -87,8 +87,10 @@ def alternatives(names):
 
 
 def geometry_datasets():
-    """Datasets with a geometry output: RDM files, and Allen sessions (trial responses)."""
-    return enabled_datasets(config, kind="rdm") + enabled_datasets(config, kind="allen")
+    """Datasets with a geometry output: RDM files, and Allen sessions that align its stimulus."""
+    return enabled_datasets(config, kind="rdm") + allen_datasets_aligning(
+        config["stages"]["geometry"]["stimulus"]
+    )
 
 
 def geometry_files():
@@ -172,13 +174,19 @@ def allen_ingest_files():
     return files
 
 
+def allen_datasets_aligning(stimulus):
+    """Allen datasets whose ingest aligns ``stimulus``: a stage reading its trial responses runs
+    only where they exist (add the stimulus to a dataset's responses to run the stage on it)."""
+    return [d for d in allen_datasets() if stimulus in allen_stimuli(d)]
+
+
 def simulated_allen_datasets():
     return [d for d in allen_datasets() if config["datasets"][d]["format"] == "simulated"]
 
 
 def latents_datasets():
-    """Allen-kind datasets: the latents stage models their trial responses."""
-    return enabled_datasets(config, kind="allen")
+    """Allen-kind datasets that align the latents stage's stimulus (its trial responses)."""
+    return allen_datasets_aligning(config["stages"]["latents"]["stimulus"])
 
 
 def latents_files():
@@ -196,8 +204,8 @@ def latents_input(wildcards):
 
 
 def mds_datasets():
-    """Allen-kind datasets (simulated or recorded) with image trial responses."""
-    return enabled_datasets(config, kind="allen")
+    """Allen-kind datasets (simulated or recorded) that align the mds stage's image stimulus."""
+    return allen_datasets_aligning(config["stages"]["mds"]["stimulus"])
 
 
 def mds_files():
