@@ -7,7 +7,6 @@ tests skip saying why), writes its own slurm.conf, starts the daemons and stops 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import REPO
+from conftest import copy_workflow as scratch_workflow
 from local_slurm import LocalSlurm, SlurmUnavailable
 
 from neurodag.io.netcdf import open_dataset, provenance
@@ -64,17 +63,9 @@ def slurm(tmp_path_factory):
 
 
 def copy_workflow(dest, config=TINY_CONFIG):
-    """The workflow in a scratch folder, with the tiny config (tiny.yaml)."""
+    """The workflow in a scratch folder, with the tiny config (tiny.yaml) and its CSV."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "config", "environment.yml"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, symlinks=True)
-        else:
-            shutil.copy(source, dest / name)
-    link = dest / "workflow" / "schemas" / "config.schema.yaml"
-    link.unlink()  # a symlink into the package: make the copy self-contained
-    shutil.copy(REPO / "src" / "neurodag" / "schemas" / "config.schema.yaml", link)
+    scratch_workflow(dest)
     (dest / "edges.csv").write_text(EDGES)
     (dest / "tiny.yaml").write_text(config)
     return dest
