@@ -58,7 +58,7 @@ def on_dask(workers: int, worms: int, neurons: int) -> tuple[float, float]:
 
     start = time.perf_counter()
     with dask_client({"cluster": "local", "workers": workers}, threads=workers) as client:
-        client.submit(one_worm, 0, 1).result()  # workers warm (imports done)
+        client.run(one_worm, 0, 1)  # every worker warm (imports done)
         ready = time.perf_counter()
         futures = client.map(one_worm, range(worms), neurons=neurons)
         wait(futures)

@@ -26,9 +26,13 @@ def test_local_client_runs_work_and_pins_blas():
     assert os.environ["OMP_NUM_THREADS"] == "1"
 
 
-def test_workers_never_exceed_cores():
+def test_workers_never_exceed_cores(monkeypatch):
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     with dask_client({"workers": 64}) as client:
         assert len(client.scheduler_info()["workers"]) <= available_cores()
+        # worker processes keep glibc's adaptive mmap threshold (see dask_client)
+        trim = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+        assert set(trim.values()) == {None}
 
 
 def test_torch_device_cpu():

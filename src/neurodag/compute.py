@@ -59,6 +59,7 @@ def dask_client(
     memory_mb: int | None = None,
 ) -> Iterator[Any]:
     """A ``distributed.Client`` as the config's ``compute.dask`` section asks, closed on exit."""
+    import dask
     from distributed import Client, LocalCluster
 
     settings = dict(settings or {})
@@ -86,7 +87,11 @@ def dask_client(
     pin_blas_threads(1)
     memory_limit = f"{memory_mb // workers}MiB" if memory_mb else "auto"
     log.info("dask: local cluster of %d worker process(es), 1 thread each", workers)
+    # distributed starts workers with MALLOC_TRIM_THRESHOLD_ set, which switches off glibc's
+    # adaptive mmap threshold: every large numpy temporary is then a fresh mmap with page
+    # faults, ~35% slower on the homogenizer (benchmarks/homogenize_celegans.py). Unset it.
     with (
+        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
