@@ -29,21 +29,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from local_slurm import LocalSlurm, SlurmUnavailable  # noqa: E402
+from scratch_workflow import copy_workflow  # noqa: E402
 
 EDGES = "Origin,Target,Type,Number of Connections\nAVAL,AVAR,GapJunction,5\nASHL,AVAL,Send,8\n"
 
 
-def copy_workflow(dest: Path, config: str) -> Path:
-    dest.mkdir(parents=True)
-    for name in ("Snakefile", "workflow", "config", "environment.yml"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, symlinks=True)
-        else:
-            shutil.copy(source, dest / name)
-    link = dest / "workflow" / "schemas" / "config.schema.yaml"
-    link.unlink()
-    shutil.copy(REPO / "src" / "neurodag" / "schemas" / "config.schema.yaml", link)
+def bench_workflow(dest: Path, config: str) -> Path:
+    """A scratch workflow with a tiny edge list and ``bench.yaml`` holding ``config``."""
+    copy_workflow(dest)
     (dest / "edges.csv").write_text(EDGES)
     (dest / "bench.yaml").write_text(config)
     return dest
@@ -80,7 +73,7 @@ def job_seconds(workdir: Path) -> float:
 def overhead_per_job(root: Path, jobs: int, repeats: int, extra: list[str], env=None) -> dict:
     runs, noops, own = [], [], []
     for r in range(repeats):
-        workdir = copy_workflow(root / f"run{r}", overhead_config(jobs))
+        workdir = bench_workflow(root / f"run{r}", overhead_config(jobs))
         command = ["snakemake", "--configfile", "bench.yaml", *extra]
         runs.append(timed(command, workdir, env))
         own.append(job_seconds(workdir))
@@ -97,7 +90,7 @@ def overhead_per_job(root: Path, jobs: int, repeats: int, extra: list[str], env=
 
 def homogenize_workers(root: Path, repeats: int, slurm: LocalSlurm | None) -> dict:
     """Homogenize the default simulated collection (10 worms x 240 s) with 1 and 2 workers."""
-    workdir = copy_workflow(
+    workdir = bench_workflow(
         root / "worms",
         "datasets:\n  connectome: {kind: connectome, format: wormneuroatlas, enabled: false}\n",
     )

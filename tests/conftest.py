@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from scratch_workflow import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("NEURODAG_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -51,21 +51,6 @@ def packaged_connectome():
     from neurodag.homogenize.connectomes import build_connectome
 
     return build_connectome({"kind": "connectome", "format": "wormneuroatlas"})
-
-
-def copy_workflow(dest: Path) -> Path:
-    """A scratch copy of the workflow (Snakefile, rules, config) to run Snakemake in."""
-    for name in ("Snakefile", "workflow", "config", "environment.yml"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, dest / name, symlinks=True)
-        else:
-            shutil.copy(source, dest / name)
-    # the workflow's schema is a symlink into the package: keep it resolvable in the copy
-    link = dest / "workflow" / "schemas" / "config.schema.yaml"
-    link.unlink()
-    shutil.copy(REPO / "src" / "neurodag" / "schemas" / "config.schema.yaml", link)
-    return dest
 
 
 def snakemake(*args: str, cwd: Path, timeout: int = 3000) -> subprocess.CompletedProcess:

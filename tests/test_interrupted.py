@@ -12,7 +12,7 @@ import time
 
 import pytest
 import xarray as xr
-from test_slurm import TARGETS, TINY_CONFIG, copy_workflow, snakemake
+from test_slurm import TARGETS, TINY_CONFIG, snakemake, tiny_workflow
 
 from neurodag.io.netcdf import open_dataset
 
@@ -53,7 +53,7 @@ def kill_while_writing(workdir, attempts=3):
 def test_killed_job_leaves_no_partial_output_and_rerun_completes(tmp_path, packaged_connectome):
     # the two connectome datasets only: the simulated worms add nothing here but minutes
     config = TINY_CONFIG.replace("worms: {", "worms: {enabled: false, ")
-    workdir = copy_workflow(tmp_path / "w", config)
+    workdir = tiny_workflow(tmp_path / "w", config)
     if not kill_while_writing(workdir):
         pytest.fail("never caught the job mid-write in 3 attempts")
     leftovers = list((workdir / "results" / "homogenize").glob(".connectome.nc.*.tmp"))

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import copy_workflow as scratch_workflow
 from local_slurm import LocalSlurm, SlurmUnavailable
+from scratch_workflow import copy_workflow
 
 from neurodag.io.netcdf import open_dataset, provenance
 
@@ -62,10 +62,9 @@ def slurm(tmp_path_factory):
     assert not [p for p in cluster.processes.values() if p.poll() is None]
 
 
-def copy_workflow(dest, config=TINY_CONFIG):
+def tiny_workflow(dest, config=TINY_CONFIG):
     """The workflow in a scratch folder, with the tiny config (tiny.yaml) and its CSV."""
-    dest.mkdir(parents=True, exist_ok=True)
-    scratch_workflow(dest)
+    copy_workflow(dest)
     (dest / "edges.csv").write_text(EDGES)
     (dest / "tiny.yaml").write_text(config)
     return dest
@@ -102,11 +101,11 @@ def slurm_for_snakemake(slurm):
 
 def test_profile_run_on_slurm_equals_local_run(slurm_for_snakemake, tmp_path):
     slurm = slurm_for_snakemake
-    local = copy_workflow(tmp_path / "local")
+    local = tiny_workflow(tmp_path / "local")
     result = snakemake("--cores", "2", *TARGETS, cwd=local)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    on_slurm = copy_workflow(tmp_path / "slurm")
+    on_slurm = tiny_workflow(tmp_path / "slurm")
     before = {row[0] for row in slurm_jobs(slurm)}
     started = time.monotonic()
     result = snakemake(
@@ -161,7 +160,7 @@ def same_inputs(inputs_a, root_a, inputs_b, root_b):
 def test_profile_resources_reach_sbatch(slurm_for_snakemake, tmp_path):
     """The job SLURM ran carries the profile's per-rule request (cpus, memory, time limit)."""
     slurm = slurm_for_snakemake
-    workdir = copy_workflow(tmp_path / "w")
+    workdir = tiny_workflow(tmp_path / "w")
     result = snakemake(
         "--profile",
         "workflow/profiles/slurm",

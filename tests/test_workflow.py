@@ -1,7 +1,8 @@
 """The Snakemake workflow end to end on the embedded default (in a scratch copy of the repo)."""
 
 import pytest
-from conftest import REPO, copy_workflow, snakemake
+from conftest import REPO, snakemake
+from scratch_workflow import copy_workflow
 
 from neurodag.io.netcdf import open_dataset, provenance
 
