@@ -112,6 +112,12 @@ def test_crossnobis_unbalanced_cells_match_rsatoolbox(noise):
     )
     ours, _ = calc_rdm(patterns, conditions, "crossnobis", precision=precision, folds=folds)
     np.testing.assert_allclose(upper(ours), theirs.dissimilarities[0], rtol=0, atol=1e-10)
+    # observations already in (fold, condition) order take the no-copy path: same RDM
+    order = np.lexsort((conditions, folds))
+    ordered, _ = calc_rdm(
+        patterns[order], conditions[order], "crossnobis", precision=precision, folds=folds[order]
+    )
+    np.testing.assert_allclose(ordered, ours, rtol=0, atol=1e-12)
 
 
 def test_crossnobis_is_unbiased_where_euclidean_is_not():

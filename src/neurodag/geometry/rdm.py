@@ -158,19 +158,25 @@ def _cell_sums(patterns, cell, n_cell):
     counts = np.bincount(cell, minlength=n_cell)
     if (counts == 0).any():
         raise ValueError("crossnobis: every condition must occur in every fold")
-    order = np.argsort(cell, kind="stable")
+    in_order = bool(np.all(cell[1:] >= cell[:-1]))
+    rows = patterns if in_order else patterns[np.argsort(cell, kind="stable")]
+    if len(rows) == n_cell:  # one observation per cell: the rows are the sums
+        return rows, counts
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return np.add.reduceat(patterns[order], starts, axis=0), counts
+    return np.add.reduceat(rows, starts, axis=0), counts
 
 
 def _whiten(rows: np.ndarray, precision: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
     """(left, right) with left @ right.T == rows @ precision @ rows.T.
 
     A positive-definite precision P = L L^T gives left = right = rows @ L: the Cholesky factor
-    (n^3/3 flops) and a triangular product cost less than the dense product rows @ P; otherwise
-    (e.g. a singular precision) left = rows, right = rows @ P."""
+    (n^3/3 multiply-adds for n channels) and a triangular product (rows x n^2/2) cost less than
+    the dense product rows @ P (rows x n^2) once there are more than 2n/3 rows; otherwise, or for
+    a singular precision, left = rows, right = rows @ P."""
     if precision is None:
         return rows, rows
+    if 3 * rows.shape[0] < 2 * rows.shape[1]:
+        return rows, rows @ precision
     from scipy.linalg.blas import dtrmm
 
     try:
