@@ -30,13 +30,14 @@ from neurodag.simulate.geometry import natural_scenes, sample_responses
 PARAMS = {"method": "crossnobis", "noise": "shrinkage_diag"}
 
 
-def session_rdms(evoked_rate_hz, subject, repeats, neurons):
+def session_rdms(evoked_rate_hz, subject, repeats, neurons, jitter=1.0):
     piece = natural_scenes(
         seed=subject,
         image_seed=0,
         evoked_rate_hz=evoked_rate_hz,
         repeats=repeats,
         neurons_per_region=neurons,
+        geometry_jitter=jitter,
     )
     responses = sample_responses(piece, seed=subject)
     patterns = responses["responses"].sum("time").values.astype(float)
@@ -50,7 +51,9 @@ def study(rate, draw, args):
     """RDM vectors, region labels and subjects of one simulated study."""
     vectors, labels, subjects = [], [], []
     for subject in range(args.subjects):
-        rdms, names = session_rdms(rate, 1000 * draw + subject, args.repeats, args.neurons)
+        rdms, names = session_rdms(
+            rate, 1000 * draw + subject, args.repeats, args.neurons, args.jitter
+        )
         vectors += rdms
         labels += names
         subjects += [subject] * len(names)
@@ -130,6 +133,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--neurons", type=int, default=30)
     parser.add_argument("--rates", type=float, nargs="+", default=[30, 12, 8, 6, 4, 2])
+    parser.add_argument(
+        "--jitter",
+        type=float,
+        default=1.0,
+        help="geometry_jitter of the simulation: how much each region's code varies by subject",
+    )
     parser.add_argument("--low", type=float, default=0.1)
     parser.add_argument("--up", type=float, default=0.5)
     parser.add_argument(
@@ -158,7 +167,8 @@ def main(argv=None) -> int:
     )
     print(
         f"{args.draws} studies x {args.subjects} subjects x 4 regions, {args.repeats} repeats of "
-        f"32 images, {args.neurons} neurons/region, nearest centroid by {args.method}; mean "
+        f"32 images, {args.neurons} neurons/region, geometry jitter {args.jitter:g}, nearest "
+        f"centroid by {args.method}; mean "
         "accuracy +- standard error over studies (chance 0.25). GT topo-sens: mean over the "
         "paper's topology-sensitive settings (l >= 0.4, u <= 0.6) on the grid; diffs are paired "
         "(same RDMs)"

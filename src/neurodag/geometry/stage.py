@@ -250,7 +250,7 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
                 split_subjects,
                 grid,
                 kind=kind,
-                method=params["comparator"],
+                method=params["identify_by"],
             )
             for kind in KINDS
         ]
@@ -266,7 +266,7 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
             kind=kind,
             low=params["gt_example"][0],
             up=params["gt_example"][1],
-            method=params["comparator"],
+            method=params["identify_by"],
         )
         for kind in KINDS
     ]
@@ -358,12 +358,15 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
         )
         out.attrs["factors"] = ",".join(factors)
     out["validation_identification_accuracy"].attrs["description"] = (
-        "leave-one-subject-out nearest-centroid identification of the region of each "
-        f"(pseudo-)subject RDM, chance {1 / len(regions):.2f}; raw RDM, and GT/sigmoid/geodesic "
-        f"at (l, u) = {tuple(params['gt_example'])}"
+        f"leave-one-subject-out nearest-centroid ({params['identify_by']}) identification of "
+        f"the region of each (pseudo-)subject RDM, chance {1 / len(regions):.2f}; raw RDM, and "
+        f"GT/sigmoid/geodesic at (l, u) = {tuple(params['gt_example'])}"
     )
     out.attrs.update(
-        method=params["method"], noise=params["noise"], comparator=params["comparator"]
+        method=params["method"],
+        noise=params["noise"],
+        comparator=params["comparator"],
+        identify_by=params["identify_by"],
     )
     return out
 
