@@ -117,3 +117,26 @@ def test_nested_identification_is_not_above_the_grid_maximum():
         assert nested <= np.nanmax(identification_grid(vectors, labels, subjects, grid)) + 1e-12
         if noise < 1:
             assert nested == 1.0
+
+
+def test_euclidean_identification_is_scikit_learns_nearest_centroid():
+    """method="euclidean" is the paper's own rule: NearestCentroid on the transformed RDMs."""
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    from neurodag.geometry.transforms import transform
+
+    rng = np.random.default_rng(5)
+    prototypes = rng.normal(size=(4, 45))
+    labels = np.repeat(["a", "b", "c", "d"], 5)
+    subjects = np.tile(np.arange(5), 4)
+    vectors = prototypes[np.searchsorted(["a", "b", "c", "d"], labels)] + 2.0 * rng.normal(
+        size=(20, 45)
+    )
+    transformed = transform(vectors, "gt", 0.2, 0.6)
+    correct = 0
+    for subject in range(5):
+        train, test = subjects != subject, subjects == subject
+        model = neighbors.NearestCentroid().fit(transformed[train], labels[train])
+        correct += int(np.sum(model.predict(transformed[test]) == labels[test]))
+    ours = identification_accuracy(vectors, labels, subjects, low=0.2, up=0.6, method="euclidean")
+    assert ours == correct / 20
+    assert 0.25 < ours < 1.0  # neither trivial nor chance, so the comparison means something

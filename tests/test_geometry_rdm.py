@@ -83,6 +83,43 @@ def test_calc_rdm_matches_rsatoolbox(seed, method, n_cond, n_fold, n_channel, re
     np.testing.assert_allclose(upper(ours), theirs.dissimilarities[0], rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("noise", ["none", "singular", "shrinkage"])
+def test_crossnobis_unbalanced_cells_match_rsatoolbox(noise):
+    """Unequal numbers of observations per (fold, condition) cell, with no precision (identity),
+    a singular one (no Cholesky factor: the dense path) and a positive-definite one."""
+    from rsatoolbox.data import Dataset
+    from rsatoolbox.rdm import calc_rdm as rsa_calc_rdm
+
+    rng = np.random.default_rng(3)
+    n_cond, n_fold, n_channel = 6, 4, 12
+    cells = [(f, c) for f in range(n_fold) for c in range(n_cond)]
+    repeats = rng.integers(1, 4, len(cells))
+    folds = np.repeat([f for f, _ in cells], repeats)
+    conditions = np.repeat([c for _, c in cells], repeats)
+    order = rng.permutation(len(folds))
+    folds, conditions = folds[order], conditions[order]
+    patterns = rng.normal(size=(n_cond, n_channel))[conditions] + rng.normal(
+        size=(len(folds), n_channel)
+    )
+    precision = {
+        "none": None,
+        "singular": (lambda a: a @ a.T)(rng.normal(size=(n_channel, n_channel - 3))),
+        "shrinkage": noise_precision(*residuals(patterns, conditions)),
+    }[noise]
+    dataset = Dataset(patterns, obs_descriptors={"stimulus": conditions, "fold": folds})
+    theirs = rsa_calc_rdm(
+        dataset, method="crossnobis", descriptor="stimulus", noise=precision, cv_descriptor="fold"
+    )
+    ours, _ = calc_rdm(patterns, conditions, "crossnobis", precision=precision, folds=folds)
+    np.testing.assert_allclose(upper(ours), theirs.dissimilarities[0], rtol=0, atol=1e-10)
+    # observations already in (fold, condition) order take the no-copy path: same RDM
+    order = np.lexsort((conditions, folds))
+    ordered, _ = calc_rdm(
+        patterns[order], conditions[order], "crossnobis", precision=precision, folds=folds[order]
+    )
+    np.testing.assert_allclose(ordered, ours, rtol=0, atol=1e-12)
+
+
 def test_crossnobis_is_unbiased_where_euclidean_is_not():
     """With no signal, crossnobis distances average ~0; Euclidean ones are pushed up by noise."""
     rng = np.random.default_rng(0)

@@ -58,6 +58,16 @@ def test_cli_writes_geometry_and_figures(tmp_path, responses_file):
         true = piece["true_rdm"].sel(rdm_region=region).values[iu]
         assert spearmanr(ours, true)[0] > 0.5, region
     assert ds["identification"].sel(transform="raw", low=0.0, up=1.0) >= 0.75
+    # the summary table's ground-truth figure: identification per transform at gt_example
+    from neurodag.validation import collect
+
+    accuracy = ds["validation_identification_accuracy"]
+    assert float(accuracy.sel(transform="raw")) == float(
+        ds["identification"].sel(transform="raw", low=0.0, up=1.0)
+    )
+    table = collect([out])
+    figures = set(table.loc[table["stage"] == "geometry", "figure"])
+    assert {f"identification_accuracy [transform {k}]" for k in ("raw", "gt")} <= figures
     assert ds["score"].dims == ("region", "model")
     assert np.all(np.isfinite(ds["parallelism_score"])) and np.all(ds["ccgp"] >= 0)
     for name in ("rdm", "rdm_gt", "models", "identification"):

@@ -174,6 +174,18 @@ def evaluate_models(
     }
 
 
+def _centroid_similarity(test: np.ndarray, centroids: np.ndarray, method: str) -> np.ndarray:
+    """(test, class) similarity of transformed RDMs to class centroids.
+
+    ``euclidean`` is minus the Euclidean distance, i.e. the nearest-centroid rule of the paper's
+    own code (scikit-learn's ``NearestCentroid``); any comparator of :data:`COMPARATORS` is used
+    as a similarity. A constant transformed RDM (e.g. l = u = 1) has no correlation with
+    anything: NaN similarities never win."""
+    if method == "euclidean":
+        return -np.sqrt(np.sum((test[:, None] - centroids[None]) ** 2, axis=-1))
+    return np.nan_to_num(compare(test[:, None], centroids[None], method), nan=-np.inf)
+
+
 def identification_accuracy(
     vectors: np.ndarray,
     labels: Sequence,
@@ -188,7 +200,8 @@ def identification_accuracy(
 
     ``vectors`` (rdm, pair) with a class label (region or model) and a subject for every RDM.
     Each held-out subject's RDMs are transformed and assigned to the most similar centroid of the
-    other subjects' transformed RDMs of each class.
+    other subjects' transformed RDMs of each class: by a comparator (``method``, default Spearman)
+    or, with ``method="euclidean"``, by Euclidean distance as in the paper's own code.
     """
     labels, subjects = np.asarray(labels), np.asarray(subjects)
     transformed = transform(vectors, kind, low, up)
@@ -200,9 +213,7 @@ def identification_accuracy(
         centroids = np.stack(
             [transformed[train & (labels == c)].mean(axis=0) for c in classes[known]]
         )
-        similarity = compare(transformed[test][:, None], centroids[None], method)
-        # A constant transformed RDM (e.g. l = u = 1) has no correlation with anything.
-        similarity = np.nan_to_num(similarity, nan=-np.inf)
+        similarity = _centroid_similarity(transformed[test], centroids, method)
         predicted = classes[known][np.argmax(similarity, axis=1)]
         correct += int(np.sum(predicted == labels[test]))
         total += int(test.sum())
@@ -269,9 +280,7 @@ def identification_accuracy_nested(
         classes = np.unique(labels[train])
         centroids = np.stack([transformed[train & (labels == c)].mean(axis=0) for c in classes])
         test = ~train
-        similarity = np.nan_to_num(
-            compare(transformed[test][:, None], centroids[None], method), nan=-np.inf
-        )
+        similarity = _centroid_similarity(transformed[test], centroids, method)
         correct += int(np.sum(classes[np.argmax(similarity, axis=1)] == labels[test]))
         total += int(test.sum())
     return correct / total
