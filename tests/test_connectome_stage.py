@@ -9,6 +9,7 @@ from neurodag.connectome.dcsbm import fit_dcsbm
 from neurodag.connectome.enrichment import enrichment
 from neurodag.connectome.ntf import factor_similarity, non_negative_cp_hals
 from neurodag.connectome.sbm import fit_sbm
+from neurodag.connectome.validate import planted_conditions
 from neurodag.partitions import nmi
 
 
@@ -111,3 +112,9 @@ def test_degree_corrected_sbm_finds_blocks_and_no_blocks_in_a_random_graph():
     assert max(dl, key=dl.get) == 3
     flat = _degree_corrected_graph(rng, labels, 0.1, 0.1)
     assert fit_dcsbm(flat, max_blocks=5, restarts=2)[0].labels.max() == 0
+
+
+def test_epochs_driving_the_same_groups_are_one_condition():
+    active = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]], dtype=bool)
+    conditions = planted_conditions(active)
+    assert [c.tolist() for c in conditions] == [[1, 2], [3], [4]]

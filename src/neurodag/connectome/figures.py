@@ -39,13 +39,21 @@ def time_factor_figure(result: xr.Dataset, activity: xr.Dataset, path: Path) -> 
         ax.set_ylabel(f"comp. {r}\nloading (a.u.)")
     axes[-1, 0].set_xlabel("window centre (s)")
     if runs:
-        axes[0, 0].set_title("NTF time factors; shading: stimulus epochs (worm 0)")
+        fig.suptitle("NTF time factors; shading: stimulus epochs (worm 0)")
         handles = [
             matplotlib.patches.Patch(color=palette(names.index(n) % 10), alpha=0.3, label=n)
             for n in names
             if n not in ("", "spontaneous", "none")
         ]
-        axes[0, 0].legend(handles=handles, loc="upper right", ncols=min(4, len(handles) or 1))
+        # above the first panel, so that it never hides a time factor
+        axes[0, 0].legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(0.0, 1.0),
+            ncols=min(4, len(handles) or 1),
+            frameon=False,
+            fontsize=8,
+        )
     return save_figure(fig, path)
 
 
