@@ -16,8 +16,8 @@ one-to-one to conditions by the Pearson correlation of their time factor with th
 For a matched component, the planted partition labels each neuron with the group it belongs to
 among the condition's active groups (neurons of no active group: "none"). The recovered partition
 keeps the component's *assortative* communities on the graph the SBM saw (blocks whose
-within-block mean weight exceeds their mean weight to every other block, i.e. communities in the
-usual sense) and merges the other blocks into "none". NMI is measured over the analysed neurons,
+within-block weights significantly exceed their weights to every other block, i.e. communities in
+the usual sense) and merges the other blocks into "none". NMI is measured over the analysed neurons,
 per condition, for the SBM and for Louvain.
 """
 
@@ -40,20 +40,40 @@ def epoch_indicator(truth: xr.Dataset, window_time: np.ndarray, window_s: float)
     return overlap / window_s
 
 
-def assortative_labels(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Blocks that are communities (within mean > mean to each other block) keep their label;
-    the others become -1."""
+def assortative_labels(labels: np.ndarray, weights: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+    """Blocks that are communities keep their label; the others become -1.
+
+    A block is a community when its within-block weights exceed its weights to each other block
+    significantly: one-sided Welch t-test per other block at level ``alpha``, Bonferroni-corrected
+    over the other blocks. (Pairs sharing a neuron are not independent, so the test is lenient
+    rather than strict.) A significance test rather than a bare comparison of means, because on a
+    noisy background the SBM also returns background blocks whose within mean exceeds their
+    between means by a hair; those are not communities."""
+    from scipy.stats import ttest_ind
+
     blocks = np.unique(labels)
     w = np.where(np.isfinite(weights), weights, np.nan)
     np.fill_diagonal(w, np.nan)
-    means = np.array(
-        [[np.nanmean(w[np.ix_(labels == k, labels == other)]) for other in blocks] for k in blocks]
-    )
     out = np.full(len(labels), -1)
-    for k, block in enumerate(blocks):
-        others = np.delete(means[k], k)
-        if np.isfinite(means[k, k]) and (others.size == 0 or means[k, k] > np.nanmax(others)):
-            out[labels == block] = block
+    for block in blocks:
+        inside = labels == block
+        within = w[np.ix_(inside, inside)][np.triu_indices(inside.sum(), 1)]
+        within = within[np.isfinite(within)]
+        if within.size < 2:
+            continue
+        others = [o for o in blocks if o != block]
+        community = True
+        for other in others:
+            between = w[np.ix_(inside, labels == other)].ravel()
+            between = between[np.isfinite(between)]
+            if between.size < 2:
+                continue
+            test = ttest_ind(within, between, equal_var=False, alternative="greater")
+            if not test.pvalue < alpha / len(others):
+                community = False
+                break
+        if community:
+            out[inside] = block
     return out
 
 
