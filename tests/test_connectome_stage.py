@@ -5,9 +5,11 @@ import pytest
 
 from neurodag.connectome.affinity import WindowGrid, worm_affinity
 from neurodag.connectome.benchmark_graphs import weighted_lfr
+from neurodag.connectome.dcsbm import fit_dcsbm
 from neurodag.connectome.enrichment import enrichment
 from neurodag.connectome.ntf import factor_similarity, non_negative_cp_hals
 from neurodag.connectome.sbm import fit_sbm
+from neurodag.connectome.validate import planted_conditions
 from neurodag.partitions import nmi
 
 
@@ -90,3 +92,29 @@ def test_enrichment_detects_structure_and_not_chance():
     assert res["ratio"] > 3 and res["p_value"] < 0.01
     null = enrichment(adjacency, rng.permutation(labels), n_perm=200)
     assert null["p_value"] > 0.01
+
+
+def _degree_corrected_graph(rng, labels, p_in, p_out):
+    """Assortative DC-SBM graph with Pareto degree propensities (hubs in every block)."""
+    theta = rng.pareto(2.5, len(labels)) + 1
+    theta /= theta.mean()
+    p = np.where(labels[:, None] == labels[None, :], p_in, p_out) * np.outer(theta, theta)
+    a = np.triu(rng.random(p.shape) < np.clip(p, 0, 1), 1)
+    return (a | a.T) * rng.uniform(1, 2, p.shape)  # weights carry no block information
+
+
+def test_degree_corrected_sbm_finds_blocks_and_no_blocks_in_a_random_graph():
+    rng = np.random.default_rng(5)
+    labels = np.repeat([0, 1, 2], 40)
+    w = _degree_corrected_graph(rng, labels, 0.3, 0.03)
+    fit, dl = fit_dcsbm(w, max_blocks=5, restarts=2)
+    assert nmi(labels, fit.labels) > 0.9 and fit.labels.max() + 1 == 3
+    assert max(dl, key=dl.get) == 3
+    flat = _degree_corrected_graph(rng, labels, 0.1, 0.1)
+    assert fit_dcsbm(flat, max_blocks=5, restarts=2)[0].labels.max() == 0
+
+
+def test_epochs_driving_the_same_groups_are_one_condition():
+    active = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]], dtype=bool)
+    conditions = planted_conditions(active)
+    assert [c.tolist() for c in conditions] == [[1, 2], [3], [4]]

@@ -39,46 +39,66 @@ def time_factor_figure(result: xr.Dataset, activity: xr.Dataset, path: Path) -> 
         ax.set_ylabel(f"comp. {r}\nloading (a.u.)")
     axes[-1, 0].set_xlabel("window centre (s)")
     if runs:
-        axes[0, 0].set_title("NTF time factors; shading: stimulus epochs (worm 0)")
+        fig.suptitle("NTF time factors; shading: stimulus epochs (worm 0)")
         handles = [
             matplotlib.patches.Patch(color=palette(names.index(n) % 10), alpha=0.3, label=n)
             for n in names
             if n not in ("", "spontaneous", "none")
         ]
-        axes[0, 0].legend(handles=handles, loc="upper right", ncols=min(4, len(handles) or 1))
+        # above the first panel, so that it never hides a time factor
+        axes[0, 0].legend(
+            handles=handles,
+            loc="lower left",
+            bbox_to_anchor=(0.0, 1.0),
+            ncols=min(4, len(handles) or 1),
+            frameon=False,
+            fontsize=8,
+        )
     return save_figure(fig, path)
 
 
 def community_figure(result: xr.Dataset, path: Path) -> Path:
-    from neurodag.connectome.pipeline import pair_matrix
+    """Each component's neuron graph (the SBM's input, sqrt of the pair factor), neurons ordered
+    by SBM block and, inside a block, by strength; white lines separate blocks, grey marks pairs
+    seen in no worm, and the title names the strongest neurons of the two top blocks."""
+    import matplotlib
+
+    from neurodag.connectome.pipeline import component_graph
 
     rank = result.sizes["component"]
     cols = min(rank, 3)
     rows = int(np.ceil(rank / cols))
-    fig, axes = figure(rows, cols, width=3.3 * cols, height=3.2 * rows, squeeze=False)
+    fig, axes = figure(rows, cols, width=3.6 * cols, height=3.7 * rows, squeeze=False)
     n = result.sizes["neuron"]
     names = result["neuron"].values
+    cmap = matplotlib.colormaps[SEQUENTIAL].copy()
+    cmap.set_bad("0.8")
     for r in range(rows * cols):
         ax = axes.flat[r]
         if r >= rank:
             ax.axis("off")
             continue
         labels = result["community"].values[r]
-        weights = pair_matrix(result["pair_factor"].values[r], n)
+        weights = component_graph(result["pair_factor"].values[r], n)
+        np.fill_diagonal(weights, 0.0)
         strength = np.nansum(weights, axis=1)
         order = np.lexsort((-strength, labels))
-        image = ax.imshow(weights[np.ix_(order, order)], cmap=SEQUENTIAL, interpolation="nearest")
+        image = ax.imshow(weights[np.ix_(order, order)], cmap=cmap, interpolation="nearest")
         bounds = np.flatnonzero(np.diff(labels[order])) + 0.5
         for b in bounds:
             ax.axhline(b, color="w", lw=0.6)
             ax.axvline(b, color="w", lw=0.6)
-        top = names[order][labels[order] == 0][:8]
-        ax.set_title(f"component {r}: {labels.max() + 1} SBM blocks\nblock 0: {' '.join(top)}")
+        lines = [f"component {r}: {labels.max() + 1} SBM blocks"]
+        for block in range(min(2, labels.max() + 1)):
+            members = names[order][labels[order] == block]
+            more = f" +{len(members) - 6}" if len(members) > 6 else ""
+            lines.append(f"block {block}: {' '.join(members[:6])}{more}")
+        ax.set_title("\n".join(lines), fontsize=8, loc="left")
         ax.set_xlabel("neuron (ordered by block)")
         ax.set_ylabel("neuron (ordered by block)")
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(image, ax=ax, shrink=0.7, label="affinity factor (a.u.)")
+        fig.colorbar(image, ax=ax, shrink=0.7, label="sqrt affinity factor (a.u.)")
     return save_figure(fig, path)
 
 

@@ -85,6 +85,18 @@ def pair_matrix(values: np.ndarray, n: int, observed: np.ndarray | None = None) 
     return out
 
 
+def component_graph(pair_factor: np.ndarray, n: int) -> np.ndarray:
+    """A component's weighted neuron graph for the SBM: square root of the pair factor (NaN for
+    pairs never observed).
+
+    Why the square root: the pair factor is a non-negative, right-skewed loading whose spread grows
+    with its level (a co-active group's pairs vary far more than the near-zero background); the
+    Gaussian SBM assumes one variance per block pair, and the square root (the Anscombe-type
+    variance-stabilising transform of a non-negative intensity) makes that assumption hold, so
+    the background is not split into blocks by its noise level."""
+    return pair_matrix(np.sqrt(pair_factor), n)
+
+
 def dynamic_connectome(
     ds: xr.Dataset,
     params: Mapping[str, Any],
@@ -122,11 +134,13 @@ def dynamic_connectome(
     rank = scan.chosen
     log.info("chosen rank %d (relative error %.3f)", rank, fit.error)
     pair_f, time_f, worm_f = fit.factors
+    # a pair seen in no worm keeps its random initial loading: it has no estimate
+    pair_f = np.where(observed_pair[:, None], pair_f, np.nan)
     community = np.zeros((rank, n), dtype=np.int64)
     louvain_c = np.zeros((rank, n), dtype=np.int64)
     n_blocks = np.zeros(rank, dtype=np.int64)
     for r in range(rank):
-        graph = pair_matrix(pair_f[:, r], n, observed_pair)
+        graph = component_graph(pair_f[:, r], n)
         sbm, _ = fit_sbm(
             graph,
             max_blocks=params["max_blocks"],
@@ -160,7 +174,8 @@ def dynamic_connectome(
         attrs={"rank": rank, "relative_error": fit.error},
     )
     out["community"].attrs["description"] = (
-        "weighted SBM block (variational EM, ICL); 0 = block with the highest within-block weight"
+        "weighted SBM block of sqrt(pair_factor) (variational EM, ICL); 0 = block with the highest "
+        "within-block weight"
     )
     if connectome is not None:
         adjacency = anatomical_adjacency(connectome, neurons, params["anatomy_source"])
