@@ -30,6 +30,8 @@ import math
 import torch
 from torch import nn
 
+ENCODER_STATES = ("none", "forward", "both")
+
 
 class TrialEncoder(nn.Module):
     """Bidirectional GRU over held-in spikes -> mean and log-variance of an initial condition."""
@@ -41,13 +43,16 @@ class TrialEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden, 2 * n_outputs)
 
-    def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, spikes: torch.Tensor):
+        """Mean and log-variance of the initial condition, and the per-bin GRU outputs
+        ``(batch, time, 2 * hidden)``: forward half at bin t has read bins 0..t, backward half
+        bins t..T-1."""
         # log1p tames bursts; each bin enters the GRU exactly once in each direction.
         x = torch.relu(self.embed(torch.log1p(spikes)))
-        _, last = self.gru(self.dropout(x))  # (2, batch, hidden): forward end, backward end
+        states, last = self.gru(self.dropout(x))  # last: (2, batch, hidden), both ends
         summary = torch.cat([last[0], last[1]], dim=-1)
         mean, log_variance = self.head(self.dropout(summary)).chunk(2, dim=-1)
-        return mean, log_variance.clamp(-12.0, 6.0)
+        return mean, log_variance.clamp(-12.0, 6.0), states
 
 
 def gaussian_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
@@ -140,41 +145,66 @@ class LangevinFlow(nn.Module):
         damping: float = 0.1,
         temperature: float = 0.05,
         dropout: float = 0.1,
+        encoder_states: str = "forward",
     ):
         super().__init__()
+        if encoder_states not in ENCODER_STATES:
+            raise ValueError(f"encoder_states={encoder_states!r}, expected one of {ENCODER_STATES}")
         self.n_latent = latent_channels * latent_sites
         self.n_time = n_time
         self.step = step
         self.temperature = temperature
+        self.encoder_states = encoder_states
         self.encoder = TrialEncoder(n_heldin, encoder_hidden, 2 * self.n_latent, dropout)
         self.potential = CoupledOscillatorPotential(
             latent_channels, latent_sites, potential_channels
         )
         # damping gamma in (0, 1), learned through its logit
         self.damping_logit = nn.Parameter(torch.tensor(math.log(damping / (1 - damping))))
+        n_states = {"none": 0, "forward": 1, "both": 2}[encoder_states] * encoder_hidden
+        self.dropout = nn.Dropout(dropout)
         self.decoder = TransformerRateDecoder(
-            self.n_latent, n_neurons, n_time, decoder_width, dropout=dropout
+            2 * self.n_latent + n_states, n_neurons, n_time, decoder_width, dropout=dropout
         )
 
-    def dynamics(self, z: torch.Tensor, v: torch.Tensor, sample: bool) -> torch.Tensor:
+    def dynamics(self, z: torch.Tensor, v: torch.Tensor, sample: bool):
+        """Position and velocity paths, each ``(batch, n_time, n_latent)``."""
         gamma = torch.sigmoid(self.damping_logit)
         coupling = self.potential.coupling_matrix()  # built once per trajectory
         noise_scale = torch.sqrt(2 * gamma) * self.temperature
-        path = [z]
+        positions, velocities = [z], [v]
         for _ in range(self.n_time - 1):
             z = z + self.step * v
             v = (1 - gamma) * (v - self.step * self.potential.gradient(z, coupling))
             if sample:
                 v = v + noise_scale * torch.randn_like(v)
-            path.append(z)
-        return torch.stack(path, dim=1)
+            positions.append(z)
+            velocities.append(v)
+        return torch.stack(positions, dim=1), torch.stack(velocities, dim=1)
+
+    def observation_states(self, states: torch.Tensor) -> torch.Tensor:
+        """The encoder's per-bin outputs the decoder reads, over all ``n_time`` bins. Forward
+        bins have no inputs: they keep the last held-in bin's output (no new observation)."""
+        hidden = states.shape[-1] // 2
+        if self.encoder_states == "forward":
+            states = states[..., :hidden]
+        missing = self.n_time - states.shape[1]
+        if missing > 0:
+            states = torch.cat([states, states[:, -1:].expand(-1, missing, -1)], dim=1)
+        return self.dropout(states)
 
     def forward(self, spikes: torch.Tensor, sample: bool = True):
-        mean, log_variance = self.encoder(spikes)
+        mean, log_variance, states = self.encoder(spikes)
         state = reparameterise(mean, log_variance, sample)
         z0, v0 = state.chunk(2, dim=-1)
-        latent = self.dynamics(z0, v0, sample)
-        return self.decoder(latent), gaussian_kl(mean, log_variance), latent
+        positions, velocities = self.dynamics(z0, v0, sample)
+        # The decoder reads the phase-space path (z_t, v_t) and, as in the paper, the recurrent
+        # encoder's state at each bin (the non-autonomous part the Langevin path cannot carry).
+        features = [positions, velocities]
+        if self.encoder_states != "none":
+            features.append(self.observation_states(states))
+        log_rates = self.decoder(torch.cat(features, dim=-1))
+        return log_rates, gaussian_kl(mean, log_variance), positions
 
 
 class GRUSequentialVAE(nn.Module):
@@ -201,7 +231,7 @@ class GRUSequentialVAE(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, spikes: torch.Tensor, sample: bool = True):
-        mean, log_variance = self.encoder(spikes)
+        mean, log_variance, _ = self.encoder(spikes)
         g0 = reparameterise(mean, log_variance, sample)
         zeros = spikes.new_zeros(spikes.shape[0], self.n_time, 1)
         states, _ = self.generator(zeros, g0.unsqueeze(0).contiguous())
