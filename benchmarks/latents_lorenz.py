@@ -158,7 +158,7 @@ def main(argv=None):
     print(
         f"\nLangevinFlow co-bps {lf['co_bps']:.4f} vs "
         + ", ".join(f"{k} {v:.4f}" for k, v in rivals.items())
-        + f": above all baselines: {verdict}; rate R2 {lf['rate_r2']:.3f} "
+        + f": above every baseline run here: {verdict}; rate R2 {lf['rate_r2']:.3f} "
         f"(goal {R2_GOAL}); {lf['steps']} steps in {lf['train_s']:.0f} s training on {device}"
     )
     if args.json:

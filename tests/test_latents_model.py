@@ -81,6 +81,27 @@ def test_langevin_update_follows_the_equations():
     torch.testing.assert_close(velocity[:, 1], v1)
 
 
+def test_inferred_force_enters_the_velocity_update():
+    """encoder_states="force": the encoder's per-bin state pushes the velocity,
+    v <- (1 - gamma)(v - dt (grad U(z) - f_t)); bins without inputs get no force."""
+    torch.manual_seed(5)
+    model = LangevinFlow(
+        3, 4, n_time=4, latent_channels=1, latent_sites=4, temperature=0.0, encoder_states="force"
+    )
+    z0, v0 = torch.randn(2, 4), torch.randn(2, 4)
+    force = torch.randn(2, 2, 4)  # two held-in bins, then two bins without inputs
+    path, velocity = model.dynamics(z0, v0, sample=False, force=force)
+    gamma, dt, grad = torch.sigmoid(model.damping_logit), model.step, model.potential.gradient
+    z1 = z0 + dt * v0
+    v1 = (1 - gamma) * (v0 - dt * (grad(z1) - force[:, 1]))
+    z2 = z1 + dt * v1
+    v2 = (1 - gamma) * (v1 - dt * grad(z2))
+    torch.testing.assert_close(velocity[:, 1], v1)
+    torch.testing.assert_close(velocity[:, 2], v2)
+    # the decoder reads only the Langevin phase space: every observation goes through it
+    assert model.decoder.project.in_features == 2 * model.n_latent
+
+
 def test_noise_enters_only_when_sampling():
     torch.manual_seed(3)
     model = LangevinFlow(3, 4, n_time=5, latent_channels=1, latent_sites=4, temperature=1.0)
