@@ -61,6 +61,15 @@ def main(argv=None):
     parser.add_argument(
         "--langevinflow", type=json.loads, default={}, help="LangevinFlow keyword arguments, JSON"
     )
+    parser.add_argument(
+        "--gru", type=json.loads, default={}, help="GRU VAE keyword arguments, JSON"
+    )
+    parser.add_argument(
+        "--train",
+        type=json.loads,
+        default={},
+        help='TrainSettings overrides for both models, JSON, e.g. {"coordinated_dropout": 0.5}',
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(args.threads)
@@ -80,7 +89,9 @@ def main(argv=None):
         f"bins), {counts.mean() / piece.attrs['dt_s']:.1f} Hz mean; device {device}, "
         f"{args.threads} torch thread(s)"
     )
-    settings = TrainSettings(steps=args.steps, time_limit_s=args.time_limit_s, seed=args.seed)
+    settings = TrainSettings(
+        **{**args.train, "steps": args.steps, "time_limit_s": args.time_limit_s, "seed": args.seed}
+    )
     results = {}
 
     smoothing_start = time.perf_counter()
@@ -93,7 +104,7 @@ def main(argv=None):
         models["gru_vae"] = GRUSequentialVAE
     for name, cls in models.items():
         torch.manual_seed(args.seed)
-        kwargs = args.langevinflow if cls is LangevinFlow else {}
+        kwargs = args.langevinflow if cls is LangevinFlow else args.gru
         model = cls(len(data.heldin), data.n_neurons, data.n_time, **kwargs)
         trace = []
         started = time.perf_counter()
@@ -141,6 +152,15 @@ def main(argv=None):
             f"{r.get('train_s', r.get('wall_s')):>9.1f}"
             f"{goal_text:>14}"
         )
+    lf = results["langevinflow"]
+    rivals = {k: r["co_bps"] for k, r in results.items() if k != "langevinflow"}
+    verdict = "yes" if all(lf["co_bps"] > v for v in rivals.values()) else "NO"
+    print(
+        f"\nLangevinFlow co-bps {lf['co_bps']:.4f} vs "
+        + ", ".join(f"{k} {v:.4f}" for k, v in rivals.items())
+        + f": above every baseline run here: {verdict}; rate R2 {lf['rate_r2']:.3f} "
+        f"(goal {R2_GOAL}); {lf['steps']} steps in {lf['train_s']:.0f} s training on {device}"
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, default=float)

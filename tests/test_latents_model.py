@@ -20,6 +20,7 @@ from neurodag.latents.train import (
     TrainSettings,
     infer,
     kl_weight_at,
+    learning_rate_factor,
     split_trials,
     train,
     training_loss,
@@ -68,7 +69,7 @@ def test_langevin_update_follows_the_equations():
     torch.manual_seed(2)
     model = LangevinFlow(3, 4, n_time=3, latent_channels=1, latent_sites=4, temperature=0.0)
     z0, v0 = torch.randn(2, 4), torch.randn(2, 4)
-    path = model.dynamics(z0, v0, sample=True)
+    path, velocity = model.dynamics(z0, v0, sample=True)
     gamma = torch.sigmoid(model.damping_logit)
     dt = model.step
     z1 = z0 + dt * v0
@@ -77,6 +78,28 @@ def test_langevin_update_follows_the_equations():
     torch.testing.assert_close(path[:, 0], z0)
     torch.testing.assert_close(path[:, 1], z1)
     torch.testing.assert_close(path[:, 2], z2)
+    torch.testing.assert_close(velocity[:, 1], v1)
+
+
+def test_inferred_force_enters_the_velocity_update():
+    """encoder_states="force": the encoder's per-bin state pushes the velocity,
+    v <- (1 - gamma)(v - dt (grad U(z) - f_t)); bins without inputs get no force."""
+    torch.manual_seed(5)
+    model = LangevinFlow(
+        3, 4, n_time=4, latent_channels=1, latent_sites=4, temperature=0.0, encoder_states="force"
+    )
+    z0, v0 = torch.randn(2, 4), torch.randn(2, 4)
+    force = torch.randn(2, 2, 4)  # two held-in bins, then two bins without inputs
+    path, velocity = model.dynamics(z0, v0, sample=False, force=force)
+    gamma, dt, grad = torch.sigmoid(model.damping_logit), model.step, model.potential.gradient
+    z1 = z0 + dt * v0
+    v1 = (1 - gamma) * (v0 - dt * (grad(z1) - force[:, 1]))
+    z2 = z1 + dt * v1
+    v2 = (1 - gamma) * (v1 - dt * grad(z2))
+    torch.testing.assert_close(velocity[:, 1], v1)
+    torch.testing.assert_close(velocity[:, 2], v2)
+    # the decoder reads only the Langevin phase space: every observation goes through it
+    assert model.decoder.project.in_features == 2 * model.n_latent
 
 
 def test_noise_enters_only_when_sampling():
@@ -84,7 +107,36 @@ def test_noise_enters_only_when_sampling():
     model = LangevinFlow(3, 4, n_time=5, latent_channels=1, latent_sites=4, temperature=1.0)
     z0, v0 = torch.randn(2, 4), torch.randn(2, 4)
     torch.testing.assert_close(model.dynamics(z0, v0, False), model.dynamics(z0, v0, False))
-    assert not torch.allclose(model.dynamics(z0, v0, True), model.dynamics(z0, v0, True))
+    assert not torch.allclose(model.dynamics(z0, v0, True)[0], model.dynamics(z0, v0, True)[0])
+
+
+@pytest.mark.parametrize("which", ["forward", "both"])
+def test_decoder_reads_the_encoder_state_of_each_bin(which):
+    """The decoder sees the encoder's per-bin states (forward half: bins up to t); forward bins,
+    which have no inputs, keep the last held-in bin's state."""
+    torch.manual_seed(4)
+    model = LangevinFlow(3, 4, n_time=6, encoder_hidden=5, encoder_states=which).eval()
+    spikes = torch.poisson(torch.full((2, 4, 3), 2.0))
+    _, _, states = model.encoder(spikes)
+    seen = model.observation_states(states)
+    assert seen.shape == (2, 6, 5 if which == "forward" else 10)
+    torch.testing.assert_close(seen[:, :4, :5], states[:, :, :5])
+    torch.testing.assert_close(seen[:, 4:], seen[:, 3:4].expand(-1, 2, -1))
+    # a change at the last held-in bin leaves the forward state of earlier bins alone
+    changed = spikes.clone()
+    changed[:, 3] += 4
+    moved = model.observation_states(model.encoder(changed)[2])
+    torch.testing.assert_close(moved[:, :3, :5], seen[:, :3, :5])
+    assert not torch.allclose(moved[:, 3:, :5], seen[:, 3:, :5])
+
+
+def test_learning_rate_warms_up_then_decays():
+    s = TrainSettings(steps=100, warmup_steps=10)
+    factors = [learning_rate_factor(k, s) for k in range(100)]
+    assert factors[0] == pytest.approx(0.1) and factors[9] < 1.0
+    assert factors[9] == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.09)))
+    assert all(a > b for a, b in zip(factors[9:], factors[10:], strict=False))
+    assert learning_rate_factor(5, TrainSettings(steps=100)) > factors[5]
 
 
 def _tiny_data(seed=0):
@@ -135,7 +187,9 @@ def test_kl_warmup_is_linear():
 @pytest.mark.parametrize("cls", [LangevinFlow, GRUSequentialVAE])
 def test_interrupted_training_resumes_exactly(tmp_path, cls):
     data = _tiny_data()
-    settings = TrainSettings(steps=6, batch_size=8, checkpoint_every=2, kl_warmup_steps=3)
+    settings = TrainSettings(
+        steps=6, batch_size=8, checkpoint_every=2, kl_warmup_steps=3, warmup_steps=2
+    )
 
     small = {"latent_sites": 4, "potential_channels": 4, "decoder_width": 8}
     extra = small if cls is LangevinFlow else {}

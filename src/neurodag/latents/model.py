@@ -15,9 +15,15 @@ LangevinFlow is a sequential VAE whose latent state moves by underdamped Langevi
   neighbouring sites interact through a circular convolution followed by a log-cosh energy,
   ``U(z) = sum omega^2 z^2 / 2 + sum_h a_h log cosh((K * z)_h + b_h)``. Its gradient is exact and
   cheap: ``omega^2 z + K^T (a * tanh(K z + b))`` with ``K`` the convolution as a banded matrix;
-- a one-layer Transformer decoder maps the latent trajectory (plus a learned position embedding)
-  to log firing rates of every neuron, held-in and held-out, over the held-in and
-  forward-prediction bins.
+- a one-layer Transformer decoder maps, at each bin, the phase-space point (z_t, v_t) plus a
+  learned position embedding to log firing rates of every neuron, held-in and held-out, over
+  the held-in and forward-prediction bins. Options (``encoder_states``): the decoder also reads
+  the recurrent encoder's per-bin state, as the paper's model does ("forward": the forward
+  GRU's state, which has read bins 0..t, held at the last held-in bin over the forward bins;
+  "both": with the backward state), or that state drives the velocity as an inferred external
+  force ("force"). On the Lorenz benchmark neither beat the default; with "forward" the
+  initial-condition posterior collapses onto the prior (the Langevin path stops carrying
+  trial information), so it is not the default.
 
 Differences from the public reference, on purpose: the encoder's log-variance goes to the KL as a
 log-variance (not a variance), and the encoder consumes each bin once, including the last.
@@ -30,6 +36,8 @@ import math
 import torch
 from torch import nn
 
+ENCODER_STATES = ("none", "forward", "both", "force")
+
 
 class TrialEncoder(nn.Module):
     """Bidirectional GRU over held-in spikes -> mean and log-variance of an initial condition."""
@@ -41,13 +49,16 @@ class TrialEncoder(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(2 * hidden, 2 * n_outputs)
 
-    def forward(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, spikes: torch.Tensor):
+        """Mean and log-variance of the initial condition, and the per-bin GRU outputs
+        ``(batch, time, 2 * hidden)``: forward half at bin t has read bins 0..t, backward half
+        bins t..T-1."""
         # log1p tames bursts; each bin enters the GRU exactly once in each direction.
         x = torch.relu(self.embed(torch.log1p(spikes)))
-        _, last = self.gru(self.dropout(x))  # (2, batch, hidden): forward end, backward end
+        states, last = self.gru(self.dropout(x))  # last: (2, batch, hidden), both ends
         summary = torch.cat([last[0], last[1]], dim=-1)
         mean, log_variance = self.head(self.dropout(summary)).chunk(2, dim=-1)
-        return mean, log_variance.clamp(-12.0, 6.0)
+        return mean, log_variance.clamp(-12.0, 6.0), states
 
 
 def gaussian_kl(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
@@ -140,41 +151,74 @@ class LangevinFlow(nn.Module):
         damping: float = 0.1,
         temperature: float = 0.05,
         dropout: float = 0.1,
+        encoder_states: str = "none",
     ):
         super().__init__()
+        if encoder_states not in ENCODER_STATES:
+            raise ValueError(f"encoder_states={encoder_states!r}, expected one of {ENCODER_STATES}")
         self.n_latent = latent_channels * latent_sites
         self.n_time = n_time
         self.step = step
         self.temperature = temperature
+        self.encoder_states = encoder_states
         self.encoder = TrialEncoder(n_heldin, encoder_hidden, 2 * self.n_latent, dropout)
         self.potential = CoupledOscillatorPotential(
             latent_channels, latent_sites, potential_channels
         )
         # damping gamma in (0, 1), learned through its logit
         self.damping_logit = nn.Parameter(torch.tensor(math.log(damping / (1 - damping))))
+        n_states = {"none": 0, "forward": 1, "both": 2, "force": 0}[encoder_states] * encoder_hidden
+        if encoder_states == "force":
+            self.force = nn.Linear(encoder_hidden, self.n_latent)
+        self.dropout = nn.Dropout(dropout)
         self.decoder = TransformerRateDecoder(
-            self.n_latent, n_neurons, n_time, decoder_width, dropout=dropout
+            2 * self.n_latent + n_states, n_neurons, n_time, decoder_width, dropout=dropout
         )
 
-    def dynamics(self, z: torch.Tensor, v: torch.Tensor, sample: bool) -> torch.Tensor:
+    def dynamics(self, z: torch.Tensor, v: torch.Tensor, sample: bool, force=None):
+        """Position and velocity paths, each ``(batch, n_time, n_latent)``."""
         gamma = torch.sigmoid(self.damping_logit)
         coupling = self.potential.coupling_matrix()  # built once per trajectory
         noise_scale = torch.sqrt(2 * gamma) * self.temperature
-        path = [z]
-        for _ in range(self.n_time - 1):
+        positions, velocities = [z], [v]
+        for t in range(self.n_time - 1):
             z = z + self.step * v
-            v = (1 - gamma) * (v - self.step * self.potential.gradient(z, coupling))
+            drive = self.potential.gradient(z, coupling)
+            if force is not None and t + 1 < force.shape[1]:
+                drive = drive - force[:, t + 1]
+            v = (1 - gamma) * (v - self.step * drive)
             if sample:
                 v = v + noise_scale * torch.randn_like(v)
-            path.append(z)
-        return torch.stack(path, dim=1)
+            positions.append(z)
+            velocities.append(v)
+        return torch.stack(positions, dim=1), torch.stack(velocities, dim=1)
+
+    def observation_states(self, states: torch.Tensor) -> torch.Tensor:
+        """The encoder's per-bin outputs the decoder reads, over all ``n_time`` bins. Forward
+        bins have no inputs: they keep the last held-in bin's output (no new observation)."""
+        hidden = states.shape[-1] // 2
+        if self.encoder_states == "forward":
+            states = states[..., :hidden]
+        missing = self.n_time - states.shape[1]
+        if missing > 0:
+            states = torch.cat([states, states[:, -1:].expand(-1, missing, -1)], dim=1)
+        return self.dropout(states)
 
     def forward(self, spikes: torch.Tensor, sample: bool = True):
-        mean, log_variance = self.encoder(spikes)
+        mean, log_variance, states = self.encoder(spikes)
         state = reparameterise(mean, log_variance, sample)
         z0, v0 = state.chunk(2, dim=-1)
-        latent = self.dynamics(z0, v0, sample)
-        return self.decoder(latent), gaussian_kl(mean, log_variance), latent
+        force = None
+        if self.encoder_states == "force":
+            force = self.force(self.dropout(states[..., : states.shape[-1] // 2]))
+        positions, velocities = self.dynamics(z0, v0, sample, force)
+        # The decoder reads the phase-space path (z_t, v_t) and, as in the paper, the recurrent
+        # encoder's state at each bin (the non-autonomous part the Langevin path cannot carry).
+        features = [positions, velocities]
+        if self.encoder_states in ("forward", "both"):
+            features.append(self.observation_states(states))
+        log_rates = self.decoder(torch.cat(features, dim=-1))
+        return log_rates, gaussian_kl(mean, log_variance), positions
 
 
 class GRUSequentialVAE(nn.Module):
@@ -201,7 +245,7 @@ class GRUSequentialVAE(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, spikes: torch.Tensor, sample: bool = True):
-        mean, log_variance = self.encoder(spikes)
+        mean, log_variance, _ = self.encoder(spikes)
         g0 = reparameterise(mean, log_variance, sample)
         zeros = spikes.new_zeros(spikes.shape[0], self.n_time, 1)
         states, _ = self.generator(zeros, g0.unsqueeze(0).contiguous())

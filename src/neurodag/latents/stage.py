@@ -32,6 +32,7 @@ MODEL_KEYS = {
         "damping",
         "temperature",
         "dropout",
+        "encoder_states",
     ),
     "gru_vae": ("encoder_hidden", "dropout"),
 }

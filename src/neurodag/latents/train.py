@@ -83,6 +83,7 @@ class TrainSettings:
     steps: int = 3000
     batch_size: int = 64
     learning_rate: float = 3e-3
+    warmup_steps: int = 0
     weight_decay: float = 1e-4
     kl_weight: float = 1.0
     kl_warmup_steps: int = 500
@@ -98,6 +99,12 @@ def kl_weight_at(step: int, settings: TrainSettings) -> float:
     if settings.kl_warmup_steps <= 0:
         return settings.kl_weight
     return settings.kl_weight * min(1.0, step / settings.kl_warmup_steps)
+
+
+def learning_rate_factor(step: int, settings: TrainSettings) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``."""
+    warmup = min(1.0, (step + 1) / settings.warmup_steps) if settings.warmup_steps > 0 else 1.0
+    return warmup * 0.5 * (1 + np.cos(np.pi * min(1.0, step / max(1, settings.steps))))
 
 
 def poisson_nll(log_rates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -167,7 +174,7 @@ def train(
         model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: 0.5 * (1 + np.cos(np.pi * min(1.0, s / max(1, settings.steps))))
+        optimiser, lambda s: learning_rate_factor(s, settings)
     )
     counts = torch.as_tensor(data.counts[data.train], device=device)
     step = 0
