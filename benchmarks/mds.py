@@ -48,7 +48,10 @@ def main() -> None:
     trained = train_model(images, mean, seed=args.seed, device=args.device)
     train_s = time.perf_counter() - started
     clustering = MDSClustering(
-        trained.model.centred(), images[trained.train_frames], seed=args.seed, device=args.device
+        trained.model.centred(images.shape[1:]),
+        images[trained.train_frames],
+        seed=args.seed,
+        device=args.device,
     )
     started = time.perf_counter()
     result = clustering.fit(5)

@@ -119,7 +119,7 @@ def run_mds(
     )
     mds_params = params["clustering"]
     clustering = MDSClustering(
-        trained.model.centred(),
+        trained.model.centred(normalised.shape[1:]),
         normalised[trained.train_frames],
         tau=params["tau"],
         seed=seed,
