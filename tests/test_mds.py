@@ -134,6 +134,21 @@ def test_fit_returns_consistent_outputs():
     assert len(result.objective) == len(result.objective_step) == len(result.objective_clusters)
 
 
+def test_excluded_neurons_only_get_assigned_at_the_end():
+    images = np.random.default_rng(7).normal(size=(40, 15, 15))
+    include = np.array([True] * 6 + [False] * 4)
+    mds = MDSClustering(
+        _tiny_model(10).centred((15, 15)), images, steps=10, max_iterations=3, include=include
+    )
+    assert mds.profiles.shape[0] == 6
+    result = mds.fit(initial_clusters=2)
+    assert result.labels.shape == (10,) and result.responses.shape[1] == 10
+    excluded = ~include
+    assert np.array_equal(result.labels[excluded], result.responses[:, excluded].argmax(axis=0))
+    with pytest.raises(ValueError, match="include"):
+        MDSClustering(_tiny_model(10).centred((15, 15)), images, include=np.zeros(10, bool))
+
+
 @pytest.fixture(scope="module")
 def ingest_files(tmp_path_factory):
     """A contract-shaped ingest file (and truth) written from the functional-types piece."""

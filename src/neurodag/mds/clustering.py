@@ -22,6 +22,13 @@ the others, and reassigning each neuron to the cluster whose stimulus drives it 
    scores about ``-log 2`` against the other, which costs more than the ``log((K+1)/K)`` that one
    more cluster adds to chance.
 
+Only neurons the model predicts reliably (``include``: the stage keeps those whose held-out
+correlation reaches ``min_correlation``) take part in steps 1-4; the others are assigned at the
+end to the cluster whose MDS drives them most. A cluster built on poorly modelled neurons follows
+the model's error, not a type: on planted Gabor types the neurons whose readout settled on a side
+lobe of their RF (held-out correlation ~0.6 against ~0.89) have a phase-shifted RF in the model
+and otherwise form clusters of their own.
+
 The objective trace records the objective after every optimisation, with the number of clusters
 and the step that produced it (``optimise``, ``split``, ``rejected_split``).
 """
@@ -108,6 +115,7 @@ class MDSClustering:
         max_clusters: int = 15,
         min_cluster_size: int = 3,
         split_tolerance: float = 0.05,
+        include: np.ndarray | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
     ) -> None:
@@ -127,11 +135,18 @@ class MDSClustering:
             train_responses = torch.cat(
                 [self.model(images[i : i + 256, None]) for i in range(0, len(images), 256)]
             )
+        n_neurons = train_responses.shape[1]
+        include = np.ones(n_neurons, bool) if include is None else np.asarray(include, bool)
+        if include.shape != (n_neurons,) or not include.any():
+            raise ValueError("include must mark at least one of the model's neurons")
+        #: the neurons that form the clusters (the others are assigned at the end)
+        self.include = torch.as_tensor(np.flatnonzero(include), device=self.device)
         # Per-neuron response unit: the largest predicted response to a training image, so
         # that m_j is in units of "best natural image" and tau = 1.6 is on that scale.
         self.scale = train_responses.amax(dim=0).clamp_min(1e-6)
-        #: normalised centred responses to the training images, (neuron, image), z-scored
-        self.profiles = zscore_rows((train_responses / self.scale).T.cpu().numpy())
+        #: normalised centred responses of the included neurons to the training images, z-scored
+        profiles = (train_responses / self.scale)[:, self.include]
+        self.profiles = zscore_rows(profiles.T.cpu().numpy())
         norms = train_images.reshape(len(train_images), -1)
         self.norm = float(np.median(np.linalg.norm(norms, axis=1)))
         self.low, self.high = float(train_images.min()), float(train_images.max())
@@ -139,9 +154,13 @@ class MDSClustering:
         self.generator = torch.Generator().manual_seed(seed)
 
     # -- pieces ---------------------------------------------------------------------------
-    def normalised_responses(self, stimuli: torch.Tensor) -> torch.Tensor:
-        """(stimulus, neuron) responses divided by each neuron's largest training response."""
-        return self.model(stimuli[:, None]) / self.scale
+    def normalised_responses(self, stimuli: torch.Tensor, every_neuron: bool = False):
+        """(stimulus, neuron) responses divided by each neuron's largest training response.
+
+        The included neurons only, unless ``every_neuron``.
+        """
+        response = self.model(stimuli[:, None]) / self.scale
+        return response if every_neuron else response[:, self.include]
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:
         # Fixed norm, then clipping; rescale once more so clipping does not shrink the norm much.
@@ -275,7 +294,11 @@ class MDSClustering:
                     break
                 self._record(result, new_objective, new_stimuli.shape[0], "rejected_split")
         with torch.no_grad():
-            responses = self.normalised_responses(stimuli).cpu().numpy()
+            responses = self.normalised_responses(stimuli, every_neuron=True).cpu().numpy()
+        # Excluded neurons go to the cluster whose MDS drives them most, as in reassignment.
+        every_label = responses.argmax(axis=0)
+        every_label[self.include.cpu().numpy()] = labels
+        labels = every_label
         result.labels = labels
         result.stimuli = stimuli.cpu().numpy()
         result.responses = responses
