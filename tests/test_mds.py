@@ -122,6 +122,17 @@ def test_mds_stimuli_keep_the_norm_and_range_and_are_deterministic():
     assert torch.equal(stimuli, again) and objective == objective_again
 
 
+def test_objective_weighs_each_cluster_by_its_share_of_neurons():
+    images = np.random.default_rng(8).normal(size=(30, 15, 15))
+    labels = np.array([0, 0, 0, 0, 0, 1, 2, 2])
+    mds = MDSClustering(_tiny_model(8).centred((15, 15)), images, steps=3, seed=0)
+    stimuli, objective = mds.optimise(labels, mds.random_stimuli(3))
+    membership = torch.nn.functional.one_hot(torch.as_tensor(labels)).float()
+    with torch.no_grad():
+        terms = mds.objective_terms(stimuli, membership).numpy()
+    assert objective == pytest.approx(-(terms * np.array([5, 1, 2]) / 8).sum(), rel=1e-5)
+
+
 def test_fit_returns_consistent_outputs():
     images = np.random.default_rng(5).normal(size=(40, 15, 15))
     mds = MDSClustering(

@@ -174,7 +174,7 @@ def run_mds(
     out["mds_response"].attrs["description"] = (
         "predicted response (readout centred) / the neuron's largest response to a training image"
     )
-    out["objective"].attrs["description"] = "-mean_k L_k after each MDS optimisation"
+    out["objective"].attrs["description"] = "-sum_k (n_k / N) L_k after each MDS optimisation"
     out["held_out_correlation"].attrs["description"] = (
         "Pearson r of predicted vs observed mean response over held-out test images"
     )
