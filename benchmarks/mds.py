@@ -28,6 +28,8 @@ def main() -> None:
     parser.add_argument("--neurons-per-type", type=int, default=84)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    # the default of stages.mds.clustering.min_correlation
+    parser.add_argument("--min-correlation", type=float, default=0.7)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
@@ -47,10 +49,15 @@ def main() -> None:
     started = time.perf_counter()
     trained = train_model(images, mean, seed=args.seed, device=args.device)
     train_s = time.perf_counter() - started
+    reliable = trained.validation_correlation >= args.min_correlation
+    started = time.perf_counter()  # the loop's time includes centring the receptive fields
     clustering = MDSClustering(
-        trained.model.centred(), images[trained.train_frames], seed=args.seed, device=args.device
+        trained.model.centred(images.shape[1:]),
+        images[trained.train_frames],
+        seed=args.seed,
+        device=args.device,
+        include=reliable,
     )
-    started = time.perf_counter()
     result = clustering.fit(5)
     mds_s = time.perf_counter() - started
     baseline = kmeans(zscore_rows(mean.T), n_types, seed=args.seed)
@@ -59,6 +66,7 @@ def main() -> None:
     print(f"device: {args.device}, torch threads: {torch.get_num_threads()}")
     print(f"model training: {train_s:.1f} s ({trained.epochs} epochs)")
     print(f"held-out correlation (test images): median {np.median(trained.test_correlation):.3f}")
+    print(f"neurons forming clusters (validation r >= {args.min_correlation}): {reliable.sum()}")
     print(f"MDS loop (start 5 clusters): {mds_s:.1f} s")
     print(f"clusters found: {result.stimuli.shape[0]} (truth {n_types})")
     print(f"ARI MDS clusters vs planted types: {adjusted_rand(truth, result.labels):.3f}")

@@ -73,7 +73,7 @@ def _tiny_model(n_neurons=6, seed=0):
 
 def test_centred_model_reads_every_neuron_at_the_centre():
     model = _tiny_model()
-    centred = model.centred()
+    centred = model.centred((15, 15))
     image = torch.zeros(1, 1, 15, 15)
     image[0, 0, 7, 7] = 3.0
     # Moving the image off-centre changes a centred model's response; the original's positions
@@ -83,13 +83,34 @@ def test_centred_model_reads_every_neuron_at_the_centre():
     assert not any(p.requires_grad for p in centred.parameters())
 
 
+def test_centring_puts_each_receptive_field_at_the_centre():
+    # Two neurons of one "type" (same feature weights) read at places 3 px apart: the centred
+    # model must make them respond alike, and put every RF centre at the image centre.
+    model = _tiny_model(3)
+    size = 31
+    with torch.no_grad():
+        model.features[1] = model.features[0]
+        model.bias[1] = model.bias[0]
+        model.position[0] = torch.tensor([-0.2, 0.1])
+        model.position[1] = model.position[0] + torch.tensor([3 * 2 / (size - 1), 0.0])
+    before = model.receptive_field_centres((size, size))
+    assert torch.allclose(before[1] - before[0], torch.tensor([3 * 2 / (size - 1), 0.0]), atol=1e-4)
+    centred = model.centred((size, size))
+    centres = centred.receptive_field_centres((size, size))
+    assert torch.all(centres.abs() < 0.2 * 2 / (size - 1))
+    images = torch.as_tensor(np.random.default_rng(6).normal(size=(20, 1, size, size))).float()
+    with torch.no_grad():
+        response = centred(images)
+    assert torch.allclose(response[:, 0], response[:, 1], rtol=1e-3, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_mds_stimuli_keep_the_norm_and_range_and_are_deterministic():
     images = np.random.default_rng(4).normal(size=(30, 15, 15))
     labels = np.array([0, 0, 1, 1, 2, 2])
 
     def run():
-        mds = MDSClustering(_tiny_model().centred(), images, steps=15, seed=1)
+        mds = MDSClustering(_tiny_model().centred((15, 15)), images, steps=15, seed=1)
         return mds, *mds.optimise(labels, mds.random_stimuli(3))
 
     mds, stimuli, objective = run()
@@ -101,14 +122,42 @@ def test_mds_stimuli_keep_the_norm_and_range_and_are_deterministic():
     assert torch.equal(stimuli, again) and objective == objective_again
 
 
+def test_objective_weighs_each_cluster_by_its_share_of_neurons():
+    images = np.random.default_rng(8).normal(size=(30, 15, 15))
+    labels = np.array([0, 0, 0, 0, 0, 1, 2, 2])
+    mds = MDSClustering(_tiny_model(8).centred((15, 15)), images, steps=3, seed=0)
+    stimuli, objective = mds.optimise(labels, mds.random_stimuli(3))
+    membership = torch.nn.functional.one_hot(torch.as_tensor(labels)).float()
+    with torch.no_grad():
+        terms = mds.objective_terms(stimuli, membership).numpy()
+    assert objective == pytest.approx(-(terms * np.array([5, 1, 2]) / 8).sum(), rel=1e-5)
+
+
 def test_fit_returns_consistent_outputs():
     images = np.random.default_rng(5).normal(size=(40, 15, 15))
-    mds = MDSClustering(_tiny_model(8).centred(), images, steps=10, max_iterations=3, seed=0)
+    mds = MDSClustering(
+        _tiny_model(8).centred((15, 15)), images, steps=10, max_iterations=3, seed=0
+    )
     result = mds.fit(initial_clusters=3)
     k = result.stimuli.shape[0]
     assert set(np.unique(result.labels)) == set(range(k))  # no empty cluster is kept
     assert result.responses.shape == (k, 8)
     assert len(result.objective) == len(result.objective_step) == len(result.objective_clusters)
+
+
+def test_excluded_neurons_only_get_assigned_at_the_end():
+    images = np.random.default_rng(7).normal(size=(40, 15, 15))
+    include = np.array([True] * 6 + [False] * 4)
+    mds = MDSClustering(
+        _tiny_model(10).centred((15, 15)), images, steps=10, max_iterations=3, include=include
+    )
+    assert mds.profiles.shape[0] == 6
+    result = mds.fit(initial_clusters=2)
+    assert result.labels.shape == (10,) and result.responses.shape[1] == 10
+    excluded = ~include
+    assert np.array_equal(result.labels[excluded], result.responses[:, excluded].argmax(axis=0))
+    with pytest.raises(ValueError, match="include"):
+        MDSClustering(_tiny_model(10).centred((15, 15)), images, include=np.zeros(10, bool))
 
 
 @pytest.fixture(scope="module")

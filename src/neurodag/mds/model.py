@@ -5,9 +5,17 @@ functional cell type clustering") and Lurz et al. (ICLR 2021, Gaussian readout) 
 convolutional core shared by all neurons computes feature maps of the image; each neuron reads the
 feature vector at its own learned position (bilinear sampling, ``grid_sample``) and weighs it
 with its own feature weights; a softplus gives a non-negative rate. Because the core is
-translation-equivariant, moving every neuron's readout position to the image centre
-(:meth:`ResponseModel.centred`) gives a model in which one stimulus at the centre can drive every
-neuron, and neurons of one type respond alike wherever their receptive fields were.
+translation-equivariant, shifting every neuron's readout so that its receptive field (RF) sits at
+the image centre (:meth:`ResponseModel.centred`) gives a model in which one stimulus at the centre
+can drive every neuron, and neurons of one type respond alike wherever their RFs were.
+
+Centring moves the RF, not the readout position, to the centre: the position alone is not
+identifiable, since the readout's feature weights can absorb a shift of a pixel or two (the core
+has ON and OFF, odd and even features). On planted Gabor types, readouts trained from one start
+settle half a wavelength apart (about +-1 px around the true centre, or on a side lobe), and
+centring those positions hands the MDS a phase-shifted copy of the type that it then splits off.
+The RF centre is the centroid of the squared gradient of the neuron's response with respect to
+the image at a blank (mean-luminance) image, a phase-invariant measure of where the model reads.
 
 Training minimises the Poisson negative log-likelihood of each frame's mean spike count over its
 presentations, with a Laplacian smoothness penalty on the first-layer filters and an L1 penalty on
@@ -56,24 +64,55 @@ class ResponseModel(nn.Module):
         self.position = nn.Parameter(torch.zeros(n_neurons, 2))
         self.features = nn.Parameter(torch.randn(n_neurons, channels) / math.sqrt(channels))
         self.bias = nn.Parameter(torch.zeros(n_neurons))
-        self.centre_readout = False
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Rates (batch, neuron) for images (batch, 1, height, width)."""
         maps = self.core(images)
-        position = torch.zeros_like(self.position) if self.centre_readout else self.position
-        grid = position.clamp(-1, 1)[None, :, None, :].expand(maps.shape[0], -1, -1, -1)
+        grid = self.position.clamp(-1, 1)[None, :, None, :].expand(maps.shape[0], -1, -1, -1)
         sampled = F.grid_sample(maps, grid, align_corners=True)[..., 0]  # batch, channel, neuron
         drive = torch.einsum("bcn,nc->bn", sampled, self.features) + self.bias
         return F.softplus(drive)
 
-    def centred(self) -> ResponseModel:
-        """A frozen copy whose readouts all sit at the image centre (for the MDS)."""
-        model = copy.deepcopy(self)
-        model.centre_readout = True
+    def receptive_field_centres(self, image_shape: tuple[int, int], chunk: int = 64):
+        """RF centres (neuron, 2) in grid coordinates (x, y), from the blank-image gradient.
+
+        The centroid of each neuron's squared response gradient with respect to the pixels,
+        taken at a blank image (0 in normalised units); the gradient's overall scale (the
+        softplus slope) does not move the centroid.
+        """
+        height, width = image_shape
+        n_neurons = self.position.shape[0]
+        device = self.position.device
+        y, x = torch.meshgrid(
+            torch.linspace(-1, 1, height, device=device),
+            torch.linspace(-1, 1, width, device=device),
+            indexing="ij",
+        )
+        centres = torch.zeros(n_neurons, 2, device=device)
+        for start in range(0, n_neurons, chunk):
+            neurons = torch.arange(start, min(n_neurons, start + chunk), device=device)
+            blank = torch.zeros(len(neurons), 1, height, width, device=device, requires_grad=True)
+            own = self(blank)[torch.arange(len(neurons), device=device), neurons]
+            (gradient,) = torch.autograd.grad(own.sum(), blank)
+            energy = gradient[:, 0] ** 2
+            weight = energy / energy.sum(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+            centres[neurons, 0] = (weight * x).sum(dim=(1, 2))
+            centres[neurons, 1] = (weight * y).sum(dim=(1, 2))
+        return centres.detach()
+
+    def centred(self, image_shape: tuple[int, int]) -> ResponseModel:
+        """A frozen copy whose RFs all sit at the centre of ``image_shape`` images (for the MDS).
+
+        Each readout moves by minus its RF centre (grid coordinates, 0 = image centre), which
+        moves the RF, by the core's translation equivariance, to the centre.
+        """
+        model = copy.deepcopy(self).eval()
         for parameter in model.parameters():
             parameter.requires_grad_(False)
-        return model.eval()
+        with torch.enable_grad():
+            centres = model.receptive_field_centres(image_shape)
+        model.position.sub_(centres)
+        return model
 
     def first_layer_roughness(self) -> torch.Tensor:
         weight = self.core[0].weight

@@ -118,13 +118,22 @@ def run_mds(
         len(trained.test_frames),
     )
     mds_params = params["clustering"]
+    reliable = trained.validation_correlation >= mds_params["min_correlation"]
+    if not reliable.any():
+        log.warning(
+            "mds: no neuron reaches min_correlation %.2f; clustering all of them",
+            mds_params["min_correlation"],
+        )
+        reliable[:] = True
+    log.info("mds: %d of %d neurons form the clusters", reliable.sum(), len(reliable))
     clustering = MDSClustering(
-        trained.model.centred(),
+        trained.model.centred(normalised.shape[1:]),
         normalised[trained.train_frames],
         tau=params["tau"],
         seed=seed,
         device=dev,
-        **{k: v for k, v in mds_params.items() if k != "initial_clusters"},
+        include=reliable,
+        **{k: v for k, v in mds_params.items() if k not in ("initial_clusters", "min_correlation")},
     )
     result = clustering.fit(mds_params["initial_clusters"])
 
@@ -165,7 +174,7 @@ def run_mds(
     out["mds_response"].attrs["description"] = (
         "predicted response (readout centred) / the neuron's largest response to a training image"
     )
-    out["objective"].attrs["description"] = "-mean_k L_k after each MDS optimisation"
+    out["objective"].attrs["description"] = "-sum_k (n_k / N) L_k after each MDS optimisation"
     out["held_out_correlation"].attrs["description"] = (
         "Pearson r of predicted vs observed mean response over held-out test images"
     )
@@ -178,6 +187,7 @@ def run_mds(
             "model_epochs": trained.epochs,
             "model_seconds": trained.seconds,
             "mds_seconds": result.seconds,
+            "n_clustered_neurons": int(reliable.sum()),
             "device": str(dev),
         }
     )
