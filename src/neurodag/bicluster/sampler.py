@@ -18,12 +18,23 @@ Model (neurons ``i``, time bins ``t``, neuron clusters ``k``, dynamical states `
 One Gibbs sweep: labels by the MFM Gibbs rule with the neuron's (delta, c) integrated out by a
 Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (delta, c) drawn from
 that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda -
-log r``) turn the NB likelihood into Gaussian pseudo-observations; latents by batched
-forward-filtering backward-sampling; ``(delta, c)`` by their conjugate Gaussian update; states
-by forward-filtering backward-sampling of the HMM; transition rows and the weak-limit ``beta``
-by the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a
+log r``) turn the NB likelihood into Gaussian pseudo-observations; during burn-in, merge-split
+moves on the labels; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
+their conjugate Gaussian update (the same omega serves both Gaussian blocks); states by
+forward-filtering backward-sampling of the HMM; transition rows and the weak-limit ``beta`` by
+the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a
 random-walk Metropolis step on ``log r``. Everything is vectorised numpy; the only Python loops
-run over time bins (Kalman and HMM recursions) and over neurons (labels).
+run over time bins (HMM recursion) and over neurons (labels, merge-split allocation).
+
+Merge-split: the label Gibbs step moves one neuron at a time, so it cannot split a cluster that
+holds two planted clusters (a bad early merge) and only slowly empties a duplicate. The
+sequentially-allocated merge-split sampler of Dahl (2005; Dahl & Newcomb 2022) proposes splitting
+a cluster (its members allocated one by one to two groups seeded by two random neurons) or
+merging two clusters, accepted by Metropolis-Hastings with the partition's MFM prior and each
+cluster's evidence. Given omega, (delta, c) and the dynamics, a cluster's trajectory is Gaussian,
+so its evidence integrates the trajectory out exactly (banded Cholesky of the block-tridiagonal
+posterior precision). The initial labels over-split on purpose (k-subspaces with more clusters
+than expected: pure clusters), which merges then repair.
 """
 
 from __future__ import annotations
