@@ -185,37 +185,19 @@ class BiclusterSampler:
 
     # -- initialisation ------------------------------------------------------------------------
 
-    def initial_state(self) -> ChainState:
-        rng, cfg, N, T, d, p, K, L = (
-            self.rng,
-            self.cfg,
-            self.N,
-            self.T,
-            self.d,
-            self.p,
-            self.K,
-            self.L,
-        )
-        # Smoothed log rates; k-subspaces for the labels.
+    def initial_state(self, labels: np.ndarray | None = None) -> ChainState:
+        """Initial chain state: k-subspaces labels (or the given ``labels``), each cluster's
+        latents and the neurons' loadings from its smoothed log rates, speed-based states."""
+        rng, cfg, N, d, K, L = self.rng, self.cfg, self.N, self.d, self.K, self.L
         from scipy.ndimage import gaussian_filter1d
 
         smooth = np.log(gaussian_filter1d(self.y, 3.0, axis=1, mode="nearest") + 0.5)
-        k_init = max(1, min(cfg.n_clusters_init, K, N))
-        z = _k_subspaces(smooth - smooth.mean(axis=1, keepdims=True), k_init, d, rng)
-        # Latents: mean and top principal components of each cluster's smoothed log rates.
-        h = np.zeros((K, T, d))
-        offset = smooth.mean(axis=1)
-        loading = np.zeros((N, p))
-        for k in np.unique(z):
-            members = z == k
-            block = smooth[members] - offset[members, None]
-            h[k, :, 0] = block.mean(axis=0)
-            resid = block - h[k, :, 0]
-            u, sv, vt = np.linalg.svd(resid, full_matrices=False)
-            q = min(p, vt.shape[0])
-            scale = sv[:q] / np.sqrt(max(members.sum(), 1))
-            h[k, :, 1 : 1 + q] = (vt[:q] * scale[:, None]).T
-            loading[members, :q] = u[:, :q] * np.sqrt(max(members.sum(), 1))
+        if labels is None:
+            k_init = max(1, min(cfg.n_clusters_init, K, N))
+            z = _k_subspaces(smooth - smooth.mean(axis=1, keepdims=True), k_init, d, rng)
+        else:
+            z = np.asarray(labels, dtype=np.int64).copy()
+        h, offset, loading = self._initial_latents(smooth, z)
         s = _speed_states(h[np.unique(z), :, 1:], min(L, 2), rng)
         state = ChainState(
             z=z,
@@ -232,6 +214,25 @@ class BiclusterSampler:
         )
         self.sample_dynamics(state)
         return state
+
+    def _initial_latents(self, smooth: np.ndarray, z: np.ndarray) -> tuple:
+        """Latents: mean and top principal components of each cluster's smoothed log rates;
+        offsets: the neurons' mean smoothed log rates; loadings: the principal scores."""
+        T, p = self.T, self.p
+        h = np.zeros((self.K, T, self.d))
+        offset = smooth.mean(axis=1)
+        loading = np.zeros((self.N, p))
+        for k in np.unique(z):
+            members = z == k
+            block = smooth[members] - offset[members, None]
+            h[k, :, 0] = block.mean(axis=0)
+            resid = block - h[k, :, 0]
+            u, sv, vt = np.linalg.svd(resid, full_matrices=False)
+            q = min(p, vt.shape[0])
+            scale = sv[:q] / np.sqrt(max(members.sum(), 1))
+            h[k, :, 1 : 1 + q] = (vt[:q] * scale[:, None]).T
+            loading[members, :q] = u[:, :q] * np.sqrt(max(members.sum(), 1))
+        return h, offset, loading
 
     # -- observation model ---------------------------------------------------------------------
 
