@@ -442,9 +442,12 @@ class BiclusterSampler:
         """Sequentially-allocated merge-split moves (Dahl 2005) on the neuron partition, with
         each cluster's trajectory integrated out given the PG variables.
 
-        A split sends the second group to an empty slot with the empty-slot dynamics; a merge
-        moves the second cluster's neurons, with (offset, loading) at their Laplace modes under
-        the first cluster's trajectory (computed by the label step), into the first cluster.
+        A split sends the second group to an empty slot that takes a copy of the parent's
+        dynamics (both groups are evaluated under them); a merge moves the second cluster's
+        neurons, with (offset, loading) at their Laplace modes under the first cluster's
+        trajectory (computed by the label step), into the first cluster. (Evaluating a split-off
+        group under the empty-slot random-walk dynamics instead penalises separate clusters and
+        let wrong merges through.)
         Because these choices are deterministic, the move is not exactly reversible: the chain
         uses it during burn-in only, to escape wrong early merges and splits.
         """
@@ -470,7 +473,7 @@ class BiclusterSampler:
                     continue
                 members = np.flatnonzero(z == ki)
                 rest = rng.permutation(members[(members != i) & (members != j)])
-                groups, log_q, logz = self._allocate(i, j, rest, prior_of(ki, -1), terms)
+                groups, log_q, logz = self._allocate(i, j, rest, prior_of(ki, ki), terms)
                 whole = self._log_evidence([members], prior_of(ki), terms)[0]
                 new_sizes = sizes.copy()
                 new_sizes[ki], new_sizes[empty[0]] = groups[0].size, groups[1].size
@@ -484,6 +487,9 @@ class BiclusterSampler:
                 if math.log(rng.random()) < log_accept:
                     st.z = z.copy()
                     st.z[groups[1]] = empty[0]
+                    # The new cluster starts from its parent's dynamics, as evaluated.
+                    for param in (st.A, st.b, st.Q):
+                        param[:, empty[0]] = param[:, ki]
                     st.extras["split_merge_accepted"] = st.extras.get("split_merge_accepted", 0) + 1
             elif modes is not None:
                 first, second = np.flatnonzero(z == ki), np.flatnonzero(z == kj)
@@ -494,9 +500,9 @@ class BiclusterSampler:
                 merged = np.concatenate([first, second])
                 order = rng.permutation(merged[(merged != i) & (merged != j)])
                 _, log_q, _ = self._allocate(
-                    i, j, order, prior_of(ki, -1), merged_terms, target=np.isin(order, second)
+                    i, j, order, prior_of(ki, ki), merged_terms, target=np.isin(order, second)
                 )
-                current = self._log_evidence([first, second], prior_of(ki, -1), terms).sum()
+                current = self._log_evidence([first, second], prior_of(ki, kj), terms).sum()
                 whole = self._log_evidence([merged], prior_of(ki), merged_terms)[0]
                 new_sizes = sizes.copy()
                 new_sizes[ki], new_sizes[kj] = merged.size, 0
