@@ -18,16 +18,29 @@ Model (neurons ``i``, time bins ``t``, neuron clusters ``k``, dynamical states `
 One Gibbs sweep: labels by the MFM Gibbs rule with the neuron's (delta, c) integrated out by a
 Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (delta, c) drawn from
 that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda -
-log r``) turn the NB likelihood into Gaussian pseudo-observations; latents by batched
-forward-filtering backward-sampling; ``(delta, c)`` by their conjugate Gaussian update; states
-by forward-filtering backward-sampling of the HMM; transition rows and the weak-limit ``beta``
-by the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a
+log r``) turn the NB likelihood into Gaussian pseudo-observations; during burn-in, merge-split
+moves on the labels; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
+their conjugate Gaussian update (the same omega serves both Gaussian blocks); states by
+forward-filtering backward-sampling of the HMM; transition rows and the weak-limit ``beta`` by
+the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a
 random-walk Metropolis step on ``log r``. Everything is vectorised numpy; the only Python loops
-run over time bins (Kalman and HMM recursions) and over neurons (labels).
+run over time bins (HMM recursion) and over neurons (labels, merge-split allocation).
+
+Merge-split: the label Gibbs step moves one neuron at a time, so it cannot split a cluster that
+holds two planted clusters (a bad early merge) and only slowly empties a duplicate. The
+sequentially-allocated merge-split sampler of Dahl (2005; Dahl & Newcomb 2022) proposes splitting
+a cluster (its members allocated one by one to two groups seeded by two random neurons) or
+merging two clusters, accepted by Metropolis-Hastings with the partition's MFM prior and each
+cluster's evidence. Given omega, (delta, c) and the dynamics, a cluster's trajectory is Gaussian,
+so its evidence integrates the trajectory out exactly (banded Cholesky of the block-tridiagonal
+posterior precision). The initial labels over-split on purpose (k-subspaces with more clusters
+than expected: pure clusters), which merges then repair.
 """
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -45,7 +58,7 @@ class Settings:
     thin: int = 1
     latent_dim: int = 2
     n_clusters_max: int = 10
-    n_clusters_init: int = 4
+    n_clusters_init: int = 6  # over-split on purpose: merges are easier than splits
     n_states_max: int = 4
     mfm_gamma: float = 1.0  # Dirichlet concentration of the MFM weights
     mfm_poisson_rate: float = 1.0  # K - 1 ~ Poisson(rate)
@@ -59,6 +72,7 @@ class Settings:
     noise_prior_scale: float = 0.01  # prior mean of the latent noise variances
     coefficient_prior_sd: float = 1.0  # prior sd of (b, A) around (0, I)
     laplace_steps: int = 4
+    split_merge_proposals: int = 2  # merge-split proposals per sweep during burn-in
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,40 +181,23 @@ class BiclusterSampler:
         self.V0_inv = np.eye(self.d + 1) / settings.coefficient_prior_sd**2
         self.nu0 = self.d + 2.0
         self.Psi0 = settings.noise_prior_scale * (self.nu0 - self.d - 1) * np.eye(self.d)
+        self.split_merge_active = True  # run_chain switches it off after burn-in
 
     # -- initialisation ------------------------------------------------------------------------
 
-    def initial_state(self) -> ChainState:
-        rng, cfg, N, T, d, p, K, L = (
-            self.rng,
-            self.cfg,
-            self.N,
-            self.T,
-            self.d,
-            self.p,
-            self.K,
-            self.L,
-        )
-        # Smoothed log rates; k-subspaces for the labels.
+    def initial_state(self, labels: np.ndarray | None = None) -> ChainState:
+        """Initial chain state: k-subspaces labels (or the given ``labels``), each cluster's
+        latents and the neurons' loadings from its smoothed log rates, speed-based states."""
+        rng, cfg, N, d, K, L = self.rng, self.cfg, self.N, self.d, self.K, self.L
         from scipy.ndimage import gaussian_filter1d
 
         smooth = np.log(gaussian_filter1d(self.y, 3.0, axis=1, mode="nearest") + 0.5)
-        k_init = max(1, min(cfg.n_clusters_init, K, N))
-        z = _k_subspaces(smooth - smooth.mean(axis=1, keepdims=True), k_init, d, rng)
-        # Latents: mean and top principal components of each cluster's smoothed log rates.
-        h = np.zeros((K, T, d))
-        offset = smooth.mean(axis=1)
-        loading = np.zeros((N, p))
-        for k in np.unique(z):
-            members = z == k
-            block = smooth[members] - offset[members, None]
-            h[k, :, 0] = block.mean(axis=0)
-            resid = block - h[k, :, 0]
-            u, sv, vt = np.linalg.svd(resid, full_matrices=False)
-            q = min(p, vt.shape[0])
-            scale = sv[:q] / np.sqrt(max(members.sum(), 1))
-            h[k, :, 1 : 1 + q] = (vt[:q] * scale[:, None]).T
-            loading[members, :q] = u[:, :q] * np.sqrt(max(members.sum(), 1))
+        if labels is None:
+            k_init = max(1, min(cfg.n_clusters_init, K, N))
+            z = _k_subspaces(smooth - smooth.mean(axis=1, keepdims=True), k_init, d, rng)
+        else:
+            z = np.asarray(labels, dtype=np.int64).copy()
+        h, offset, loading = self._initial_latents(smooth, z)
         s = _speed_states(h[np.unique(z), :, 1:], min(L, 2), rng)
         state = ChainState(
             z=z,
@@ -217,6 +214,25 @@ class BiclusterSampler:
         )
         self.sample_dynamics(state)
         return state
+
+    def _initial_latents(self, smooth: np.ndarray, z: np.ndarray) -> tuple:
+        """Latents: mean and top principal components of each cluster's smoothed log rates;
+        offsets: the neurons' mean smoothed log rates; loadings: the principal scores."""
+        T, p = self.T, self.p
+        h = np.zeros((self.K, T, self.d))
+        offset = smooth.mean(axis=1)
+        loading = np.zeros((self.N, p))
+        for k in np.unique(z):
+            members = z == k
+            block = smooth[members] - offset[members, None]
+            h[k, :, 0] = block.mean(axis=0)
+            resid = block - h[k, :, 0]
+            u, sv, vt = np.linalg.svd(resid, full_matrices=False)
+            q = min(p, vt.shape[0])
+            scale = sv[:q] / np.sqrt(max(members.sum(), 1))
+            h[k, :, 1 : 1 + q] = (vt[:q] * scale[:, None]).T
+            loading[members, :q] = u[:, :q] * np.sqrt(max(members.sum(), 1))
+        return h, offset, loading
 
     # -- observation model ---------------------------------------------------------------------
 
@@ -235,38 +251,44 @@ class BiclusterSampler:
         """MFM Gibbs for z with (delta_i, c_i) integrated out by a Laplace approximation."""
         cfg, K, d = self.cfg, self.K, self.d
         y, r = self.y, st.dispersion
-        # Design per cluster slot: columns (1, x_k(t)); offset mu_k(t).
-        design = np.concatenate([np.ones((K, self.T, 1)), st.h[..., 1:]], axis=-1)  # (K,T,d)
-        mu = st.h[..., 0]  # (K, T)
+        # Every empty slot carries the null trajectory (h = 0), so all empty slots share one
+        # marginal: evaluate the occupied slots and one empty representative, then broadcast.
+        occupied_slots = np.flatnonzero(np.bincount(st.z, minlength=K) > 0)
+        empty_slots = np.setdiff1d(np.arange(K), occupied_slots)
+        slots = np.concatenate([occupied_slots, empty_slots[:1]])
+        column = np.full(K, len(occupied_slots))  # slot -> column of the evaluated marginals
+        column[occupied_slots] = np.arange(len(occupied_slots))
+        h = st.h[slots]
+        # Newton steps for the mode of each (neuron, slot) pair, batched over slots in the
+        # layout (slot, neuron, time) so every product is a stacked matmul.
+        design = np.concatenate([np.ones((len(slots), self.T, 1)), h[..., 1:]], axis=-1)
+        design_t = np.swapaxes(design, 1, 2)  # (slots, d, T)
+        mu = h[:, None, :, 0]  # (slots, 1, T)
         prior_prec = np.diag([1.0 / cfg.offset_sd**2] + [1.0 / cfg.loading_sd**2] * self.p)
-        prior_mean = np.zeros((self.N, 1, d))
-        prior_mean[..., 0] = self.offset_center[:, None]
-        theta = np.broadcast_to(prior_mean, (self.N, K, d)).copy()
-        theta[..., 0] = self.offset_center[:, None] - mu.mean(axis=1)[None, :]
-        log_r = np.log(r)[:, None, None]
-        yy = y[:, None, :]
-        rr = r[:, None, None]
-        # Batched over cluster slots with matmuls: (K, N, T) @ (K, T, d) etc.
-        outer = (design[..., :, None] * design[..., None, :]).reshape(K, self.T, d * d)
+        prior_mean = np.zeros((self.N, d))
+        prior_mean[:, 0] = self.offset_center
+        theta = np.broadcast_to(prior_mean, (len(slots), self.N, d)).copy()
+        theta[..., 0] -= h[..., 0].mean(axis=1)[:, None]
+        log_r = np.log(r)[:, None]
+        total = y + r[:, None]  # y + r, (N, T)
+        outer = (design[..., :, None] * design[..., None, :]).reshape(len(slots), self.T, d * d)
 
-        def hessian(eta):
-            prob = _sigmoid(eta - log_r)
-            weight = np.swapaxes((yy + rr) * prob * (1.0 - prob), 0, 1)  # (K, N, T)
-            return np.swapaxes(weight @ outer, 0, 1).reshape(self.N, K, d, d) + prior_prec, prob
+        def hessian(prob):
+            weight = total * prob * (1.0 - prob)  # (slots, N, T)
+            return (weight @ outer).reshape(len(slots), self.N, d, d) + prior_prec
 
         for _ in range(cfg.laplace_steps):
-            eta = mu[None] + np.einsum("nkd,ktd->nkt", theta, design)
-            hess, prob = hessian(eta)
-            grad_eta = np.swapaxes(yy - (yy + rr) * prob, 0, 1)  # (K, N, T)
-            grad = np.swapaxes(grad_eta @ design, 0, 1) - (theta - prior_mean) @ prior_prec
-            theta = theta + np.linalg.solve(hess, grad[..., None])[..., 0]
-        eta = mu[None] + np.einsum("nkd,ktd->nkt", theta, design)
-        psi = eta - log_r
-        loglik = (yy * psi - (yy + rr) * _softplus(psi)).sum(axis=-1)  # up to terms free of k
-        hess, _ = hessian(eta)
+            prob = _sigmoid(mu + theta @ design_t - log_r)
+            grad = (y - total * prob) @ design - (theta - prior_mean) @ prior_prec
+            theta = theta + np.linalg.solve(hessian(prob), grad[..., None])[..., 0]
+        psi = mu + theta @ design_t - log_r
+        loglik = (y * psi - total * _softplus(psi)).sum(axis=-1)  # up to terms free of k
+        hess = hessian(_sigmoid(psi))
         diff = theta - prior_mean
-        log_prior = -0.5 * np.einsum("nkd,de,nke->nk", diff, prior_prec, diff)
-        log_marginal = loglik + log_prior - 0.5 * np.linalg.slogdet(hess)[1]  # (N, K)
+        log_prior = -0.5 * np.einsum("knd,de,kne->kn", diff, prior_prec, diff)
+        log_marginal = (loglik + log_prior - 0.5 * np.linalg.slogdet(hess)[1]).T  # (N, slots)
+        log_marginal = log_marginal[:, column]  # (N, K): back to all slots
+        K = self.K
 
         z = st.z.copy()
         sizes = np.bincount(z, minlength=K)
@@ -290,11 +312,44 @@ class BiclusterSampler:
             z[i] = self.rng.choice(K, p=w / w.sum())
             sizes[z[i]] += 1
         st.z = z
+        # The modes under every evaluated slot serve the merge proposals of this sweep.
+        st.extras["laplace_modes"], st.extras["laplace_column"] = theta, column
         # Draw each neuron's (delta, c) from the Laplace Gaussian of its new cluster.
         idx = np.arange(self.N)
-        cov = np.linalg.inv(hess[idx, z])
-        draw = _batched_mvn(self.rng, theta[idx, z], cov)
+        cov = np.linalg.inv(hess[column[z], idx])
+        draw = _batched_mvn(self.rng, theta[column[z], idx], cov)
         st.offset, st.loading = draw[:, 0], draw[:, 1:]
+
+    def _transition_dynamics(self, st: ChainState, slots: np.ndarray) -> tuple:
+        """(A, b, Q^-1) of every transition t-1 -> t (t >= 1) for the given slots, (G, T-1, ...);
+        slot -1 stands for the empty-slot dynamics (the prior mean: A = I, b = 0)."""
+        d, L = self.d, self.L
+        A = np.concatenate([st.A, np.broadcast_to(np.eye(d), (L, 1, d, d))], axis=1)
+        b = np.concatenate([st.b, np.zeros((L, 1, d))], axis=1)
+        Q = np.concatenate(
+            [st.Q, np.broadcast_to(self.cfg.noise_prior_scale * np.eye(d), (L, 1, d, d))], axis=1
+        )
+        idx = np.where(slots < 0, self.K, slots)
+        states = st.s[1:]
+        return (
+            np.swapaxes(A[states][:, idx], 0, 1),
+            np.swapaxes(b[states][:, idx], 0, 1),
+            np.linalg.inv(np.swapaxes(Q[states][:, idx], 0, 1)),
+        )
+
+    def _pseudo_information(
+        self, st: ChainState, omega: np.ndarray, member: np.ndarray, offset, loading
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Information of the PG pseudo-observations about each group's trajectory: precision
+        blocks (G, T, d, d) and linear term (G, T, d), member: (G, N) 0/1."""
+        T, d = self.T, self.d
+        kappa = 0.5 * (self.y - st.dispersion[:, None])
+        g = np.concatenate([np.ones((self.N, 1)), loading], axis=1)  # (N, d)
+        shift = kappa + omega * (np.log(st.dispersion) - offset)[:, None]  # omega * pseudo-obs
+        gg = (g[:, :, None] * g[:, None, :]).reshape(self.N, d * d)
+        info_mat = ((member[:, :, None] * omega[None]).transpose(0, 2, 1) @ gg).reshape(-1, T, d, d)
+        info_vec = (member[:, :, None] * shift[None]).transpose(0, 2, 1) @ g  # (G, T, d)
+        return info_mat, info_vec
 
     def sample_latents(self, st: ChainState, omega: np.ndarray) -> None:
         """Draw every occupied cluster's whole latent trajectory given the PG pseudo-observations.
@@ -304,53 +359,166 @@ class BiclusterSampler:
         call for all clusters (blocks of different clusters are uncoupled, dynamics being
         block-diagonal), instead of a Python loop over time bins.
         """
-        from scipy.linalg import cho_solve_banded, cholesky_banded, solve_banded
+        from scipy.linalg import solve_banded
 
-        K, T, d = self.K, self.T, self.d
-        kappa = 0.5 * (self.y - st.dispersion[:, None])
-        g = np.concatenate([np.ones((self.N, 1)), st.loading], axis=1)  # (N, d)
-        member = np.zeros((self.N, K))
-        member[np.arange(self.N), st.z] = 1.0
-        shift = kappa + omega * (np.log(st.dispersion) - st.offset)[:, None]  # omega * pseudo-obs
-        gg = (g[:, :, None] * g[:, None, :]).reshape(self.N, d * d)
-        info_mat = np.einsum("nk,nt,nf->ktf", member, omega, gg).reshape(K, T, d, d)
-        info_vec = np.einsum("nk,nt,nd->ktd", member, shift, g)  # (K, T, d)
-
-        # Dynamics of each transition t-1 -> t (t >= 1) for each cluster: (K, T-1, ...).
-        A = np.swapaxes(st.A[st.s[1:]], 0, 1)
-        b = np.swapaxes(st.b[st.s[1:]], 0, 1)
-        Q_inv = np.linalg.inv(np.swapaxes(st.Q[st.s[1:]], 0, 1))
-        AtQinv = np.swapaxes(A, -1, -2) @ Q_inv
-        diag = info_mat.copy()
-        diag[:, 0] += np.eye(d)  # h_0 ~ N(0, I)
-        diag[:, 1:] += Q_inv
-        diag[:, :-1] += AtQinv @ A
-        off = -Q_inv @ A  # block (t, t-1) for t >= 1: (K, T-1, d, d)
-        lin = info_vec.copy()
-        lin[:, 1:] += np.einsum("ktij,ktj->kti", Q_inv, b)
-        lin[:, :-1] -= np.einsum("ktij,ktj->kti", AtQinv, b)
-
-        # Lower banded storage of the (K*T*d)-square precision, bandwidth 2d - 1.
-        n, band = K * T * d, 2 * d - 1
-        ab = np.zeros((band + 1, n))
-        base = (np.arange(K)[:, None] * T + np.arange(T)[None, :]) * d  # (K, T)
-        rows, cols = np.tril_indices(d)
-        col_idx = base[..., None] + cols
-        ab[(rows - cols)[None, None, :].repeat(K, 0).repeat(T, 1), col_idx] = diag[..., rows, cols]
-        ii, jj = np.meshgrid(np.arange(d), np.arange(d), indexing="ij")
-        ii, jj = ii.ravel(), jj.ravel()
-        col_off = base[:, :-1, None] + jj  # column in block t-1
-        row_off = base[:, 1:, None] + ii  # row in block t
-        ab[row_off - col_off, col_off] = off[..., ii, jj]
-        chol = cholesky_banded(ab, lower=True)
-        mean = cho_solve_banded((chol, True), lin.reshape(n))
+        T, d = self.T, self.d
+        occupied = np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0)
+        member = (st.z[None, :] == occupied[:, None]).astype(float)
+        info_mat, info_vec = self._pseudo_information(st, omega, member, st.offset, st.loading)
+        diag, off, lin = _trajectory_prior(*self._transition_dynamics(st, occupied))
+        chol, white = _banded_cholesky(diag + info_mat, off, lin + info_vec)
+        n, band = chol.shape[1], chol.shape[0] - 1
         upper = np.zeros_like(chol)  # L' in upper banded storage
         for r in range(band + 1):
             upper[band - r, r:] = chol[r, : n - r]
-        draw = mean + solve_banded((0, band), upper, self.rng.standard_normal(n))
-        h = draw.reshape(K, T, d)
-        h[np.bincount(st.z, minlength=K) == 0] = 0.0  # empty slots carry no trajectory
+        # mean + L'^-1 e with mean = L'^-1 (L^-1 lin): one back substitution does both.
+        draw = solve_banded((0, band), upper, white + self.rng.standard_normal(n))
+        h = np.zeros((self.K, T, d))  # empty slots carry no trajectory
+        h[occupied] = draw.reshape(len(occupied), T, d)
         st.h = h
+
+    # -- split-merge ---------------------------------------------------------------------------
+
+    def _evidence_terms(self, st, omega, offset, loading) -> tuple:
+        """Per-neuron pieces of the collapsed evidence for given (offset, loading): each neuron's
+        information about its cluster's trajectory (N, T, d, d) and (N, T, d), and the terms
+        free of the trajectory, exp(kappa a - omega a^2 / 2) with a = offset - log r, plus the
+        (offset, loading) prior, (N,)."""
+        info_mat, info_vec = self._pseudo_information(st, omega, np.eye(self.N), offset, loading)
+        a = (offset - np.log(st.dispersion))[:, None]
+        kappa = 0.5 * (self.y - st.dispersion[:, None])
+        theta = np.concatenate([offset[:, None], loading], axis=1)
+        theta[:, 0] -= self.offset_center
+        prior_prec = np.array(
+            [1.0 / self.cfg.offset_sd**2] + [1.0 / self.cfg.loading_sd**2] * self.p
+        )
+        neuron = (kappa * a - 0.5 * omega * a**2).sum(1) - 0.5 * (theta**2 * prior_prec).sum(1)
+        return info_mat, info_vec, neuron
+
+    def _slot_prior(self, st, slots: np.ndarray) -> tuple:
+        """Trajectory prior of each slot (-1: empty-slot dynamics): precision blocks, linear term
+        and log normaliser, (G, ...)."""
+        diag, off, lin = _trajectory_prior(*self._transition_dynamics(st, slots))
+        norm = _gaussian_log_normaliser(*_banded_cholesky(diag, off, lin))
+        return diag, off, lin, norm.reshape(len(slots), -1).sum(1)
+
+    def _log_evidence(self, groups: list[np.ndarray], prior: tuple, terms: tuple) -> np.ndarray:
+        """log of each group's PG-augmented likelihood with its trajectory integrated out
+        (Gaussian given omega) under its slot's prior, times its neurons' trajectory-free terms;
+        terms shared by every grouping of the same neurons are dropped."""
+        diag, off, lin, prior_norm = prior
+        info_mat, info_vec, neuron = terms
+        post_diag = diag + np.stack([info_mat[idx].sum(0) for idx in groups])
+        post_lin = lin + np.stack([info_vec[idx].sum(0) for idx in groups])
+        post = _gaussian_log_normaliser(*_banded_cholesky(post_diag, off, post_lin))
+        post = post.reshape(len(groups), -1).sum(1)
+        return post - prior_norm + np.array([neuron[idx].sum() for idx in groups])
+
+    def _log_partition_prior(self, sizes: np.ndarray) -> float:
+        sizes = sizes[sizes > 0]
+        gamma = self.cfg.mfm_gamma
+        return float(self.log_v[sizes.size] + (gammaln(sizes + gamma) - gammaln(gamma)).sum())
+
+    def _allocate(self, i, j, rest, prior, terms, target=None):
+        """Sequential allocation (Dahl 2005) of ``rest`` to the groups seeded by i and j, in the
+        given order: returns (groups, log proposal probability, log evidences). With ``target``
+        (rest's group 0/1) it replays that allocation and returns its probability."""
+        groups = [np.array([i]), np.array([j])]
+        logz = self._log_evidence(groups, prior, terms)
+        log_q = 0.0
+        for n, m in enumerate(rest):
+            grown = [np.append(groups[0], m), np.append(groups[1], m)]
+            new = self._log_evidence(grown, prior, terms)
+            logw = np.log([groups[0].size, groups[1].size]) + new - logz
+            logw -= logsumexp(logw)
+            draw = self.rng.random() >= math.exp(logw[0]) if target is None else target[n]
+            side = int(draw)
+            log_q += logw[side]
+            groups[side] = grown[side]
+            logz[side] = new[side]
+        return groups, log_q, logz
+
+    def split_merge(self, st: ChainState, omega: np.ndarray) -> None:
+        """Sequentially-allocated merge-split moves (Dahl 2005) on the neuron partition, with
+        each cluster's trajectory integrated out given the PG variables.
+
+        A split sends the second group to an empty slot that takes a copy of the parent's
+        dynamics (both groups are evaluated under them); a merge moves the second cluster's
+        neurons, with (offset, loading) at their Laplace modes under the first cluster's
+        trajectory (computed by the label step), into the first cluster. (Evaluating a split-off
+        group under the empty-slot random-walk dynamics instead penalises separate clusters and
+        let wrong merges through.)
+        Because these choices are deterministic, the move is not exactly reversible: the chain
+        uses it during burn-in only, to escape wrong early merges and splits.
+        """
+        rng, K = self.rng, self.K
+        modes, column = st.extras.get("laplace_modes"), st.extras.get("laplace_column")
+        terms = self._evidence_terms(st, omega, st.offset, st.loading)
+        priors: dict[int, tuple] = {}  # slot -> its trajectory prior, computed once per call
+
+        def prior_of(*slots):
+            for slot in slots:
+                if slot not in priors:
+                    priors[slot] = self._slot_prior(st, np.array([slot]))
+            return tuple(np.concatenate([priors[s][n] for s in slots]) for n in range(4))
+
+        for _ in range(self.cfg.split_merge_proposals):
+            z = st.z
+            sizes = np.bincount(z, minlength=K)
+            i, j = rng.choice(self.N, 2, replace=False)
+            ki, kj = z[i], z[j]
+            if ki == kj:
+                empty = np.flatnonzero(sizes == 0)
+                if empty.size == 0:
+                    continue
+                members = np.flatnonzero(z == ki)
+                rest = rng.permutation(members[(members != i) & (members != j)])
+                groups, log_q, logz = self._allocate(i, j, rest, prior_of(ki, ki), terms)
+                whole = self._log_evidence([members], prior_of(ki), terms)[0]
+                new_sizes = sizes.copy()
+                new_sizes[ki], new_sizes[empty[0]] = groups[0].size, groups[1].size
+                log_accept = (
+                    self._log_partition_prior(new_sizes)
+                    - self._log_partition_prior(sizes)
+                    + logz.sum()
+                    - whole
+                    - log_q
+                )
+                if math.log(rng.random()) < log_accept:
+                    st.z = z.copy()
+                    st.z[groups[1]] = empty[0]
+                    # The new cluster starts from its parent's dynamics, as evaluated.
+                    for param in (st.A, st.b, st.Q):
+                        param[:, empty[0]] = param[:, ki]
+                    st.extras["split_merge_accepted"] = st.extras.get("split_merge_accepted", 0) + 1
+            elif modes is not None:
+                first, second = np.flatnonzero(z == ki), np.flatnonzero(z == kj)
+                offset, loading = st.offset.copy(), st.loading.copy()
+                offset[second] = modes[column[ki], second, 0]
+                loading[second] = modes[column[ki], second, 1:]
+                merged_terms = self._evidence_terms(st, omega, offset, loading)
+                merged = np.concatenate([first, second])
+                order = rng.permutation(merged[(merged != i) & (merged != j)])
+                _, log_q, _ = self._allocate(
+                    i, j, order, prior_of(ki, ki), merged_terms, target=np.isin(order, second)
+                )
+                current = self._log_evidence([first, second], prior_of(ki, kj), terms).sum()
+                whole = self._log_evidence([merged], prior_of(ki), merged_terms)[0]
+                new_sizes = sizes.copy()
+                new_sizes[ki], new_sizes[kj] = merged.size, 0
+                log_accept = (
+                    self._log_partition_prior(new_sizes)
+                    - self._log_partition_prior(sizes)
+                    + whole
+                    - current
+                    + log_q
+                )
+                if math.log(rng.random()) < log_accept:
+                    st.z = z.copy()
+                    st.z[second] = ki
+                    st.offset, st.loading = offset, loading
+                    terms = merged_terms
+                    st.extras["split_merge_accepted"] = st.extras.get("split_merge_accepted", 0) + 1
 
     def sample_offsets_loadings(self, st: ChainState, omega: np.ndarray) -> None:
         cfg = self.cfg
@@ -369,10 +537,12 @@ class BiclusterSampler:
 
     def transition_loglik(self, st: ChainState) -> np.ndarray:
         """log N(h_t | b_l + A_l h_{t-1}, Q_l) summed over cluster slots: (L, T-1)."""
-        prev, cur = st.h[:, :-1], st.h[:, 1:]  # (K, T-1, d)
-        pred = np.einsum("lkij,ktj->lkti", st.A, prev) + st.b[:, :, None, :]
+        occupied = np.bincount(st.z, minlength=self.K) > 0
+        h, A, b, Q = st.h[occupied], st.A[:, occupied], st.b[:, occupied], st.Q[:, occupied]
+        prev, cur = h[:, :-1], h[:, 1:]  # (K, T-1, d)
+        pred = np.einsum("lkij,ktj->lkti", A, prev) + b[:, :, None, :]
         resid = cur[None] - pred  # (L, K, T-1, d)
-        chol = np.linalg.cholesky(st.Q)  # (L, K, d, d)
+        chol = np.linalg.cholesky(Q)  # (L, K, d, d)
         white = np.einsum("lkij,lktj->lkti", np.linalg.inv(chol), resid)
         logdet = 2 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (L, K)
         ll = (
@@ -380,29 +550,33 @@ class BiclusterSampler:
             - 0.5 * logdet[..., None]
             - 0.5 * self.d * math.log(2 * math.pi)
         )
-        occupied = np.bincount(st.z, minlength=self.K) > 0
-        return ll[:, occupied].sum(axis=1)
+        return ll.sum(axis=1)
 
     def sample_states(self, st: ChainState) -> None:
         """FFBS of the HMM states given the latents (state of bin 0 from the stationary beta)."""
         L, T = self.L, self.T
-        log_em = np.zeros((L, T))
-        log_em[:, 1:] = self.transition_loglik(st)
+        log_em = np.zeros((T, L))
+        log_em[1:] = self.transition_loglik(st).T
+        em = np.exp(log_em - log_em.max(axis=1, keepdims=True))
         trans = st.trans
         alpha = np.empty((T, L))
-        a = st.beta * np.exp(log_em[:, 0] - log_em[:, 0].max())
+        a = st.beta * em[0]
         alpha[0] = a / a.sum()
-        em = np.exp(log_em - log_em.max(axis=0, keepdims=True))
         for t in range(1, T):
-            a = (alpha[t - 1] @ trans) * em[:, t]
+            a = (alpha[t - 1] @ trans) * em[t]
             alpha[t] = a / a.sum()
-        s = np.empty(T, dtype=np.int64)
-        u = self.rng.random(T)
-        s[-1] = _categorical(alpha[-1], u[-1])
+        # Backward sampling: the cumulative weights of s_t for every value of s_{t+1} at once,
+        # then a plain-Python walk back through them (the only sequential part).
+        back = alpha[:-1, None, :] * trans.T[None]  # (T-1, next state, state)
+        back = np.cumsum(back, axis=-1)
+        back = (back / back[..., -1:]).tolist()
+        u = self.rng.random(T).tolist()
+        last = np.cumsum(alpha[-1]).tolist()
+        s = [0] * T
+        s[-1] = min(bisect.bisect_left(last, u[-1] * last[-1]), L - 1)
         for t in range(T - 2, -1, -1):
-            w = alpha[t] * trans[:, s[t + 1]]
-            s[t] = _categorical(w / w.sum(), u[t])
-        st.s = s
+            s[t] = min(bisect.bisect_left(back[t][s[t + 1]], u[t]), L - 1)
+        st.s = np.asarray(s, dtype=np.int64)
 
     def sample_transitions(self, st: ChainState) -> None:
         """Sticky HDP-HMM weak-limit updates of beta and the transition rows (Fox et al.)."""
@@ -476,9 +650,12 @@ class BiclusterSampler:
 
     def sweep(self, st: ChainState) -> None:
         self.sample_labels(st)
+        # One PG draw serves both Gaussian blocks: given omega, (latents) then (offsets,
+        # loadings) is a systematic Gibbs scan of the augmented posterior.
         omega = self.sample_polya_gamma(st)
+        if self.split_merge_active:
+            self.split_merge(st, omega)
         self.sample_latents(st, omega)
-        omega = self.sample_polya_gamma(st)
         self.sample_offsets_loadings(st, omega)
         self.sample_states(st)
         self.sample_transitions(st)
@@ -486,13 +663,56 @@ class BiclusterSampler:
         self.sample_dispersion(st)
 
 
-def _mvn_from_noise(mean: np.ndarray, cov: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    cov = 0.5 * (cov + np.swapaxes(cov, -1, -2)) + 1e-10 * np.eye(cov.shape[-1])
-    return mean + np.einsum("kij,kj->ki", np.linalg.cholesky(cov), noise)
+def _trajectory_prior(A: np.ndarray, b: np.ndarray, Q_inv: np.ndarray) -> tuple:
+    """Gaussian prior of trajectories h_0 ~ N(0, I), h_t = b_t + A_t h_{t-1} + N(0, Q_t), for G
+    groups (transition arrays (G, T-1, ...)): block-tridiagonal precision as diagonal blocks
+    (G, T, d, d) and sub-diagonal blocks (G, T-1, d, d) (block (t, t-1)), linear term (G, T, d)."""
+    G, d = A.shape[0], A.shape[-1]
+    T = A.shape[1] + 1
+    AtQinv = np.swapaxes(A, -1, -2) @ Q_inv
+    diag = np.zeros((G, T, d, d))
+    diag[:, 0] += np.eye(d)
+    diag[:, 1:] += Q_inv
+    diag[:, :-1] += AtQinv @ A
+    lin = np.zeros((G, T, d))
+    lin[:, 1:] += (Q_inv @ b[..., None])[..., 0]
+    lin[:, :-1] -= (AtQinv @ b[..., None])[..., 0]
+    return diag, -Q_inv @ A, lin
 
 
-def _categorical(p: np.ndarray, u: float) -> int:
-    return int(min(np.searchsorted(np.cumsum(p), u * p.sum()), p.size - 1))
+@functools.lru_cache(maxsize=32)
+def _band_layout(G: int, T: int, d: int) -> tuple:
+    """Where the lower triangles of the diagonal blocks and the sub-diagonal blocks of G stacked
+    block-tridiagonal (T blocks of d x d) matrices go in lower banded storage."""
+    base = (np.arange(G)[:, None] * T + np.arange(T)[None, :]) * d  # (G, T)
+    rows, cols = np.tril_indices(d)
+    diag_at = (np.broadcast_to(rows - cols, (G, T, rows.size)), base[..., None] + cols)
+    ii, jj = (a.ravel() for a in np.meshgrid(np.arange(d), np.arange(d), indexing="ij"))
+    col_off = base[:, :-1, None] + jj  # column in block t-1
+    row_off = base[:, 1:, None] + ii  # row in block t
+    return diag_at, (rows, cols), (row_off - col_off, col_off), (ii, jj)
+
+
+def _banded_cholesky(diag: np.ndarray, off: np.ndarray, lin: np.ndarray) -> tuple:
+    """Lower banded Cholesky factor L of G stacked block-tridiagonal precisions (uncoupled
+    groups) and the whitened linear term L^-1 lin: (chol (2d, G*T*d), white (G*T*d,))."""
+    from scipy.linalg import cholesky_banded, solve_banded
+
+    G, T, d = lin.shape
+    n, band = G * T * d, 2 * d - 1
+    diag_at, (rows, cols), off_at, (ii, jj) = _band_layout(G, T, d)
+    ab = np.zeros((band + 1, n))
+    ab[diag_at] = diag[..., rows, cols]
+    ab[off_at] = off[..., ii, jj]
+    chol = cholesky_banded(ab, lower=True, check_finite=False)
+    white = solve_banded((band, 0), chol, lin.reshape(n), check_finite=False)
+    return chol, white
+
+
+def _gaussian_log_normaliser(chol: np.ndarray, white: np.ndarray) -> np.ndarray:
+    """Per-coordinate terms of log int exp(lin'h - h'Ph/2) dh (up to (2 pi)^(n/2)):
+    0.5 |L^-1 lin|^2 - log diag(L); sum them over a group's coordinates."""
+    return 0.5 * white**2 - np.log(chol[0])
 
 
 def _speed_states(x: np.ndarray, n_states: int, rng: np.random.Generator) -> np.ndarray:
@@ -526,28 +746,38 @@ def _k_subspaces(
     Neurons of one cluster have log rates in a common ``dim``-dimensional subspace (spanned by the
     cluster's mean and latent), so each neuron goes to the cluster whose subspace (fitted without
     that neuron, so small clusters do not fit their own members trivially) leaves the smallest
-    residual. Best of a few random restarts.
+    residual. Best of a few random restarts. Everything works on the neurons' Gram matrix: the
+    squared projection of x_n on the span of rows M is ``G[n,M] G[M,M]^+ G[M,n]`` restricted to
+    the top ``dim`` eigenpairs of ``G[M,M]``, so no SVD over time bins is needed.
     """
     n = signals.shape[0]
-    norms = np.linalg.norm(signals, axis=1, keepdims=True) + 1e-12
-    x = signals / norms
+    x = signals / (np.linalg.norm(signals, axis=1, keepdims=True) + 1e-12)
+    gram = x @ x.T
+
+    def projection(rows: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Squared norm of each target's projection on the top-``dim`` subspace of ``rows``
+        (rows: (..., m) index sets, targets: (..., t)): (..., t)."""
+        g = gram[rows[..., :, None], rows[..., None, :]]
+        val, vec = np.linalg.eigh(g)
+        val, vec = val[..., -dim:], vec[..., -dim:]
+        inv = np.where(val > 1e-10, 1.0 / np.maximum(val, 1e-10), 0.0)
+        cross = gram[rows[..., :, None], targets[..., None, :]]  # (..., m, t)
+        coef = np.swapaxes(vec, -1, -2) @ cross  # (..., dim, t)
+        return (coef**2 * inv[..., :, None]).sum(-2)
 
     def residuals(labels):
-        res = np.empty((n, k))
+        res = np.ones((n, k))
         for j in range(k):
             members = np.flatnonzero(labels == j)
             if members.size == 0:
-                res[:, j] = 1.0
                 continue
-            basis = np.linalg.svd(x[members], full_matrices=False)[2][:dim]
-            res[:, j] = 1.0 - ((x @ basis.T) ** 2).sum(1)
-            for i in members:  # leave-one-out residual for the members themselves
-                others = members[members != i]
-                if others.size == 0:
-                    res[i, j] = 1.0
-                    continue
-                basis_i = np.linalg.svd(x[others], full_matrices=False)[2][:dim]
-                res[i, j] = 1.0 - ((x[i] @ basis_i.T) ** 2).sum()
+            res[:, j] = 1.0 - projection(members, np.arange(n))
+            if members.size == 1:
+                res[members, j] = 1.0
+                continue
+            # Leave-one-out residual for the members themselves, batched over members.
+            others = np.array([members[members != i] for i in members])
+            res[members, j] = 1.0 - projection(others, members[:, None])[:, 0]
         return res
 
     best, best_cost = None, np.inf
@@ -593,6 +823,7 @@ def run_chain(
 
         iterator = progress(iterator, desc=progress_desc, unit="iter")
     for it in iterator:
+        sampler.split_merge_active = it < settings.burn_in
         sampler.sweep(st)
         if it >= settings.burn_in and (it - settings.burn_in) % settings.thin == 0:
             keep["z"].append(st.z.copy())

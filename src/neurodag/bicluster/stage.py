@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 SAMPLER_KEYS = (
     "n_iterations", "burn_in", "thin", "latent_dim", "n_clusters_max", "n_clusters_init",
-    "n_states_max", "hmm_kappa", "seed",
+    "n_states_max", "split_merge_proposals", "hmm_kappa", "seed",
 )  # fmt: skip
 
 
