@@ -222,11 +222,16 @@ def plot_latents(out: xr.Dataset, counts: np.ndarray, path: str | Path) -> Path:
         rate = out["rates"].values[trial, :, neuron]
         axes[0].plot(time, rate, color=colours(i), label=str(out["neuron"].values[neuron]))
         spikes = counts[trial, :, neuron] / out.attrs["bin_size_s"]
-        axes[0].plot(time, spikes, ".", color=colours(i), alpha=0.4)
+        fired = spikes > 0  # empty bins would draw a row of dots along zero
+        axes[0].plot(time[fired], spikes[fired], ".", color=colours(i), alpha=0.4)
     forward = out["forward"].values
     if forward.any():
         axes[0].axvspan(time[forward][0], time[-1], color="0.9", zorder=0, label="forward")
-    axes[0].set(xlabel="time from onset (s)", ylabel="rate (Hz)", title=f"trial {trial}")
+    axes[0].set(
+        xlabel="time from onset (s)",
+        ylabel="rate (Hz)",
+        title=f"trial {trial}: inferred rates (lines), binned spikes (dots)",
+    )
     axes[0].legend(fontsize=7)
     latent = out["latent"].values.reshape(-1, out.sizes["dim"])
     centred = latent - latent.mean(0)
