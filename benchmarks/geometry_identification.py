@@ -117,34 +117,36 @@ def noise_free_consistency(args, grid) -> None:
     scores = {name: [] for name in settings}
     for draw in range(args.draws):
         pieces = [subject_piece(args.rates[0], 1000 * draw + s, args) for s in range(args.subjects)]
+        regions = list(pieces[0]["rdm_region"].values)
         # (subject, region, pair)
         truth = np.array([[upper(rdm) for rdm in p["true_rdm"].values] for p in pieces])
+        pairs = [(i, j) for i in range(len(truth)) for j in range(i + 1, len(truth))]
         for name, cells in settings.items():
             per_cell = []
             for kind, low, up in cells:
                 t = transform(truth, kind, low, up)
+                # per region: mean correlation over subject pairs
                 corr = [
-                    np.corrcoef(t[i, r], t[j, r])[0, 1]
-                    for r in range(t.shape[1])
-                    for i in range(len(t))
-                    for j in range(i + 1, len(t))
+                    np.nanmean([np.corrcoef(t[i, r], t[j, r])[0, 1] for i, j in pairs])
+                    for r in range(len(regions))
                 ]
                 centroids = t.mean(axis=0)
                 spread = np.linalg.norm(t - centroids, axis=-1).mean()
                 gaps = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)
                 separation = gaps[np.triu_indices(len(centroids), 1)].mean()
-                per_cell.append((np.nanmean(corr), spread / separation))
+                per_cell.append([np.mean(corr), spread / separation, *corr])
             scores[name].append(np.mean(per_cell, axis=0))
     print(
         f"noise-free true RDMs, {args.draws} studies: within-region between-subject correlation "
-        "and spread/separation, mean +- SE over studies"
+        f"(all regions; {', '.join(regions)}) and spread/separation, mean +- SE over studies"
     )
     for name, values in scores.items():
         values = np.array(values)
         mean, sem = values.mean(axis=0), values.std(axis=0, ddof=1) / np.sqrt(len(values))
         print(
-            f"  {name:>13}: correlation {mean[0]:.3f}+-{sem[0]:.3f}, "
-            f"spread/separation {mean[1]:.3f}+-{sem[1]:.3f}"
+            f"  {name:>13}: correlation {mean[0]:.3f}+-{sem[0]:.3f} ("
+            + ", ".join(f"{m:.2f}" for m in mean[2:])
+            + f"), spread/separation {mean[1]:.3f}+-{sem[1]:.3f}"
         )
 
 
@@ -221,8 +223,16 @@ def main(argv=None) -> int:
         help="instead of the table: at these rates, the paired difference GT(l, u) - raw over "
         "the (l, u) grid, mean and standard error over studies",
     )
+    parser.add_argument(
+        "--truth-only",
+        action="store_true",
+        help="only the noise-free between-subject consistency of the true RDMs",
+    )
     args = parser.parse_args(argv)
     grid = np.round(np.arange(0, 1.0001, 0.1), 3)
+    if args.truth_only:
+        noise_free_consistency(args, grid)
+        return 0
     if args.grid_at:
         return grid_difference(args, grid)
     lu = f"({args.low:g},{args.up:g})"
