@@ -1,17 +1,22 @@
 """Identification of regions from noisy RDMs, raw versus geo-topological (Lin & Kriegeskorte).
 
 Simulated sessions (``neurodag.simulate.geometry``; one session per subject, same images,
-different neurons and code parameters, so each region keeps its topology while its fine geometry
-varies across subjects) at decreasing evoked rate (more noise). Per session and region, a
-crossnobis RDM with shrinkage noise precision; regions are identified by leave-one-subject-out
-nearest centroid (Spearman). Printed per noise level, as the mean over ``--draws`` independent
-simulated studies: accuracy from the raw RDMs (= GT(0, 1)), from fixed topology-sensitive
-settings GT(l, u) and sigmoid and geodesic GT at the same (l, u), the median over the grid, and
-with ``--tuned``, GT with (l, u) tuned on the training subjects only (nested leave-one-subject-out).
-Every cell is mean +- standard error over studies; ``diff GT-raw`` is the paired difference on the
-same RDMs, whose standard error is what decides whether GT is more robust than raw.
+different neurons and code shape (``--jitter``), and with ``--distortion S`` each subject's own
+topology-preserving distortions of every region's geometry: response nonlinearity, non-uniform
+neuron sampling along the ring and the line, per-family cluster distinctiveness) at decreasing
+evoked rate (more noise). Per session and region, a crossnobis RDM with shrinkage noise
+precision; regions are identified by leave-one-subject-out nearest centroid (``--method``:
+Spearman, or Euclidean as in the paper's code). Printed per noise level, as the mean over
+``--draws`` independent simulated studies: accuracy from the raw RDMs (rank-scaled, = GT(0, 1)),
+the mean over the paper's topology-sensitive settings (l >= 0.4, u <= 0.6), GT(l, u) and sigmoid
+and geodesic GT at ``--low``/``--up``, the median over the grid, and with ``--tuned``, GT with
+(l, u) tuned on the training subjects only (nested leave-one-subject-out). Every cell is mean +-
+standard error over studies; the ``- raw`` columns are paired differences on the same RDMs, whose
+standard error is what decides whether GT is more robust than raw. Last, without spiking noise:
+how alike one region's true RDMs are across subjects under each transform.
 
-    python benchmarks/geometry_identification.py [--subjects 6] [--draws 16] [--tuned]
+    python benchmarks/geometry_identification.py [--subjects 6] [--draws 16] [--method euclidean]
+        [--distortion 0] [--tuned]
 """
 
 from __future__ import annotations
@@ -25,21 +30,27 @@ import numpy as np
 from neurodag.geometry import compare as cmp
 from neurodag.geometry.rdm import upper
 from neurodag.geometry.stage import region_rdm
+from neurodag.geometry.transforms import transform
 from neurodag.simulate.geometry import natural_scenes, sample_responses
 
 PARAMS = {"method": "crossnobis", "noise": "shrinkage_diag"}
 
 
-def session_rdms(evoked_rate_hz, subject, repeats, neurons, jitter=1.0):
-    piece = natural_scenes(
+def subject_piece(evoked_rate_hz, subject, args):
+    """One subject's simulated session: same images, its own neurons and distortions."""
+    return natural_scenes(
         seed=subject,
         image_seed=0,
         evoked_rate_hz=evoked_rate_hz,
-        repeats=repeats,
-        neurons_per_region=neurons,
-        geometry_jitter=jitter,
+        repeats=args.repeats,
+        neurons_per_region=args.neurons,
+        geometry_jitter=args.jitter,
+        geometry_distortion=args.distortion,
     )
-    responses = sample_responses(piece, seed=subject)
+
+
+def session_rdms(evoked_rate_hz, subject, args):
+    responses = sample_responses(subject_piece(evoked_rate_hz, subject, args), seed=subject)
     patterns = responses["responses"].sum("time").values.astype(float)
     frames = responses["frame"].values
     regions = responses["region"].values
@@ -51,9 +62,7 @@ def study(rate, draw, args):
     """RDM vectors, region labels and subjects of one simulated study."""
     vectors, labels, subjects = [], [], []
     for subject in range(args.subjects):
-        rdms, names = session_rdms(
-            rate, 1000 * draw + subject, args.repeats, args.neurons, args.jitter
-        )
+        rdms, names = session_rdms(rate, 1000 * draw + subject, args)
         vectors += rdms
         labels += names
         subjects += [subject] * len(names)
@@ -89,6 +98,56 @@ def study_scores(rate, draw, args, grid):
             cmp.identification_accuracy_nested(vectors, labels, subjects, grid, method=args.method)
         )
     return scores
+
+
+def noise_free_consistency(args, grid) -> None:
+    """How alike one region's *noise-free* RDMs (``true_rdm``) are across subjects, per transform.
+
+    This isolates the inter-individual variability (``--jitter``, ``--distortion``) from spiking
+    noise: per study, the mean over regions and subject pairs of the correlation of transformed
+    true RDMs, and the Euclidean spread of RDMs about their region's centroid over the mean
+    distance between centroids (what the nearest-centroid rule needs small). Ranks do not depend
+    on the evoked rate, so the first rate's pieces serve.
+    """
+    settings = {
+        "raw": [("raw", 0.0, 1.0)],
+        "GT topo-sens": [("gt", low, up) for low, up in topology_sensitive(grid)],
+        f"GT({args.low:g},{args.up:g})": [("gt", args.low, args.up)],
+    }
+    scores = {name: [] for name in settings}
+    for draw in range(args.draws):
+        pieces = [subject_piece(args.rates[0], 1000 * draw + s, args) for s in range(args.subjects)]
+        regions = list(pieces[0]["rdm_region"].values)
+        # (subject, region, pair)
+        truth = np.array([[upper(rdm) for rdm in p["true_rdm"].values] for p in pieces])
+        pairs = [(i, j) for i in range(len(truth)) for j in range(i + 1, len(truth))]
+        for name, cells in settings.items():
+            per_cell = []
+            for kind, low, up in cells:
+                t = transform(truth, kind, low, up)
+                # per region: mean correlation over subject pairs
+                corr = [
+                    np.nanmean([np.corrcoef(t[i, r], t[j, r])[0, 1] for i, j in pairs])
+                    for r in range(len(regions))
+                ]
+                centroids = t.mean(axis=0)
+                spread = np.linalg.norm(t - centroids, axis=-1).mean()
+                gaps = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)
+                separation = gaps[np.triu_indices(len(centroids), 1)].mean()
+                per_cell.append([np.mean(corr), spread / separation, *corr])
+            scores[name].append(np.mean(per_cell, axis=0))
+    print(
+        f"noise-free true RDMs, {args.draws} studies: within-region between-subject correlation "
+        f"(all regions; {', '.join(regions)}) and spread/separation, mean +- SE over studies"
+    )
+    for name, values in scores.items():
+        values = np.array(values)
+        mean, sem = values.mean(axis=0), values.std(axis=0, ddof=1) / np.sqrt(len(values))
+        print(
+            f"  {name:>13}: correlation {mean[0]:.3f}+-{sem[0]:.3f} ("
+            + ", ".join(f"{m:.2f}" for m in mean[2:])
+            + f"), spread/separation {mean[1]:.3f}+-{sem[1]:.3f}"
+        )
 
 
 def paired(diff: np.ndarray) -> str:
@@ -139,6 +198,13 @@ def main(argv=None) -> int:
         default=1.0,
         help="geometry_jitter of the simulation: how much each region's code varies by subject",
     )
+    parser.add_argument(
+        "--distortion",
+        type=float,
+        default=0.0,
+        help="geometry_distortion of the simulation: strength of each subject's topology-"
+        "preserving warps (response nonlinearity, non-uniform neuron sampling); 0: none",
+    )
     parser.add_argument("--low", type=float, default=0.1)
     parser.add_argument("--up", type=float, default=0.5)
     parser.add_argument(
@@ -157,8 +223,16 @@ def main(argv=None) -> int:
         help="instead of the table: at these rates, the paired difference GT(l, u) - raw over "
         "the (l, u) grid, mean and standard error over studies",
     )
+    parser.add_argument(
+        "--truth-only",
+        action="store_true",
+        help="only the noise-free between-subject consistency of the true RDMs",
+    )
     args = parser.parse_args(argv)
     grid = np.round(np.arange(0, 1.0001, 0.1), 3)
+    if args.truth_only:
+        noise_free_consistency(args, grid)
+        return 0
     if args.grid_at:
         return grid_difference(args, grid)
     lu = f"({args.low:g},{args.up:g})"
@@ -167,8 +241,8 @@ def main(argv=None) -> int:
     )
     print(
         f"{args.draws} studies x {args.subjects} subjects x 4 regions, {args.repeats} repeats of "
-        f"32 images, {args.neurons} neurons/region, geometry jitter {args.jitter:g}, nearest "
-        f"centroid by {args.method}; mean "
+        f"32 images, {args.neurons} neurons/region, geometry jitter {args.jitter:g}, subject "
+        f"distortion {args.distortion:g}, nearest centroid by {args.method}; mean "
         "accuracy +- standard error over studies (chance 0.25). GT topo-sens: mean over the "
         "paper's topology-sensitive settings (l >= 0.4, u <= 0.6) on the grid; diffs are paired "
         "(same RDMs)"
@@ -200,6 +274,7 @@ def main(argv=None) -> int:
         f"{noisy[:, 1].mean():.3f} (diff {paired(noisy[:, 1] - noisy[:, 0])}), GT{lu} "
         f"{noisy[:, 2].mean():.3f} (diff {paired(noisy[:, 2] - noisy[:, 0])}), mean +- SE"
     )
+    noise_free_consistency(args, grid)
     return 0 if per_rate[0][:, 0].mean() >= 0.9 else 1
 
 

@@ -46,13 +46,20 @@ def test_geometry_rule_runs_on_rdm_files(workdir, shared_data):  # noqa: F811
     assert (workdir / "results/benchmarks/geometry/rsa92.tsv").exists()
 
 
-def test_regions_identified_from_simulated_sessions():
-    """Done-when: regions of independent simulated sessions identified with accuracy >= 0.9."""
+@pytest.mark.parametrize("distortion", [0.0, 1.0])
+def test_regions_identified_from_simulated_sessions(distortion):
+    """Done-when: regions of independent simulated sessions identified with accuracy >= 0.9,
+    also when subjects' geometries differ by topology-preserving distortions."""
     params = {"method": "crossnobis", "noise": "shrinkage_diag"}
     vectors, labels, subjects = [], [], []
     for subject in range(4):
         piece = natural_scenes(
-            seed=subject, image_seed=0, n_images=20, neurons_per_region=20, repeats=6
+            seed=subject,
+            image_seed=0,
+            n_images=20,
+            neurons_per_region=20,
+            repeats=6,
+            geometry_distortion=distortion,
         )
         responses = sample_responses(piece, seed=subject)
         patterns = responses["responses"].sum("time").values.astype(float)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.stats import spearmanr
 
 from neurodag.simulate.geometry import CODES, natural_scenes, sample_responses
 
@@ -66,3 +67,36 @@ def test_sample_responses_is_ingest_shaped(piece):
     assert responses.attrs["bin_size_s"] == piece.attrs["dt_s"]
     expected = float(piece["rate"].mean()) * piece.attrs["dt_s"]
     assert abs(float(responses["responses"].mean()) - expected) < 0.1 * expected
+
+
+def test_distortion_changes_geometry_but_keeps_topology():
+    """Subject distortions reorder distances (geometry) but keep ring, chain and clusters."""
+    kwargs = {"n_images": 32, "neurons_per_region": 40, "repeats": 1, "seed": 4, "image_seed": 0}
+    plain = natural_scenes(**kwargs)
+    assert plain.identical(natural_scenes(**kwargs, geometry_distortion=0.0))
+    warped = natural_scenes(**kwargs, geometry_distortion=2.0)
+    upper = np.triu_indices(plain.sizes["frame"], 1)
+    for region in plain["rdm_region"].values:
+        a = plain["true_rdm"].sel(rdm_region=region).values[upper]
+        b = warped["true_rdm"].sel(rdm_region=region).values[upper]
+        # the order of distances changes (a monotone change would leave ranks equal)
+        assert spearmanr(a, b).statistic < 0.99
+    # ring: every frame's nearest frame is one of its two orientation neighbours
+    orientation = warped["true_orientation"].values
+    rdm = warped["true_rdm"].sel(rdm_region="VISal").values + np.diag(np.full(32, np.inf))
+    order = np.argsort(orientation)
+    rank = np.empty(32, int)
+    rank[order] = np.arange(32)
+    steps = np.abs(rank[:, None] - rank[np.argmin(rdm, axis=1)][:, None])[:, 0]
+    assert np.all((steps == 1) | (steps == 31))
+    # line: distance between luminance levels grows with the number of levels between them
+    levels = np.unique(warped["true_luminance"].values)
+    first = [int(np.argmax(warped["true_luminance"].values == v)) for v in levels]
+    line = warped["true_rdm"].sel(rdm_region="VISam").values[np.ix_(first, first)]
+    for i in range(len(levels)):
+        assert np.all(np.diff(line[i, i:]) > 0) and np.all(np.diff(line[i, : i + 1]) < 0)
+    # clusters: within-family distances below between-family ones
+    family = warped["true_family"].values
+    rdm = warped["true_rdm"].sel(rdm_region="VISl").values
+    same, off = family[:, None] == family[None], ~np.eye(32, dtype=bool)
+    assert rdm[same & off].max() < rdm[~same].min()

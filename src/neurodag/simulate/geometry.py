@@ -30,8 +30,11 @@ window, divided by the region's number of neurons, in Hz^2) plus the image facto
 ``true_code(rdm_region)`` (the planted code's name). The RDM's region axis is ``rdm_region``,
 not ``region``, because ``region`` is already the coordinate on ``neuron``; ``frame`` is both the
 trial variable and the (positional, 0-based) first axis of ``image`` and ``true_*(frame)``.
-``sample_responses(piece, seed)`` draws Poisson counts shaped like the Allen ingest file
-(``responses(trial, neuron, time)``).
+Subjects (``seed``) differ in their neurons, in their code shape (``geometry_jitter``) and,
+optionally, in topology-preserving distortions of each region's geometry
+(``geometry_distortion``: response nonlinearity, non-uniform neuron sampling, cluster
+distinctiveness; see :func:`natural_scenes`). ``sample_responses(piece, seed)`` draws Poisson
+counts shaped like the Allen ingest file (``responses(trial, neuron, time)``).
 """
 
 from __future__ import annotations
@@ -76,15 +79,22 @@ def _region_drive(
     factors: dict[str, np.ndarray],
     rng: np.random.Generator,
     jitter: float = 0.0,
+    distortion: float = 0.0,
+    subject_rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """Evoked drive (frame, neuron) in [0, 1] for one planted code.
 
     ``jitter`` scales a per-session change of the code's shape (rectification exponent, cluster
     spread, tuning width, slope): the geometry changes while the topology (which frames are
-    neighbours) stays, like different subjects' versions of one region.
+    neighbours) stays, like different subjects' versions of one region. ``distortion`` scales the
+    subject's topology-preserving warps (see :func:`natural_scenes`), drawn from ``subject_rng``
+    so that ``rng``'s draws, and hence the undistorted code, do not depend on it.
     """
     n_images, size, _ = images.shape
     shape = np.exp(jitter * rng.uniform(-0.7, 0.7))  # > 0, 1 without jitter
+    subject_rng = subject_rng if subject_rng is not None else np.random.default_rng(0)
+    # Every subject parameter is drawn whatever ``distortion`` is, so strengths are paired.
+    warp = _subject_warp(distortion, subject_rng, int(factors["family"].max()) + 1)
     if code == "pixels":
         pixels = images.reshape(n_images, -1) / 255.0
         filters = rng.normal(size=(pixels.shape[1], n_neurons))
@@ -95,24 +105,68 @@ def _region_drive(
     elif code == "category":
         family = factors["family"]
         centroids = rng.uniform(0.0, 1.0, size=(family.max() + 1, n_neurons))
+        # subject-specific distinctiveness of each family: its centroid's offset from the mean
+        grand = centroids.mean(axis=0)
+        centroids = grand + warp["distinctiveness"][:, None] * (centroids - grand)
         spread = 0.05 * shape
         drive = centroids[family] + rng.normal(0.0, spread, size=(n_images, n_neurons))
     elif code == "ring":
-        preferred = rng.uniform(0, np.pi, n_neurons)
+        preferred = warp["preferred"](rng.uniform(0, np.pi, n_neurons))
         # Period pi: orientation theta and theta + pi are the same grating.
         concentration = 2.0 * shape
         drive = np.exp(
             concentration * (np.cos(2 * (factors["orientation"][:, None] - preferred)) - 1)
         )
     elif code == "line":
-        threshold = rng.uniform(0.3, 0.7, n_neurons)
+        threshold = 0.3 + 0.4 * warp["threshold"](rng.uniform(0.0, 1.0, n_neurons))
         sign = rng.choice([-1.0, 1.0], n_neurons)
         width = 0.08 * shape
         drive = 1 / (1 + np.exp(-sign * (factors["luminance"][:, None] - threshold) / width))
     else:
         raise ValueError(f"unknown code {code!r}; expected one of {sorted(set(CODES.values()))}")
     drive = drive - drive.min()
-    return drive / max(drive.max(), 1e-12)
+    return warp["output"](drive / max(drive.max(), 1e-12))
+
+
+def _subject_warp(distortion: float, rng: np.random.Generator, n_families: int) -> dict:
+    """One subject's topology-preserving distortions of a code, scaled by ``distortion`` (0: none).
+
+    - ``output``: the response nonlinearity, ``tanh(k x^g) / tanh(k)`` on drive ``x`` in [0, 1]
+      (expansive exponent ``g >= 1``, then saturating, like a Naka-Rushton contrast-response
+      curve; subjects differ in both), strictly increasing with 0 -> 0 and 1 -> 1, so a
+      homeomorphism of the response space;
+    - ``preferred`` (ring): preferred orientations sampled from the density
+      ``(1 + a cos 2(theta - mu)) / pi`` (an over-represented orientation ``mu``, as in the
+      cardinal bias of V1) by its inverse CDF applied to uniform draws;
+    - ``threshold`` (line): thresholds crowded toward one end of their range, ``u -> u^e``;
+    - ``distinctiveness`` (category): a per-family factor (>= 1) on the family's centroid offset
+      from the mean of the centroids.
+    Each is the identity at ``distortion = 0``.
+    """
+    # expansive at low drive, saturating at high drive, like a Naka-Rushton curve (n >= 1)
+    exponent = np.exp(distortion * rng.uniform(0.0, 0.7))
+    saturation = distortion * rng.uniform(0.0, 2.0)
+    axis, ring_strength = rng.uniform(0, np.pi), np.tanh(distortion * rng.uniform(0.3, 1.0))
+    threshold_exponent = np.exp(distortion * rng.uniform(-0.8, 0.8))
+    # >= 1: families move apart from the mean by different factors, so no two clusters merge
+    distinctiveness = np.exp(distortion * rng.uniform(0.0, 0.7, size=n_families))
+
+    def output(x):
+        x = x**exponent
+        return np.tanh(saturation * x) / np.tanh(saturation) if saturation > 1e-9 else x
+
+    def preferred(theta):
+        # inverse of the CDF  (t + a/2 (sin 2(t - mu) + sin 2 mu)) / pi  on [0, pi)
+        grid = np.linspace(0.0, np.pi, 2049)
+        cdf = grid + ring_strength / 2 * (np.sin(2 * (grid - axis)) + np.sin(2 * axis))
+        return np.interp(theta, cdf, grid)
+
+    return {
+        "output": output,
+        "preferred": preferred,
+        "threshold": lambda u: u**threshold_exponent,
+        "distinctiveness": distinctiveness,
+    }
 
 
 def natural_scenes(
@@ -131,6 +185,7 @@ def natural_scenes(
     seed: int = 0,
     image_seed: int | None = None,
     geometry_jitter: float = 1.0,
+    geometry_distortion: float = 0.0,
 ) -> xr.Dataset:
     """The natural-scenes trial block (planted piece), seeded.
 
@@ -143,12 +198,26 @@ def natural_scenes(
     topology) can show the same images, like subjects in an RSA study. ``geometry_jitter``
     scales how much each region's code shape (tuning width, cluster spread, ...) varies with
     ``seed``; 0 keeps it fixed.
+
+    ``geometry_distortion`` (default 0: none, and then the piece is bit-identical to one made
+    without it) adds inter-individual variability of the kind the topological-RSA argument rests
+    on: each ``seed`` (subject) gets its own topology-preserving distortions of every region's
+    code (:func:`_subject_warp`), drawn from a generator of their own so the undistorted draws do
+    not change: a response nonlinearity (exponent and saturation, strictly increasing, so a
+    homeomorphism of the response space), non-uniform neuron sampling along the coded variable
+    (an over-represented orientation on the ring, thresholds crowded toward one end of the line;
+    either warps distances along the manifold but keeps its ring or chain topology) and per-family
+    distinctiveness of the categorical clusters (cluster distances change, the four clusters
+    stay). Tuning-width changes on a uniformly sampled ring or line (``geometry_jitter``) change
+    distances nearly monotonically, which per-RDM ranking already removes; these distortions
+    change the *order* of distances while keeping neighbourhoods, i.e. geometry without topology.
     """
     unknown = [r for r in regions if r not in CODES]
     if unknown:
         raise ValueError(f"regions {unknown} have no planted code; choose from {list(CODES)}")
     image_rng = np.random.default_rng([seed if image_seed is None else image_seed, 0])
     rng = np.random.default_rng([seed, 1])
+    subject_rng = np.random.default_rng([seed, 2])  # the subject's distortions alone
     images, factors = _grating_images(n_images, image_size, n_families, image_rng)
     time = (np.arange(n_time) + 0.5) * dt_s
     lag = np.clip(time - latency_s, 0.0, None)
@@ -158,7 +227,14 @@ def natural_scenes(
     mean_rates, neuron_ids, neuron_regions, true_rdm = [], [], [], []
     for region in regions:
         drive = _region_drive(
-            CODES[region], neurons_per_region, images, factors, rng, geometry_jitter
+            CODES[region],
+            neurons_per_region,
+            images,
+            factors,
+            rng,
+            geometry_jitter,
+            geometry_distortion,
+            subject_rng,
         )
         gain = rng.uniform(0.5, 1.5, neurons_per_region)
         # rate(frame, neuron, time)
