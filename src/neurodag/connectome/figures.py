@@ -111,11 +111,14 @@ def rank_figure(result: xr.Dataset, path: Path) -> Path:
     ax1.axvline(result.attrs["rank"], color="C3", ls="--", lw=1)
     ax1.set_xlabel("rank")
     ax1.set_ylabel("relative error")
-    ax2.plot(ranks, result["rank_similarity"], "ko-")
+    ax2.plot(ranks, result["rank_similarity"], "ko-", label="restart similarity")
+    if "rank_worm_spread" in result:
+        ax2.plot(ranks, result["rank_worm_spread"], "s--", color="C0", label="min worm spread")
+        ax2.legend(frameon=False, fontsize="small")
     ax2.axvline(result.attrs["rank"], color="C3", ls="--", lw=1)
     ax2.set_ylim(0, 1.05)
     ax2.set_xlabel("rank")
-    ax2.set_ylabel("restart similarity")
+    ax2.set_ylabel("score")
     return save_figure(fig, path)
 
 

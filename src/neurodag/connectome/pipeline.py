@@ -126,6 +126,8 @@ def dynamic_connectome(
         restarts=params["restarts"],
         min_similarity=params["min_similarity"],
         min_gain=params["min_gain"],
+        error_margin=params["error_margin"],
+        min_spread=params["min_worm_spread"],
         random_state=params["seed"],
         n_iter_max=params["n_iter_max"],
         tol=params["tol"],
@@ -164,6 +166,7 @@ def dynamic_connectome(
             "n_blocks": ("component", n_blocks),
             "rank_error": (("rank", "restart"), scan.errors),
             "rank_similarity": ("rank", scan.similarity),
+            "rank_worm_spread": ("rank", scan.spread),
         },
         coords={
             "component": np.arange(rank),
