@@ -13,6 +13,7 @@ from neurodag.connectome.ntf import (
     select_rank,
     worm_spread,
 )
+from neurodag.connectome.pipeline import component_graph
 from neurodag.connectome.sbm import fit_sbm
 from neurodag.connectome.validate import planted_conditions
 from neurodag.partitions import nmi
@@ -152,3 +153,16 @@ def test_epochs_driving_the_same_groups_are_one_condition():
     active = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]], dtype=bool)
     conditions = planted_conditions(active)
     assert [c.tolist() for c in conditions] == [[1, 2], [3], [4]]
+
+
+def test_component_graph_is_the_modelled_affinity_in_the_worms_that_recorded_each_pair():
+    """A pair seen only in a worm that barely expresses the component is weak in its graph, however
+    large its loading; a pair seen in no worm has no weight."""
+    loading = np.array([1.0, 1.0, 4.0, 1.0, 1.0, 1.0])  # pairs of 4 neurons: 01 02 03 12 13 23
+    worm_factor = np.array([1.0, 0.1])
+    seen = np.array([[1, 1], [1, 0], [0, 1], [1, 1], [1, 1], [0, 0]], dtype=bool)
+    g = component_graph(loading, worm_factor, seen, 4)
+    assert g[0, 1] == pytest.approx(np.sqrt(0.55)) and g[1, 0] == g[0, 1]
+    assert g[0, 2] == pytest.approx(1.0)
+    assert g[0, 3] == pytest.approx(np.sqrt(0.4))  # loading 4, but seen only where c = 0.1
+    assert np.isnan(g[2, 3])
