@@ -7,7 +7,13 @@ from neurodag.connectome.affinity import WindowGrid, worm_affinity
 from neurodag.connectome.benchmark_graphs import weighted_lfr
 from neurodag.connectome.dcsbm import fit_dcsbm
 from neurodag.connectome.enrichment import enrichment
-from neurodag.connectome.ntf import factor_similarity, non_negative_cp_hals
+from neurodag.connectome.ntf import (
+    factor_similarity,
+    non_negative_cp_hals,
+    select_rank,
+    worm_spread,
+)
+from neurodag.connectome.pipeline import component_graph
 from neurodag.connectome.sbm import fit_sbm
 from neurodag.connectome.validate import planted_conditions
 from neurodag.partitions import nmi
@@ -58,6 +64,35 @@ def test_masked_hals_recovers_planted_factors(missing):
     assert np.abs(corr).max(axis=1).min() > 0.99
     again = non_negative_cp_hals(x, 3, tol=1e-9, n_iter_max=1000, random_state=5)
     assert factor_similarity(fit, again) > 0.95
+
+
+def test_rank_selection_rejects_a_component_carried_by_one_worm():
+    """Three components shared by all worms plus one carried by worm 0 alone: with the worm-spread
+    rule the scan stops at the shared rank; without it the single-worm component is kept."""
+    rng = np.random.default_rng(3)
+    p, w, m = 200, 30, 8
+    a = rng.gamma(0.3, 1, (p, 4))
+    b = rng.gamma(0.5, 1, (w, 4))
+    c = np.column_stack([rng.uniform(0.5, 1, (m, 3)), np.eye(m)[0]])  # weakest: enters last
+    x = np.einsum("pr,wr,mr->pwm", a, b, c) + 0.02 * rng.random((p, w, m))
+    kwargs = dict(restarts=3, tol=1e-7, n_iter_max=500, random_state=0)
+    shared = select_rank(x, [1, 2, 3, 4], min_spread=0.5, **kwargs)
+    assert shared.chosen == 3
+    assert shared.spread[2] > 0.8 and shared.spread[3] < 0.3
+    spread = worm_spread(shared.best[4])
+    assert np.sort(spread)[0] == pytest.approx(1 / m, abs=0.05)
+    assert select_rank(x, [1, 2, 3, 4], min_spread=0.0, **kwargs).chosen == 4
+
+
+def test_replicability_counts_restarts_that_reach_the_best_error():
+    """Similarity is measured among the restarts within error_margin of the best error."""
+    rng = np.random.default_rng(4)
+    x, _ = _planted_tensor(rng, missing=False)
+    scan = select_rank(x, [3], restarts=3, tol=1e-9, n_iter_max=1000, error_margin=1e-3)
+    assert scan.similarity[0] > 0.95
+    # with no margin the best basin is reached once only: no evidence of replication
+    strict = select_rank(x, [3], restarts=3, tol=1e-9, n_iter_max=1000, error_margin=-1.0)
+    assert strict.similarity[0] == 0.0
 
 
 def test_sbm_finds_planted_blocks_and_their_number():
@@ -118,3 +153,16 @@ def test_epochs_driving_the_same_groups_are_one_condition():
     active = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]], dtype=bool)
     conditions = planted_conditions(active)
     assert [c.tolist() for c in conditions] == [[1, 2], [3], [4]]
+
+
+def test_component_graph_is_the_modelled_affinity_in_the_worms_that_recorded_each_pair():
+    """A pair seen only in a worm that barely expresses the component is weak in its graph, however
+    large its loading; a pair seen in no worm has no weight."""
+    loading = np.array([1.0, 1.0, 4.0, 1.0, 1.0, 1.0])  # pairs of 4 neurons: 01 02 03 12 13 23
+    worm_factor = np.array([1.0, 0.1])
+    seen = np.array([[1, 1], [1, 0], [0, 1], [1, 1], [1, 1], [0, 0]], dtype=bool)
+    g = component_graph(loading, worm_factor, seen, 4)
+    assert g[0, 1] == pytest.approx(np.sqrt(0.55)) and g[1, 0] == g[0, 1]
+    assert g[0, 2] == pytest.approx(1.0)
+    assert g[0, 3] == pytest.approx(np.sqrt(0.4))  # loading 4, but seen only where c = 0.1
+    assert np.isnan(g[2, 3])

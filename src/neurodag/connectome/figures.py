@@ -58,18 +58,18 @@ def time_factor_figure(result: xr.Dataset, activity: xr.Dataset, path: Path) -> 
 
 
 def community_figure(result: xr.Dataset, path: Path) -> Path:
-    """Each component's neuron graph (the SBM's input, sqrt of the pair factor), neurons ordered
-    by SBM block and, inside a block, by strength; white lines separate blocks, grey marks pairs
-    seen in no worm, and the title names the strongest neurons of the two top blocks."""
+    """Each component's neuron graph (the SBM's input, the pipeline's ``component_graph``),
+    neurons ordered by SBM block and, inside a block, by strength; white lines separate blocks,
+    grey marks pairs seen in no worm, and the title names the strongest neurons of the top two
+    blocks."""
     import matplotlib
 
-    from neurodag.connectome.pipeline import component_graph
+    from neurodag.connectome.pipeline import result_component_graph
 
     rank = result.sizes["component"]
     cols = min(rank, 3)
     rows = int(np.ceil(rank / cols))
     fig, axes = figure(rows, cols, width=3.6 * cols, height=3.7 * rows, squeeze=False)
-    n = result.sizes["neuron"]
     names = result["neuron"].values
     cmap = matplotlib.colormaps[SEQUENTIAL].copy()
     cmap.set_bad("0.8")
@@ -79,7 +79,7 @@ def community_figure(result: xr.Dataset, path: Path) -> Path:
             ax.axis("off")
             continue
         labels = result["community"].values[r]
-        weights = component_graph(result["pair_factor"].values[r], n)
+        weights = result_component_graph(result, r)
         np.fill_diagonal(weights, 0.0)
         strength = np.nansum(weights, axis=1)
         order = np.lexsort((-strength, labels))
@@ -98,7 +98,7 @@ def community_figure(result: xr.Dataset, path: Path) -> Path:
         ax.set_ylabel("neuron (ordered by block)")
         ax.set_xticks([])
         ax.set_yticks([])
-        fig.colorbar(image, ax=ax, shrink=0.7, label="sqrt affinity factor (a.u.)")
+        fig.colorbar(image, ax=ax, shrink=0.7, label="sqrt modelled affinity (a.u.)")
     return save_figure(fig, path)
 
 
@@ -111,11 +111,14 @@ def rank_figure(result: xr.Dataset, path: Path) -> Path:
     ax1.axvline(result.attrs["rank"], color="C3", ls="--", lw=1)
     ax1.set_xlabel("rank")
     ax1.set_ylabel("relative error")
-    ax2.plot(ranks, result["rank_similarity"], "ko-")
+    ax2.plot(ranks, result["rank_similarity"], "ko-", label="restart similarity")
+    if "rank_worm_spread" in result:
+        ax2.plot(ranks, result["rank_worm_spread"], "s--", color="C0", label="min worm spread")
+        ax2.legend(frameon=False, fontsize="small")
     ax2.axvline(result.attrs["rank"], color="C3", ls="--", lw=1)
     ax2.set_ylim(0, 1.05)
     ax2.set_xlabel("rank")
-    ax2.set_ylabel("restart similarity")
+    ax2.set_ylabel("score")
     return save_figure(fig, path)
 
 

@@ -14,7 +14,19 @@ current model every iteration.
 
 Rank is chosen as the tensor-decomposition literature recommends (Williams et al. 2018, Neuron):
 fit several random restarts per rank, and look at the reconstruction error and at the replicability
-of the factors across restarts (factor similarity after optimal matching of components).
+of the factors across restarts (factor similarity after optimal matching of components). Two
+refinements, both from the same logic:
+
+- Replicability is measured among the restarts that reach the lowest error (within a small
+  margin), as Williams et al. plot similarity against error: a restart stuck in a poor
+  local optimum says nothing about whether the best model is unique, only that HALS has other
+  basins. (The non-convex fits of a masked tensor do have such basins.)
+- Every component of the chosen model must be shared across worms. The worm factor says how much
+  each animal expresses a component; its participation ratio ``(sum c)^2 / sum c^2`` is the
+  effective number of worms carrying it (1 = one worm, M = all equally). A component carried by a
+  minority of the animals models one recording's idiosyncrasy (its own spontaneous episode), not a
+  functional network the animals share; a rank that needs one is rejected, as a rank whose
+  restarts disagree is.
 """
 
 from __future__ import annotations
@@ -236,11 +248,19 @@ def factor_similarity(fit_a: CPFit, fit_b: CPFit) -> float:
     return float(score[rows, cols].sum() / max(rank, len(fit_b.weights)))
 
 
+def worm_spread(fit: CPFit, mode: int = 2) -> np.ndarray:
+    """Per component, the effective fraction of worms expressing it: participation ratio of the
+    (non-negative) worm factor, ``(sum_m c_m)^2 / sum_m c_m^2``, divided by the number of worms."""
+    c = fit.factors[mode]
+    return (c.sum(0) ** 2 / np.maximum((c**2).sum(0), EPS)) / len(c)
+
+
 @dataclass
 class RankScan:
     ranks: list[int]
     errors: np.ndarray  # (rank, restart) relative errors
-    similarity: np.ndarray  # (rank,) mean similarity of restarts to the best one
+    similarity: np.ndarray  # (rank,) mean similarity to the best of the restarts near its error
+    spread: np.ndarray  # (rank,) smallest worm spread among the best fit's components
     best: dict[int, CPFit]
     chosen: int
 
@@ -252,15 +272,25 @@ def select_rank(
     restarts: int = 3,
     min_similarity: float = 0.8,
     min_gain: float = 0.02,
+    error_margin: float = 1e-3,
+    min_spread: float = 0.0,
     random_state: int = 0,
     **fit_kwargs,
 ) -> RankScan:
-    """Fit ``restarts`` random starts per rank; choose the largest rank whose restarts replicate
-    (similarity >= ``min_similarity``) and whose extra component still lowers the best error by
-    at least ``min_gain`` of the drop from the smallest to the largest rank scanned."""
+    """Fit ``restarts`` random starts per rank; choose the largest rank whose best fit
+
+    - replicates: mean similarity to it of the other restarts whose relative error exceeds the
+      best one's by at most ``error_margin`` is >= ``min_similarity`` (no such restart: the best
+      basin was reached once, which is no evidence of replication, so the rank fails);
+    - is shared across worms: every component's :func:`worm_spread` >= ``min_spread``;
+    - and whose extra component still lowers the best error by at least ``min_gain`` of the
+      drop from the smallest to the largest rank scanned.
+
+    The smallest rank is the fallback when no larger one qualifies."""
     seeds = np.random.SeedSequence(random_state).spawn(len(ranks) * restarts)
     errors = np.zeros((len(ranks), restarts))
     similarity = np.zeros(len(ranks))
+    spread = np.zeros(len(ranks))
     best: dict[int, CPFit] = {}
     from neurodag.progress import progress
 
@@ -274,16 +304,27 @@ def select_rank(
         errors[k] = [f.error for f in fits]
         top = int(np.argmin(errors[k]))
         best[rank] = fits[top]
-        others = [factor_similarity(fits[top], f) for s, f in enumerate(fits) if s != top]
-        similarity[k] = float(np.mean(others)) if others else 1.0
+        spread[k] = float(worm_spread(fits[top]).min())
+        near = [
+            f for s, f in enumerate(fits) if s != top and f.error <= errors[k, top] + error_margin
+        ]
+        if restarts == 1:
+            similarity[k] = 1.0
+        else:
+            similarity[k] = float(np.mean([factor_similarity(fits[top], f) for f in near] or [0]))
     bar.close()
     best_error = errors.min(axis=1)
     drop = max(best_error[0] - best_error[-1], EPS)
     chosen = ranks[0]
     for k in range(1, len(ranks)):
         gain = best_error[k - 1] - best_error[k]
-        if gain >= min_gain * drop and similarity[k] >= min_similarity:
+        if gain >= min_gain * drop and similarity[k] >= min_similarity and spread[k] >= min_spread:
             chosen = ranks[k]
     return RankScan(
-        ranks=list(ranks), errors=errors, similarity=similarity, best=best, chosen=chosen
+        ranks=list(ranks),
+        errors=errors,
+        similarity=similarity,
+        spread=spread,
+        best=best,
+        chosen=chosen,
     )

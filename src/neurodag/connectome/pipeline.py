@@ -85,16 +85,38 @@ def pair_matrix(values: np.ndarray, n: int, observed: np.ndarray | None = None) 
     return out
 
 
-def component_graph(pair_factor: np.ndarray, n: int) -> np.ndarray:
-    """A component's weighted neuron graph for the SBM: square root of the pair factor (NaN for
-    pairs never observed).
+def component_graph(
+    pair_factor: np.ndarray, worm_factor: np.ndarray, pair_seen: np.ndarray, n: int
+) -> np.ndarray:
+    """A component's weighted neuron graph for the SBM: the square root of the component's
+    modelled affinity for each pair, averaged over the worms that recorded the pair,
+    ``sqrt(a_p * mean_{m sees p} c_m)`` (NaN for pairs seen in no worm).
 
-    Why the square root: the pair factor is a non-negative, right-skewed loading whose spread grows
+    Why the worm average: the pair factor ``a_p`` alone is fitted from the worms that saw the
+    pair, at the scale of the whole worm factor; a pair seen only in worms that barely express
+    the component gets its loading from those worms' residual structure magnified by ``1 / c_m``,
+    so the graph's blocks would follow which worms recorded each neuron. The modelled affinity
+    ``a_p c_m`` is what the component contributes to the data actually recorded.
+
+    Why the square root: the loading is non-negative and right-skewed, with a spread that grows
     with its level (a co-active group's pairs vary far more than the near-zero background); the
     Gaussian SBM assumes one variance per block pair, and the square root (the Anscombe-type
     variance-stabilising transform of a non-negative intensity) makes that assumption hold, so
     the background is not split into blocks by its noise level."""
-    return pair_matrix(np.sqrt(pair_factor), n)
+    seen = pair_seen.astype(np.float64)
+    count = seen.sum(axis=1)
+    expressed = np.where(count > 0, seen @ worm_factor / np.maximum(count, 1), np.nan)
+    return pair_matrix(np.sqrt(pair_factor * expressed), n)
+
+
+def result_component_graph(result: xr.Dataset, component: int) -> np.ndarray:
+    """:func:`component_graph` of one component of a connectome result."""
+    return component_graph(
+        result["pair_factor"].values[component].astype(np.float64),
+        result["worm_factor"].values[component],
+        np.isfinite(result["affinity"].values).any(axis=1),
+        result.sizes["neuron"],
+    )
 
 
 def dynamic_connectome(
@@ -113,7 +135,8 @@ def dynamic_connectome(
     neurons = [n for n in ds["neuron"].values if n in set(neurons)]
     n = len(neurons)
     x = affinity.values
-    observed_pair = np.isfinite(x).any(axis=(1, 2))
+    pair_seen = np.isfinite(x).any(axis=1)  # (pair, worm)
+    observed_pair = pair_seen.any(axis=1)
     log.info(
         "affinity tensor %s (%.0f%% observed); scanning ranks %s",
         x.shape,
@@ -126,6 +149,8 @@ def dynamic_connectome(
         restarts=params["restarts"],
         min_similarity=params["min_similarity"],
         min_gain=params["min_gain"],
+        error_margin=params["error_margin"],
+        min_spread=params["min_worm_spread"],
         random_state=params["seed"],
         n_iter_max=params["n_iter_max"],
         tol=params["tol"],
@@ -140,7 +165,7 @@ def dynamic_connectome(
     louvain_c = np.zeros((rank, n), dtype=np.int64)
     n_blocks = np.zeros(rank, dtype=np.int64)
     for r in range(rank):
-        graph = component_graph(pair_f[:, r], n)
+        graph = component_graph(pair_f[:, r], worm_f[:, r], pair_seen, n)
         sbm, _ = fit_sbm(
             graph,
             max_blocks=params["max_blocks"],
@@ -164,6 +189,7 @@ def dynamic_connectome(
             "n_blocks": ("component", n_blocks),
             "rank_error": (("rank", "restart"), scan.errors),
             "rank_similarity": ("rank", scan.similarity),
+            "rank_worm_spread": ("rank", scan.spread),
         },
         coords={
             "component": np.arange(rank),
@@ -174,8 +200,8 @@ def dynamic_connectome(
         attrs={"rank": rank, "relative_error": fit.error},
     )
     out["community"].attrs["description"] = (
-        "weighted SBM block of sqrt(pair_factor) (variational EM, ICL); 0 = block with the highest "
-        "within-block weight"
+        "weighted SBM block of sqrt(pair_factor * mean worm_factor over the worms recording the "
+        "pair) (variational EM, ICL); 0 = block with the highest within-block weight"
     )
     if connectome is not None:
         adjacency = anatomical_adjacency(connectome, neurons, params["anatomy_source"])

@@ -87,7 +87,7 @@ def planted_conditions(group_active: np.ndarray) -> list[np.ndarray]:
 
 
 def validate_against_truth(result: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
-    from neurodag.connectome.pipeline import component_graph
+    from neurodag.connectome.pipeline import result_component_graph
 
     window_s = float(result["affinity"].attrs["window_s"])
     active_sets = truth["group_active"].values
@@ -102,7 +102,6 @@ def validate_against_truth(result: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
     matched[rows] = cols
     neurons = result["neuron"].values
     member = truth["group_member"].sel(neuron=neurons).values  # (group, neuron)
-    n = len(neurons)
     nmi_sbm, nmi_louvain = np.full(len(conditions), np.nan), np.full(len(conditions), np.nan)
     for k, epochs in enumerate(conditions):
         r = matched[k]
@@ -111,7 +110,7 @@ def validate_against_truth(result: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
         active = active_sets[epochs[0]]
         driven = member & active[:, None]
         planted = np.where(driven.any(0), driven.argmax(0), -1)
-        weights = component_graph(result["pair_factor"].values[r], n)
+        weights = result_component_graph(result, r)
         nmi_sbm[k] = nmi(planted, assortative_labels(result["community"].values[r], weights))
         nmi_louvain[k] = nmi(
             planted, assortative_labels(result["louvain_community"].values[r], weights)
