@@ -225,3 +225,24 @@ def test_inference_is_deterministic_and_positive():
     np.testing.assert_array_equal(rates, again)
     assert rates.shape == (6, 12, 6) and latent.shape == (6, 12, 16)
     assert (rates > 0).all()
+
+
+def test_posterior_averaged_rates_are_seeded_and_average_the_draws():
+    data = _tiny_data()
+    torch.manual_seed(0)
+    model = LangevinFlow(len(data.heldin), data.n_neurons, data.n_time, encoder_hidden=8)
+    mean_path, latent = infer(model, data, data.valid)
+    torch.manual_seed(5)
+    global_before = torch.rand(1)
+    torch.manual_seed(5)
+    averaged, latent_k = infer(model, data, data.valid, posterior_samples=4, seed=1)
+    assert torch.rand(1) == global_before  # the global RNG is untouched
+    again, _ = infer(model, data, data.valid, posterior_samples=4, seed=1)
+    np.testing.assert_array_equal(averaged, again)
+    np.testing.assert_array_equal(latent_k, latent)  # latents stay the posterior-mean path
+    assert not np.allclose(averaged, mean_path)
+    # By hand: the mean of exp(log rates) over the same four seeded draws.
+    x = torch.as_tensor(data.inputs(data.valid))
+    torch.manual_seed(1)
+    draws = [torch.exp(model(x, sample=True)[0]).detach().numpy() for _ in range(4)]
+    np.testing.assert_allclose(averaged, np.mean(draws, axis=0), rtol=1e-5)

@@ -132,7 +132,14 @@ def run_latents(
         model, data, settings, device=dev, checkpoint=checkpoint, run_id=run_id, name="latents"
     )
     all_trials = np.arange(counts.shape[0])
-    rates, latent = infer(model, data, all_trials, dev)  # expected counts per bin
+    rates, latent = infer(  # expected counts per bin
+        model,
+        data,
+        all_trials,
+        dev,
+        posterior_samples=params["posterior_samples"],
+        seed=params["seed"],
+    )
 
     t_in, valid = data.n_heldin_time, data.valid
     metrics = {
@@ -177,7 +184,13 @@ def run_latents(
             out[name] = var
     for name, value in metrics.items():
         out[name] = float(value)
-    out["rates"].attrs.update(units="Hz", description="inferred firing rates")
+    draws = params["posterior_samples"]
+    out["rates"].attrs.update(
+        units="Hz",
+        description=f"inferred firing rates, posterior predictive mean over {draws} draws"
+        if draws
+        else "inferred firing rates of the posterior-mean latent path",
+    )
     out["latent"].attrs["description"] = "LangevinFlow latent position z_t (posterior mean path)"
     out["co_bps"].attrs["description"] = "bits/spike, held-out neurons, held-in bins, validation"
     out["fp_bps"].attrs["description"] = "bits/spike, all neurons, forward bins, validation"

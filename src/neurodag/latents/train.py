@@ -263,15 +263,36 @@ def train(
 
 @torch.no_grad()
 def infer(
-    model: torch.nn.Module, data: TrialData, trials: np.ndarray, device="cpu", batch_size=256
+    model: torch.nn.Module,
+    data: TrialData,
+    trials: np.ndarray,
+    device="cpu",
+    batch_size=256,
+    posterior_samples: int = 0,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Rates (expected counts per bin, ``(trial, time, neuron)``) and latents, deterministic:
-    the posterior mean initial condition and noise-free dynamics."""
+    """Rates (expected counts per bin, ``(trial, time, neuron)``) and latents.
+
+    The latent is the posterior-mean path (mean initial condition, noise-free dynamics). With
+    ``posterior_samples`` K > 0 the rates are the posterior predictive mean, averaged over K
+    draws of the initial condition and the latent noise, as LFADS reports its rates; with K = 0
+    they are the rates of the posterior-mean path. Both are deterministic: the draws come from a
+    generator seeded by ``seed``, without touching the global torch RNG.
+    """
     model.eval()
     rates, latents = [], []
     for start in range(0, len(trials), batch_size):
         chunk = torch.as_tensor(data.inputs(trials[start : start + batch_size]), device=device)
         log_rates, _, latent = model(chunk, sample=False)
-        rates.append(torch.exp(log_rates).cpu().numpy())
         latents.append(latent.cpu().numpy())
+        if posterior_samples > 0:
+            devices = [device] if torch.device(device).type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed + start)
+                draws = torch.stack(
+                    [torch.exp(model(chunk, sample=True)[0]) for _ in range(posterior_samples)]
+                )
+            rates.append(draws.mean(0).cpu().numpy())
+        else:
+            rates.append(torch.exp(log_rates).cpu().numpy())
     return np.concatenate(rates), np.concatenate(latents)
