@@ -25,6 +25,11 @@ LangevinFlow is a sequential VAE whose latent state moves by underdamped Langevi
   initial-condition posterior collapses onto the prior (the Langevin path stops carrying
   trial information), so it is not the default.
 
+Dropout (encoder input and summary, decoder layer) defaults to 0.3: on the Lorenz benchmark the
+Transformer decoder overfits the training trials at 0.1 (validation R2 falls with longer
+training), and 0.3 raised the posterior-mean path's rate R2 from 0.932 to 0.950 (seed 0) and
+from 0.886 to 0.914 (seed 1).
+
 Differences from the public reference, on purpose: the encoder's log-variance goes to the KL as a
 log-variance (not a variance), and the encoder consumes each bin once, including the last.
 """
@@ -150,7 +155,7 @@ class LangevinFlow(nn.Module):
         step: float = 0.2,
         damping: float = 0.1,
         temperature: float = 0.05,
-        dropout: float = 0.1,
+        dropout: float = 0.3,
         encoder_states: str = "none",
     ):
         super().__init__()

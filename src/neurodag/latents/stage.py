@@ -76,7 +76,8 @@ def build_model(params: dict, n_heldin: int, n_neurons: int, n_time: int):
     from neurodag.latents.model import GRUSequentialVAE, LangevinFlow
 
     cls = {"langevinflow": LangevinFlow, "gru_vae": GRUSequentialVAE}[params["model"]]
-    kwargs = {k: params[k] for k in MODEL_KEYS[params["model"]]}
+    # None leaves the model's own default (dropout differs between the two models)
+    kwargs = {k: params[k] for k in MODEL_KEYS[params["model"]] if params[k] is not None}
     return cls(n_heldin, n_neurons, n_time, **kwargs)
 
 
