@@ -337,16 +337,22 @@ class BiclusterSampler:
             np.linalg.inv(np.swapaxes(Q[states][:, idx], 0, 1)),
         )
 
+    def _pseudo_observation_design(self, st: ChainState, omega, offset, loading) -> tuple:
+        """Each neuron's design row g = (1, loading) (N, d), its outer product (N, d*d), and
+        omega times its PG pseudo-observation (N, T)."""
+        kappa = 0.5 * (self.y - st.dispersion[:, None])
+        g = np.concatenate([np.ones((self.N, 1)), loading], axis=1)
+        shift = kappa + omega * (np.log(st.dispersion) - offset)[:, None]
+        gg = (g[:, :, None] * g[:, None, :]).reshape(self.N, -1)
+        return g, gg, shift
+
     def _pseudo_information(
         self, st: ChainState, omega: np.ndarray, member: np.ndarray, offset, loading
     ) -> tuple[np.ndarray, np.ndarray]:
         """Information of the PG pseudo-observations about each group's trajectory: precision
         blocks (G, T, d, d) and linear term (G, T, d), member: (G, N) 0/1."""
         T, d = self.T, self.d
-        kappa = 0.5 * (self.y - st.dispersion[:, None])
-        g = np.concatenate([np.ones((self.N, 1)), loading], axis=1)  # (N, d)
-        shift = kappa + omega * (np.log(st.dispersion) - offset)[:, None]  # omega * pseudo-obs
-        gg = (g[:, :, None] * g[:, None, :]).reshape(self.N, d * d)
+        g, gg, shift = self._pseudo_observation_design(st, omega, offset, loading)
         info_mat = ((member[:, :, None] * omega[None]).transpose(0, 2, 1) @ gg).reshape(-1, T, d, d)
         info_vec = (member[:, :, None] * shift[None]).transpose(0, 2, 1) @ g  # (G, T, d)
         return info_mat, info_vec
@@ -384,7 +390,10 @@ class BiclusterSampler:
         information about its cluster's trajectory (N, T, d, d) and (N, T, d), and the terms
         free of the trajectory, exp(kappa a - omega a^2 / 2) with a = offset - log r, plus the
         (offset, loading) prior, (N,)."""
-        info_mat, info_vec = self._pseudo_information(st, omega, np.eye(self.N), offset, loading)
+        # Each neuron alone (a group of one): broadcast products, not an (N, N, T) membership.
+        g, gg, shift = self._pseudo_observation_design(st, omega, offset, loading)
+        info_mat = (omega[:, :, None] * gg[:, None, :]).reshape(self.N, self.T, self.d, self.d)
+        info_vec = shift[:, :, None] * g[:, None, :]
         a = (offset - np.log(st.dispersion))[:, None]
         kappa = 0.5 * (self.y - st.dispersion[:, None])
         theta = np.concatenate([offset[:, None], loading], axis=1)
