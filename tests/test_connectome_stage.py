@@ -108,12 +108,29 @@ def test_sbm_finds_planted_blocks_and_their_number():
     assert max(icl, key=icl.get) == 3
 
 
-def test_weighted_lfr_has_the_requested_mixing():
-    w, labels = weighted_lfr(mu_t=0.2, mu_w=0.2, seed=3)
-    assert w.shape == (125, 125) and np.allclose(w, w.T)
+@pytest.mark.parametrize(("mu_t", "mu_w"), [(0.2, 0.2), (0.5, 0.5), (0.75, 0.25)])
+def test_weighted_lfr_has_the_requested_degree_and_mixing(mu_t, mu_w):
+    w, labels = weighted_lfr(mu_t=mu_t, mu_w=mu_w, seed=3)
+    assert w.shape == (125, 125) and np.allclose(w, w.T) and (np.diag(w) == 0).all()
+    edge = w > 0
     same = labels[:, None] == labels[None, :]
-    external = w[~same].sum() / w.sum()
-    assert 0.1 < external < 0.3
+    assert 18 < edge.sum(1).mean() < 30  # requested 25; stubs inside small communities are lost
+    assert abs((edge & ~same).sum() / edge.sum() - mu_t) < 0.08
+    assert abs(w[~same].sum() / w.sum() - mu_w) < 0.08
+
+
+def test_weight_layer_finds_blocks_that_only_the_weights_carry():
+    """Edges uniformly random, weights heavier within blocks: only the weighted model sees them."""
+    rng = np.random.default_rng(6)
+    labels = np.repeat([0, 1, 2], 30)
+    same = labels[:, None] == labels[None, :]
+    a = np.triu(rng.random(same.shape) < 0.3, 1)
+    w = a * rng.exponential(np.where(same, 5.0, 1.0))
+    w = w + w.T
+    weighted, _ = fit_dcsbm(w, max_blocks=5, restarts=2)
+    assert weighted.labels.max() == 2 and nmi(labels, weighted.labels) > 0.85
+    edges_only, _ = fit_dcsbm(w, max_blocks=5, restarts=2, weight_model="none")
+    assert edges_only.labels.max() == 0
 
 
 def test_enrichment_detects_structure_and_not_chance():

@@ -1,12 +1,15 @@
 """Weighted LFR-style planted-partition graphs (Lancichinetti & Fortunato 2009, weighted variant).
 
-Dyballa et al. compare community detectors on weighted LFR benchmark graphs of N = 125 nodes at
-several mixing levels. This generator follows the LFR recipe with a configuration model: power-law
-degrees (exponent ``tau1``) and community sizes (``tau2``); each node sends a fraction ``mu_t`` of
-its edge stubs outside its community; node strength is ``k^beta`` and a fraction ``mu_w`` of it sits
-on external edges (each edge's weight averages what its two end nodes ask for). Multi-edges and
-self-loops of the configuration model are dropped, so realised mixing is close to, not exactly,
-the nominal one.
+Dyballa et al. compare community detectors on weighted LFR benchmark graphs of N = 125 nodes
+(their benchmark notebook: average degree 25, maximum degree 100, degree exponent 2, community-size
+exponent 1, strength exponent beta = 2, mu_t = mu_w = 0.5, varying one of mu_t, mu_w, beta and the
+degree at a time). This generator follows the LFR recipe with a configuration model: power-law
+degrees (exponent ``tau1``) between a minimum chosen, as LFR does, so that the mean degree is
+``average_degree``, and ``max_degree``; community sizes (exponent ``tau2``) between that minimum
+degree and the maximum degree unless given; each node sends a fraction ``mu_t`` of its edge stubs
+outside its community; node strength is ``k^beta`` and a fraction ``mu_w`` of it sits on external
+edges (each edge's weight averages what its two end nodes ask for). Multi-edges and self-loops of
+the configuration model are dropped, so realised mixing is close to, not exactly, the nominal one.
 """
 
 from __future__ import annotations
@@ -25,6 +28,19 @@ def _power_law(rng, n, exponent, low, high) -> np.ndarray:
     return np.clip(np.round(x).astype(int), low, high)
 
 
+def _power_law_mean(exponent, low, high) -> float:
+    k = np.arange(low, high + 1, dtype=float)
+    p = k**-exponent
+    return float(np.sum(k * p) / np.sum(p))
+
+
+def minimum_degree(average_degree: float, max_degree: int, exponent: float) -> int:
+    """The smallest degree whose power law on [it, max_degree] has the mean nearest the target."""
+    candidates = np.arange(1, max_degree + 1)
+    means = np.array([_power_law_mean(exponent, low, max_degree) for low in candidates])
+    return int(candidates[np.argmin(np.abs(means - average_degree))])
+
+
 def _community_sizes(rng, n, tau2, smallest, largest) -> np.ndarray:
     sizes = []
     while sum(sizes) < n:
@@ -38,40 +54,61 @@ def _community_sizes(rng, n, tau2, smallest, largest) -> np.ndarray:
     return np.array(sizes)
 
 
-def _wire(rng, stubs: np.ndarray, nodes: np.ndarray) -> set[tuple[int, int]]:
-    """Random pairing of stubs (node repeated by its stub count); no loops, no multi-edges."""
+def _wire(
+    rng, stubs: np.ndarray, nodes: np.ndarray, labels: np.ndarray | None = None, rounds: int = 50
+) -> set[tuple[int, int]]:
+    """Random pairing of stubs (node repeated by its stub count) into a simple graph.
+
+    Pairs that would be a self-loop, a repeated edge or, when ``labels`` is given, an edge inside a
+    community are undone and their stubs re-paired in the next round (LFR rewires the same way), so
+    the realised degrees and mixing stay close to the requested ones."""
     pool = np.repeat(nodes, stubs)
-    rng.shuffle(pool)
-    if len(pool) % 2:
-        pool = pool[:-1]
-    edges = set()
-    for u, v in pool.reshape(-1, 2):
-        if u != v:
-            edges.add((min(u, v), max(u, v)))
+    edges: set[tuple[int, int]] = set()
+    for _ in range(rounds):
+        if len(pool) < 2:
+            break
+        rng.shuffle(pool)
+        pairs = pool[: len(pool) // 2 * 2].reshape(-1, 2)
+        left = [pool[len(pool) // 2 * 2 :]]
+        for u, v in pairs:
+            edge = (min(u, v), max(u, v))
+            bad = u == v or edge in edges or (labels is not None and labels[u] == labels[v])
+            if bad:
+                left.append(np.array([u, v]))
+            else:
+                edges.add(edge)
+        remaining = np.concatenate(left)
+        if len(remaining) == len(pool):
+            break
+        pool = remaining
     return edges
 
 
 def weighted_lfr(
     n: int = 125,
     *,
-    mu_t: float = 0.3,
-    mu_w: float = 0.3,
-    average_degree: int = 12,
-    max_degree: int = 30,
+    mu_t: float = 0.5,
+    mu_w: float = 0.5,
+    average_degree: float = 25,
+    max_degree: int = 100,
     tau1: float = 2.0,
     tau2: float = 1.0,
-    beta: float = 1.5,
-    min_community: int = 10,
-    max_community: int = 40,
+    beta: float = 2.0,
+    min_community: int | None = None,
+    max_community: int | None = None,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A symmetric weight matrix ``(n, n)`` (0 = no edge) and the planted community labels."""
+    """A symmetric weight matrix ``(n, n)`` (0 = no edge) and the planted community labels.
+
+    Defaults are the base graph of Dyballa et al.'s benchmark; community sizes default to
+    [minimum degree, maximum degree], LFR's automatic range."""
     rng = np.random.default_rng(seed)
-    labels = np.repeat(
-        np.arange(len(s := _community_sizes(rng, n, tau2, min_community, max_community))), s
-    )
+    low = minimum_degree(average_degree, max_degree, tau1)
+    smallest = low if min_community is None else min_community
+    largest = max_degree if max_community is None else max_community
+    sizes = _community_sizes(rng, n, tau2, smallest, min(largest, n))
+    labels = np.repeat(np.arange(len(sizes)), sizes)
     rng.shuffle(labels)
-    low = max(2, int(average_degree / 2))
     degree = _power_law(rng, n, tau1, low, max_degree)
     external = rng.binomial(degree, mu_t)
     internal = degree - external
@@ -80,8 +117,7 @@ def weighted_lfr(
         members = np.flatnonzero(labels == c)
         stubs = np.minimum(internal[members], len(members) - 1)
         edges_in |= _wire(rng, stubs, members)
-    edges_out = {e for e in _wire(rng, external, np.arange(n)) if labels[e[0]] != labels[e[1]]}
-    edges_out -= edges_in
+    edges_out = _wire(rng, external, np.arange(n), labels)
     k_in, k_out = np.zeros(n), np.zeros(n)
     for u, v in edges_in:
         k_in[[u, v]] += 1
