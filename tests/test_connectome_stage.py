@@ -15,7 +15,7 @@ from neurodag.connectome.ntf import (
 )
 from neurodag.connectome.pipeline import component_graph
 from neurodag.connectome.sbm import fit_sbm
-from neurodag.connectome.validate import planted_conditions
+from neurodag.connectome.validate import assortative_labels, planted_conditions
 from neurodag.partitions import nmi
 
 
@@ -164,6 +164,26 @@ def test_degree_corrected_sbm_finds_blocks_and_no_blocks_in_a_random_graph():
     assert max(dl, key=dl.get) == 3
     flat = _degree_corrected_graph(rng, labels, 0.1, 0.1)
     assert fit_dcsbm(flat, max_blocks=5, restarts=2)[0].labels.max() == 0
+
+
+def test_only_strongly_assortative_blocks_count_as_communities():
+    """Two planted groups are communities; a large background block whose within mean exceeds
+    its own between means by 10% is not, although its many pairs make that difference
+    significant; missing pairs are ignored."""
+    rng = np.random.default_rng(7)
+    labels = np.repeat([0, 1, 2, 3], [10, 10, 150, 100])
+    mean = np.full((270, 270), 0.10)
+    same = labels[:, None] == labels[None, :]
+    mean[same & (labels[:, None] < 2)] = 0.5
+    mean[same & (labels[:, None] == 2)] = 0.11
+    mean[(labels[:, None] == 0) & (labels[None, :] == 1)] = 0.2
+    mean = np.maximum(mean, mean.T)
+    w = mean + 0.02 * rng.standard_normal(mean.shape)
+    w = (w + w.T) / 2
+    w[0, 15] = w[15, 0] = np.nan
+    found = assortative_labels(labels, w)
+    assert set(np.unique(found)) == {-1, 0, 1}
+    assert (found[labels >= 2] == -1).all() and (found[labels < 2] == labels[labels < 2]).all()
 
 
 def test_epochs_driving_the_same_groups_are_one_condition():
