@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from neurodag.connectome.affinity import WindowGrid, worm_affinity
 from neurodag.connectome.benchmark_graphs import weighted_lfr
@@ -15,7 +16,11 @@ from neurodag.connectome.ntf import (
 )
 from neurodag.connectome.pipeline import component_graph
 from neurodag.connectome.sbm import fit_sbm
-from neurodag.connectome.validate import planted_conditions
+from neurodag.connectome.validate import (
+    assortative_labels,
+    planted_conditions,
+    validate_against_truth,
+)
 from neurodag.partitions import nmi
 
 
@@ -166,6 +171,26 @@ def test_degree_corrected_sbm_finds_blocks_and_no_blocks_in_a_random_graph():
     assert fit_dcsbm(flat, max_blocks=5, restarts=2)[0].labels.max() == 0
 
 
+def test_only_strongly_assortative_blocks_count_as_communities():
+    """Two planted groups are communities; a large background block whose within mean exceeds
+    its own between means by 10% is not, although its many pairs make that difference
+    significant; missing pairs are ignored."""
+    rng = np.random.default_rng(7)
+    labels = np.repeat([0, 1, 2, 3], [10, 10, 150, 100])
+    mean = np.full((270, 270), 0.10)
+    same = labels[:, None] == labels[None, :]
+    mean[same & (labels[:, None] < 2)] = 0.5
+    mean[same & (labels[:, None] == 2)] = 0.11
+    mean[(labels[:, None] == 0) & (labels[None, :] == 1)] = 0.2
+    mean = np.maximum(mean, mean.T)
+    w = mean + 0.02 * rng.standard_normal(mean.shape)
+    w = (w + w.T) / 2
+    w[0, 15] = w[15, 0] = np.nan
+    found = assortative_labels(labels, w)
+    assert set(np.unique(found)) == {-1, 0, 1}
+    assert (found[labels >= 2] == -1).all() and (found[labels < 2] == labels[labels < 2]).all()
+
+
 def test_epochs_driving_the_same_groups_are_one_condition():
     active = np.array([[0, 0, 0], [1, 1, 0], [1, 1, 0], [0, 0, 1], [1, 0, 1]], dtype=bool)
     conditions = planted_conditions(active)
@@ -183,3 +208,49 @@ def test_component_graph_is_the_modelled_affinity_in_the_worms_that_recorded_eac
     assert g[0, 2] == pytest.approx(1.0)
     assert g[0, 3] == pytest.approx(np.sqrt(0.4))  # loading 4, but seen only where c = 0.1
     assert np.isnan(g[2, 3])
+
+
+def test_validation_scores_only_names_whose_rois_are_correctly_identified():
+    """Neuron 'n3' is a group member's trace filed under a non-member's name in one worm: the
+    community that contains it is right about the data; it is left out of the main score and
+    counted in the all-labels score."""
+    from neurodag.connectome.affinity import pair_index
+
+    names = [f"n{i}" for i in range(12)]
+    group = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=bool)
+    found = np.where(group, 0, 1)
+    found[3] = 0  # the misidentified name sits with the group it carries
+    i, j = pair_index(12)
+    strength = np.where(found[i] == found[j], np.where(found[i] == 0, 1.0, 0.1), 0.05)
+    windows = 4
+    result = xr.Dataset(
+        {
+            "affinity": (("pair", "window", "worm"), np.ones((len(i), windows, 2))),
+            "pair_factor": (("component", "pair"), strength[None]),
+            "worm_factor": (("component", "worm"), np.ones((1, 2))),
+            "time_factor": (("component", "window"), np.array([[0.0, 1.0, 1.0, 0.0]])),
+            "community": (("component", "neuron"), found[None]),
+            "louvain_community": (("component", "neuron"), found[None]),
+        },
+        coords={"neuron": names, "window_time": ("window", np.arange(windows) * 10.0 + 5)},
+    )
+    result["affinity"].attrs["window_s"] = 10.0
+    truth = xr.Dataset(
+        {
+            "group_member": (("group", "neuron"), group[None]),
+            "group_active": (("epoch", "group"), np.array([[False], [True], [False]])),
+            "epoch_start": ("epoch", [0.0, 10.0, 30.0]),
+            "epoch_stop": ("epoch", [10.0, 30.0, 40.0]),
+            "roi_label": (("worm", "roi"), np.array([["n0", "n3"], ["n3", "n5"]])),
+            "label_status": (
+                ("worm", "roi"),
+                np.array([["correct", "wrong"], ["correct", "correct"]]),
+            ),
+        },
+        coords={"neuron": names, "epoch": ["rest", "stim", "rest2"]},
+    )
+    v = validate_against_truth(result, truth)
+    assert v["validation_time_correlation"].values[0] > 0.99
+    assert v["validation_nmi_sbm"].values[0] == pytest.approx(1.0)
+    assert v["validation_nmi_sbm_all_labels"].values[0] < 0.9
+    assert v.attrs["validation_misidentified_names"] == 1

@@ -274,10 +274,12 @@ def cmd_connectome(args: argparse.Namespace) -> None:
     if "validation_nmi" in result.attrs:
         log.info(
             "validation: time-factor correlation of matched components %s; planted-group NMI "
-            "%.3f (SBM) vs %.3f (Louvain)",
+            "%.3f (SBM) vs %.3f (Louvain) over correctly identified names (%d misidentified "
+            "names left out)",
             [round(float(v), 3) for v in result["validation_time_correlation"].values],
             result.attrs["validation_nmi"],
             result.attrs["validation_nmi_louvain"],
+            result.attrs["validation_misidentified_names"],
         )
     if not args.no_figures:
         for figure_path in write_figures(result, activity, path):
