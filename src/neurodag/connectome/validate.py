@@ -20,9 +20,10 @@ within-block weight exceeds the mean weight between any two blocks, i.e. communi
 sense) and merges the other blocks into "none". NMI is measured per condition, for the SBM and for
 Louvain, over the analysed neurons whose identity the data get right: the simulation mislabels some
 ROIs (``label_status`` "wrong": the trace of one neuron filed under another's name), and a name that
-carries, in some worm, a group member's trace has no single planted group at the level of names, so
-it is left out of the score. ``validation_nmi_*_all_labels`` scores every analysed name, with each
-name's planted group taken from its true identity.
+carries, in some worm, another neuron's trace has no single identity at the level of names (nor,
+where that neuron is a group member, a single planted group), so every such name is left out.
+``validation_nmi_*_all_labels`` scores every analysed name, with each name's planted group taken
+from its true identity.
 """
 
 from __future__ import annotations
