@@ -94,7 +94,7 @@ def community_figure(result: xr.Dataset, path: Path) -> Path:
             more = f" +{len(members) - 6}" if len(members) > 6 else ""
             lines.append(f"block {block}: {' '.join(members[:6])}{more}")
         ax.set_title("\n".join(lines), fontsize=8, loc="left")
-        ax.set_xlabel("neuron (ordered by block)")
+        ax.set_xlabel("neuron (ordered by block)\ngrey: pair recorded together in no worm")
         ax.set_ylabel("neuron (ordered by block)")
         ax.set_xticks([])
         ax.set_yticks([])
