@@ -97,9 +97,9 @@ def main() -> None:
             f"{evidence:>10}{sbm_ev:>8.3f}{louv_ev:>9.3f}{m[8]:>8.3f}{np.median(r[:, 7]):>7.1f}",
             flush=True,
         )
-    wins_of = len(SETTINGS)
-    print(f"SBM NMI above Louvain's in {wins} of {wins_of} settings")
-    print(f"oracle (blocks chosen by the truth) above Louvain's in {oracle_wins} of {wins_of}")
+    n_settings = len(SETTINGS)
+    print(f"SBM NMI above Louvain's in {wins} of {n_settings} settings")
+    print(f"oracle (blocks chosen by the truth) above Louvain's in {oracle_wins} of {n_settings}")
 
 
 if __name__ == "__main__":
