@@ -159,7 +159,9 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
     result = run_cli("simulate", "allen", "--spec", spec, "-o", str(tmp_path / "sim"))
     assert result.returncode == 0, result.stderr
     result = run_cli(
-        "ingest-allen",
+        "ingest",
+        "--recording",
+        "session",
         "--spec",
         spec,
         "--params",

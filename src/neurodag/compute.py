@@ -21,6 +21,7 @@ Heavy imports (dask.distributed, dask_jobqueue, torch) happen inside the functio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -201,3 +202,41 @@ def torch_device(preference: str = "auto") -> Any:
 
         raise ConfigError("device: cuda was asked for but torch sees no CUDA device")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class Compute:
+    """Where a stage computes: the config's ``compute`` section plus the job's size.
+
+    Every stage's ``run`` takes one (``compute=``); ``threads`` and ``memory_mb`` are what the
+    Snakemake job was given (None: the whole machine)."""
+
+    dask: Mapping[str, Any]
+    device: str
+    threads: int | None = None
+    memory_mb: int | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        section: Mapping[str, Any] | None = None,
+        *,
+        threads: int | None = None,
+        memory_mb: int | None = None,
+        device: str | None = None,
+    ) -> Compute:
+        """From a ``compute`` section (validated here, so schema defaults fill what is absent)."""
+        from neurodag.config import validate
+
+        section = validate({"datasets": {}, "compute": dict(section or {})}, source="compute")[
+            "compute"
+        ]
+        return cls(section["dask"], device or section["device"], threads, memory_mb)
+
+    def client(self, workers: int | None = None):
+        """The Dask client of the stage (a context manager); ``workers`` caps a local cluster."""
+        threads = self.threads if workers is None else min(workers, self.threads or workers)
+        return dask_client(self.dask, threads=threads, memory_mb=self.memory_mb)
+
+    def torch_device(self):
+        return torch_device(self.device)
