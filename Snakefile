@@ -1,6 +1,8 @@
 # neurodag workflow: `snakemake --cores all` runs every stage on the datasets in config/config.yaml.
 # Add your own datasets with `--configfile my.yaml` (merged over the defaults); see README.md.
 
+import os
+
 from snakemake.exceptions import WorkflowError
 
 from neurodag.config import validate
@@ -18,7 +20,12 @@ config.clear()
 config.update(_validated)
 
 
-report: "workflow/report/workflow.rst"
+# The report opens on what ran and the validation table (written by rule summarize), or on the
+# workflow's description before a run has finished.
+_landing = os.path.abspath("results/validation.rst")
+
+
+report: _landing if os.path.exists(_landing) else "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"

@@ -274,9 +274,10 @@ def infer(
     data: TrialData,
     trials: np.ndarray,
     device="cpu",
-    batch_size=256,
-    posterior_samples: int = 0,
-    seed: int = 0,
+    *,
+    posterior_samples: int,
+    seed: int,
+    trials_per_pass: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rates (expected counts per bin, ``(trial, time, neuron)``) and latents.
 
@@ -288,8 +289,10 @@ def infer(
     """
     model.eval()
     rates, latents = [], []
-    for start in range(0, len(trials), batch_size):
-        chunk = torch.as_tensor(data.inputs(trials[start : start + batch_size]), device=device)
+    for start in range(0, len(trials), trials_per_pass):
+        chunk = torch.as_tensor(
+            data.inputs(trials[start : start + trials_per_pass]), device=device
+        )
         log_rates, _, latent = model(chunk, sample=False)
         latents.append(latent.cpu().numpy())
         if posterior_samples > 0:
