@@ -60,3 +60,23 @@ def test_cli_rejects_a_file_without_activity(tmp_path):
     assert result.returncode == 2
     assert "activity" in result.stderr and "bad.nc" in result.stderr
     assert not out.exists()
+
+
+def test_connectome_honours_the_compute_section(tmp_path):
+    """The stage computes on the cluster compute.dask names: an address nobody listens on stops
+    it with the key named (and no traceback)."""
+    import os
+    import subprocess
+    import sys
+
+    source = tiny_worms(tmp_path / "worms.nc", np.random.default_rng(0))
+    compute = json.dumps({"dask": {"cluster": "address", "address": "tcp://127.0.0.1:9"}})
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    result = subprocess.run(
+        [sys.executable, "-m", "neurodag", "connectome", "--input", str(source),
+         "--compute", compute, "-o", str(tmp_path / "out.nc")],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "compute.dask.address" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out.nc").exists()

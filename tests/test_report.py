@@ -140,3 +140,19 @@ def test_report_has_the_validation_table(default_run, browser):
     assert browser.find_elements(
         "xpath", "//tr[td[normalize-space(text())='ground-truth recovery']]"
     )
+
+
+@pytest.mark.slow
+def test_report_opens_on_what_ran_and_the_validation_table(default_run, browser):
+    report = default_run / "results" / "report.html"
+    if not report.exists():
+        assert snakemake("--report", str(report), cwd=default_run).returncode == 0
+    browser.get(report.as_uri())
+    time.sleep(1)
+    text = browser.find_element("tag name", "body").text
+    assert "neurodag run" in text and "Ground-truth recovery" in text
+    for stage in EXPECTED_SECTIONS:
+        assert stage in text, stage
+    # the table's rows and a headline figure link per stage
+    assert browser.find_elements("xpath", "//td[normalize-space(text())='neuron_ari']")
+    assert browser.find_elements("xpath", "//a[contains(text(), 'allen.coclustering.png')]")

@@ -84,7 +84,15 @@ def dask_client(
             yield client
         return
     if kind == "address":
-        client = Client(settings["address"])
+        try:
+            client = Client(settings["address"])
+        except (OSError, TimeoutError) as exc:
+            from neurodag.errors import ConfigError
+
+            raise ConfigError(
+                f"compute.dask.address: no Dask scheduler reachable at {settings['address']} "
+                f"({exc})"
+            ) from exc
         log.info("dask: connected to the scheduler at %s", settings["address"])
         try:
             yield client
@@ -182,9 +190,7 @@ def slurm_cluster(slurm: Mapping[str, Any]) -> Iterator[Any]:
         account=slurm.get("account"),
         job_extra_directives=list(slurm.get("job_extra_directives") or []),
         job_script_prologue=[*blas, *(slurm.get("job_script_prologue") or [])],
-        worker_extra_args=worker_lifetime_args(
-            walltime, float(slurm["lifetime_margin_minutes"])
-        ),
+        worker_extra_args=worker_lifetime_args(walltime, float(slurm["lifetime_margin_minutes"])),
         interface=slurm.get("interface"),
         local_directory=slurm.get("local_directory"),
         log_directory=slurm.get("log_directory"),

@@ -21,11 +21,21 @@ the stages (``neurodag --help``, Snakemake's parse) stays fast.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from neurodag.errors import ConfigError
+
+# The types of ``run``'s arguments: inputs by role, the stage's config block, a dataset's entry
+# (its spec), the file to be written.
+Inputs = Mapping[str, list[Path]]
+Params = Mapping[str, Any]
+Spec = Mapping[str, Any] | None
+Output = Path | None
 
 DECLARATIONS = ("HELP", "INPUTS", "FIGURES")
 VERBS = ("run", "validate", "figures")

@@ -21,6 +21,7 @@ import xarray as xr
 
 from neurodag.compute import Compute
 from neurodag.errors import InputError
+from neurodag.stages import Inputs, Output, Params, Spec
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,7 @@ def select_counts(path: Path, params: Mapping[str, Any]) -> xr.DataArray:
 
 
 def run(
-    inputs: Mapping[str, list[Path]],
-    params: Mapping[str, Any],
-    *,
-    compute: Compute,
-    dataset: Mapping[str, Any] | None = None,
-    output: Path | None = None,
+    inputs: Inputs, params: Params, *, compute: Compute, dataset: Spec = None, output: Output = None
 ) -> xr.Dataset:
     """Chains on the counts of ``inputs["counts"]`` (one recording's ingest ``counts.nc``)."""
     from neurodag.bicluster.fit import fit

@@ -10,15 +10,14 @@ against a simulation's planted groups (:mod:`.validate`); ``figures`` draws :mod
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from neurodag.compute import Compute
 from neurodag.errors import InputError
+from neurodag.stages import Inputs, Output, Params, Spec
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +40,7 @@ def stimulus_epochs(activity: xr.Dataset) -> xr.Dataset:
 
 
 def run(
-    inputs: Mapping[str, list[Path]],
-    params: Mapping[str, Any],
-    *,
-    compute: Compute,
-    dataset: Mapping[str, Any] | None = None,
-    output: Path | None = None,
+    inputs: Inputs, params: Params, *, compute: Compute, dataset: Spec = None, output: Output = None
 ) -> xr.Dataset:
     """The dynamic connectome of ``inputs["activity"]`` (+ ``inputs["anatomy"]``, optional)."""
     from neurodag.connectome.pipeline import dynamic_connectome

@@ -29,6 +29,7 @@ from neurodag.geometry import compare as cmp
 from neurodag.geometry import population
 from neurodag.geometry.rdm import calc_rdm, noise_precision, residuals, square, upper
 from neurodag.geometry.transforms import transform
+from neurodag.stages import Inputs, Output, Params, Spec
 
 log = logging.getLogger(__name__)
 KINDS = ("raw", "gt", "sigmoid", "geodesic")
@@ -357,12 +358,7 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
 
 
 def run(
-    inputs: Mapping[str, list[Path]],
-    params: Mapping[str, Any],
-    *,
-    compute: Compute,
-    dataset: Mapping[str, Any] | None = None,
-    output: Path | None = None,
+    inputs: Inputs, params: Params, *, compute: Compute, dataset: Spec = None, output: Output = None
 ) -> xr.Dataset:
     """Geometry of a kind rdm dataset (its files, from ``dataset``) or of the trial responses in
     ``inputs["responses"]`` (one file per recording)."""

@@ -9,23 +9,17 @@ stage's Dask cluster.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import xarray as xr
 
 from neurodag.compute import Compute
 from neurodag.errors import ConfigError
+from neurodag.stages import Inputs, Output, Params, Spec
 
 
 def run(
-    inputs: Mapping[str, list[Path]],
-    params: Mapping[str, Any],
-    *,
-    compute: Compute,
-    dataset: Mapping[str, Any] | None = None,
-    output: Path | None = None,
+    inputs: Inputs, params: Params, *, compute: Compute, dataset: Spec = None, output: Output = None
 ) -> xr.Dataset:
     if dataset is None:
         raise ConfigError(

@@ -11,16 +11,15 @@ when a truth file is given.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from neurodag.compute import Compute
 from neurodag.errors import InputError
+from neurodag.stages import Inputs, Output, Params, Spec
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +72,7 @@ def build_model(params: dict, n_heldin: int, n_neurons: int, n_time: int):
 
 
 def run(
-    inputs: Mapping[str, list[Path]],
-    params: Mapping[str, Any],
-    *,
-    compute: Compute,
-    dataset: Mapping[str, Any] | None = None,
-    output: Path | None = None,
+    inputs: Inputs, params: Params, *, compute: Compute, dataset: Spec = None, output: Output = None
 ) -> xr.Dataset:
     """Train on the trials of ``inputs["responses"]`` and return the output dataset.
 

@@ -290,9 +290,7 @@ def infer(
     model.eval()
     rates, latents = [], []
     for start in range(0, len(trials), trials_per_pass):
-        chunk = torch.as_tensor(
-            data.inputs(trials[start : start + trials_per_pass]), device=device
-        )
+        chunk = torch.as_tensor(data.inputs(trials[start : start + trials_per_pass]), device=device)
         log_rates, _, latent = model(chunk, sample=False)
         latents.append(latent.cpu().numpy())
         if posterior_samples > 0:

@@ -17,7 +17,6 @@ the adjusted Rand index against the planted types and that of k-means on mean re
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ import xarray as xr
 
 from neurodag.compute import Compute
 from neurodag.errors import InputError
+from neurodag.stages import Inputs, Output, Params, Spec
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +85,7 @@ def downsample(images: np.ndarray, max_size: int) -> np.ndarray:
 
 
 def run(
-    inputs: Mapping[str, list[Path]],
-    params: Mapping[str, Any],
-    *,
-    compute: Compute,
-    dataset: Mapping[str, Any] | None = None,
-    output: Path | None = None,
+    inputs: Inputs, params: Params, *, compute: Compute, dataset: Spec = None, output: Output = None
 ) -> xr.Dataset:
     """Model and MDS clusters of the image responses of ``inputs["responses"]`` (recordings)."""
     import torch
