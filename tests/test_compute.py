@@ -221,7 +221,11 @@ def test_address_mode_connects_with_the_users_tls_files(tmp_path):
         },
     )
     with LocalCluster(
-        n_workers=1, processes=False, protocol="tls://", security=security, dashboard_address=None
+        n_workers=1,
+        processes=False,
+        protocol="tls://",
+        security=security,
+        dashboard_address="127.0.0.1:0",
     ) as cluster:
         address = cluster.scheduler_address
         settings = validate(

@@ -36,7 +36,7 @@ self-signed key and certificate that are at once the CA, so only holders of that
 The dashboard (plain HTTP, no authentication) is off unless ``dashboard`` names an address; off,
 the scheduler's HTTP server serves no pages, on a random port of 127.0.0.1 only.
 See distributed's "TLS/SSL" documentation (``distributed.security.Security``) and dask-jobqueue's
-``security``/``shared_temp_directory`` options.
+``security`` option (which turns the worker role's TLS files into ``dask worker --tls-*`` flags).
 
 Heavy imports (dask.distributed, dask_jobqueue, torch) happen inside the functions.
 """
@@ -169,7 +169,9 @@ def address_security(address: str, tls: Mapping[str, Any]) -> Any:
 
     from neurodag.errors import ConfigError
 
-    files = {key: tls.get(key) for key in ("ca_file", "cert", "key")}
+    files = {
+        key: tls.get(key) and os.path.expanduser(tls[key]) for key in ("ca_file", "cert", "key")
+    }
     given = {key: value for key, value in files.items() if value}
     if given:
         missing = sorted(set(files) - set(given))
@@ -268,7 +270,7 @@ def slurm_cluster(slurm: Mapping[str, Any], *, dashboard: str | None = None) -> 
     walltime = slurm.get("walltime", "01:00:00")
     threads_per_process = max(1, cores // processes)
     blas = [f"export {name}={threads_per_process}" for name in BLAS_VARIABLES]
-    shared = slurm.get("shared_temp_directory") or os.getcwd()
+    shared = os.path.expanduser(slurm.get("shared_temp_directory") or os.getcwd())
     os.makedirs(shared, exist_ok=True)
     # mkdtemp: mode 0700, so only this user can read the key the worker jobs are given
     with tempfile.TemporaryDirectory(prefix=".neurodag-dask-tls-", dir=shared) as folder:
@@ -314,7 +316,6 @@ def slurm_cluster(slurm: Mapping[str, Any], *, dashboard: str | None = None) -> 
                 python=slurm.get("python") or sys.executable,
                 security=security,
                 protocol="tls://",
-                shared_temp_directory=shared,
                 scheduler_options={"dashboard_address": http_address},
             )
         try:
