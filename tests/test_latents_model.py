@@ -1,5 +1,6 @@
 """LangevinFlow pieces: encoder reads every bin once, log-variance KL, exact potential gradient,
-the Langevin update, coordinated dropout, and exact resume from a checkpoint."""
+the Langevin update, coordinated dropout, exact resume from a checkpoint, and checkpoints that load
+weights-only (a tampered one is refused, not run)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from neurodag.errors import InputError
 from neurodag.latents.model import (
     CoupledOscillatorPotential,
     GRUSequentialVAE,
@@ -21,6 +23,7 @@ from neurodag.latents.train import (
     infer,
     kl_weight_at,
     learning_rate_factor,
+    load_checkpoint,
     split_trials,
     train,
     training_loss,
@@ -246,3 +249,50 @@ def test_posterior_averaged_rates_are_seeded_and_average_the_draws():
     torch.manual_seed(1)
     draws = [torch.exp(model(x, sample=True)[0]).detach().numpy() for _ in range(4)]
     np.testing.assert_allclose(averaged, np.mean(draws, axis=0), rtol=1e-5)
+
+
+def test_checkpoint_written_by_training_loads_weights_only(tmp_path):
+    data = _tiny_data()
+    model = GRUSequentialVAE(len(data.heldin), data.n_neurons, data.n_time, encoder_hidden=8)
+    settings = TrainSettings(steps=2, batch_size=8, checkpoint_every=1, kl_warmup_steps=1)
+    train(model, data, settings, checkpoint=tmp_path / "c.pt", run_id="x")
+    state = torch.load(tmp_path / "c.pt", weights_only=True)  # raises on any pickled object
+    assert state["step"] == 2 and state["run_id"] == "x"
+
+
+def test_tampered_checkpoint_is_refused_not_run(tmp_path):
+    """A checkpoint replaced by a pickle that runs code as it loads: training refuses it, naming
+    the file, and the code never runs."""
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return exec, (f"open({str(marker)!r}, 'w').write('ran')",)
+
+    path = tmp_path / "tampered.pt"
+    torch.save({"run_id": "x", "step": 1, "model": Payload()}, path)
+    # what a plain (weights_only=False) load would have done
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+    marker.unlink()
+
+    data = _tiny_data()
+    model = GRUSequentialVAE(len(data.heldin), data.n_neurons, data.n_time, encoder_hidden=8)
+    settings = TrainSettings(steps=2, batch_size=8, checkpoint_every=1)
+    with pytest.raises(InputError, match="refused") as refused:
+        train(model, data, settings, checkpoint=path, run_id="x")
+    assert refused.value.path == str(path) and refused.value.field == "checkpoint"
+    assert "exec" in str(refused.value)  # says what it would have called
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not a checkpoint", None])
+def test_unreadable_checkpoint_names_the_file(tmp_path, content):
+    path = tmp_path / "bad.pt"
+    if content is None:
+        torch.save([1, 2, 3], path)  # loads, but is not a training state
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match="checkpoint") as error:
+        load_checkpoint(path)
+    assert error.value.path == str(path)

@@ -237,3 +237,42 @@ def test_dask_slurm_cluster_computes_a_stage(slurm, tmp_path, monkeypatch):
     states = {job: state for job, _, state in slurm_jobs(slurm)}
     # retired workers end their job cleanly, never by the time limit
     assert all(states.get(job) != "TIMEOUT" for job in first_jobs), states
+
+
+def test_dask_slurm_cluster_refuses_clients_without_its_credentials(slurm, tmp_path, monkeypatch):
+    """The worker job joins over TLS with the credentials its job script names; a client
+    without them (plain TCP, TLS without a certificate, TLS with its own) is refused; the
+    credentials are gone once the stage's cluster closes."""
+    from intruders import assert_refused
+
+    from neurodag.compute import dask_client
+    from neurodag.config import validate
+
+    monkeypatch.setenv("SLURM_CONF", str(slurm.conf))
+    shared = tmp_path / "shared"
+    settings = validate(
+        {
+            "datasets": {},
+            "compute": {
+                "dask": {
+                    "cluster": "slurm",
+                    "slurm": {
+                        "jobs": 1,
+                        "cores": 1,
+                        "memory_mb": 1500,
+                        "log_directory": str(tmp_path / "dask-logs"),
+                        "shared_temp_directory": str(shared),
+                        "wait_timeout_s": 120,
+                    },
+                }
+            },
+        }
+    )["compute"]["dask"]
+    with dask_client(settings) as client:
+        workers = client.scheduler_info()["workers"]
+        assert workers and all(address.startswith("tls://") for address in workers)
+        (job,) = set(client.run(os.getenv, "SLURM_JOB_ID").values())
+        assert job is not None  # the worker really is a SLURM job
+        assert len(list(shared.iterdir())) == 1  # the private credentials folder
+        assert_refused(client)
+    assert not list(shared.iterdir())

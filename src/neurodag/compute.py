@@ -15,6 +15,29 @@ from the ``compute`` section of the config:
   SLURM's kill (dask-jobqueue's "How to handle job queueing system walltime killing workers");
 - ``cluster: address`` — connect to an existing scheduler at ``address``.
 
+Nobody else gets in. A Dask scheduler runs whatever code a connected client sends, as the user
+who started it, so every cluster this module starts talks TLS with mutual authentication under
+credentials made for that cluster alone (distributed's ``Security.temporary()``: a fresh
+self-signed key and certificate that are at once the CA, so only holders of that key connect):
+
+- a local cluster of worker processes listens on 127.0.0.1 with TLS (other users of a shared
+  workstation can reach the port but not pass the handshake); a one-worker cluster runs in this
+  process over ``inproc://`` and listens on no port at all;
+- a SLURM cluster's workers need the credentials on their own nodes: the key, certificate and CA
+  are written to a private folder (mode 0700, files 0600) under ``slurm.shared_temp_directory``
+  (null = the working directory, which Snakemake on SLURM already shares with the nodes), the job
+  script passes their paths (``--tls-ca-file/--tls-cert/--tls-key``, dask-jobqueue's TLS support),
+  and the folder is deleted when the cluster closes;
+- with ``cluster: address`` the scheduler is the user's own: its credentials come from the
+  ``tls`` keys (CA, client certificate and key files) or, when those are unset, from Dask's
+  config ``distributed.comm.tls.*`` (e.g. ``DASK_DISTRIBUTED__COMM__TLS__CA_FILE``); a plain
+  ``tcp://`` scheduler is used with a warning.
+
+The dashboard (plain HTTP, no authentication) is off unless ``dashboard`` names an address; off,
+the scheduler's HTTP server serves no pages, on a random port of 127.0.0.1 only.
+See distributed's "TLS/SSL" documentation (``distributed.security.Security``) and dask-jobqueue's
+``security`` option (which turns the worker role's TLS files into ``dask worker --tls-*`` flags).
+
 Heavy imports (dask.distributed, dask_jobqueue, torch) happen inside the functions.
 """
 
@@ -67,15 +90,18 @@ def dask_client(
     threads: int | None = None,
     memory_mb: int | None = None,
 ) -> Iterator[Any]:
-    """A ``distributed.Client`` as the config's ``compute.dask`` section asks, closed on exit."""
+    """A ``distributed.Client`` as the config's ``compute.dask`` section asks, closed on exit.
+
+    Every cluster started here is TLS with temporary credentials (see the module docstring)."""
     import dask
     from distributed import Client, LocalCluster
 
     settings = dask_settings(settings)
     kind = settings["cluster"]
+    dashboard = settings["dashboard"]
     if kind == "slurm":
         slurm = settings["slurm"]
-        with slurm_cluster(slurm) as cluster, Client(cluster) as client:
+        with slurm_cluster(slurm, dashboard=dashboard) as cluster, Client(cluster) as client:
             jobs = int(slurm["jobs"])
             timeout = slurm["wait_timeout_s"]
             log.info("dask: SLURM cluster of %d worker job(s), waiting for the first", jobs)
@@ -84,16 +110,17 @@ def dask_client(
             yield client
         return
     if kind == "address":
+        address = settings["address"]
+        security = address_security(address, settings["tls"] or {})
         try:
-            client = Client(settings["address"])
+            client = Client(address, security=security)
         except (OSError, TimeoutError) as exc:
             from neurodag.errors import ConfigError
 
             raise ConfigError(
-                f"compute.dask.address: no Dask scheduler reachable at {settings['address']} "
-                f"({exc})"
+                f"compute.dask.address: no Dask scheduler reachable at {address} ({exc})"
             ) from exc
-        log.info("dask: connected to the scheduler at %s", settings["address"])
+        log.info("dask: connected to the scheduler at %s", address)
         try:
             yield client
         finally:
@@ -103,22 +130,95 @@ def dask_client(
     workers = max(1, min(int(workers), available_cores()))
     pin_blas_threads(1)
     memory_limit = f"{memory_mb // workers}MiB" if memory_mb else "auto"
+    processes = workers > 1
     log.info("dask: local cluster of %d worker process(es), 1 thread each", workers)
     # distributed starts workers with MALLOC_TRIM_THRESHOLD_ set, which switches off glibc's
     # adaptive mmap threshold: every large numpy temporary is then a fresh mmap with page
     # faults, ~35% slower on the homogenizer (benchmarks/homogenize_celegans.py). Unset it.
+    http_config, http_address = scheduler_http(dashboard)
     with (
-        dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
+        dask.config.set(
+            {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None, **http_config}
+        ),
         LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
-            processes=workers > 1,
+            processes=processes,
             memory_limit=memory_limit,
-            dashboard_address=None,
+            # worker processes: TLS on 127.0.0.1; one in-process worker: no port at all
+            protocol="tls://" if processes else "inproc://",
+            security=temporary_security(),
+            dashboard_address=http_address,
         ) as cluster,
         Client(cluster) as client,
     ):
         yield client
+
+
+def scheduler_http(dashboard: str | None) -> tuple[dict[str, Any], str]:
+    """Dask config and address for the scheduler's HTTP server.
+
+    distributed always starts one; with no dashboard address it serves its info pages (workers,
+    call stacks, logs) on port 8787 of the scheduler's own address, on a SLURM cluster the node's
+    network. So without ``dashboard`` it serves no pages at all, on a random port of 127.0.0.1;
+    with it, the dashboard (bokeh) and those pages on ``dashboard``.
+    """
+    if dashboard:
+        return {}, dashboard
+    return {"distributed.scheduler.http.routes": []}, "127.0.0.1:0"
+
+
+def temporary_security() -> Any:
+    """Fresh TLS credentials for one cluster: a self-signed key/certificate that is its own CA,
+    held in memory (distributed's ``Security.temporary``; needs ``cryptography``)."""
+    from distributed.security import Security
+
+    return Security.temporary()
+
+
+def address_security(address: str, tls: Mapping[str, Any]) -> Any:
+    """The ``Security`` for connecting to the user's own scheduler at ``address``.
+
+    ``tls.ca_file/cert/key`` when set (files of the user's cluster, PEM); otherwise Dask's own
+    config ``distributed.comm.tls.*``, which ``Security()`` reads.
+    """
+    from distributed.security import Security
+
+    from neurodag.errors import ConfigError
+
+    files = {
+        key: tls.get(key) and os.path.expanduser(tls[key]) for key in ("ca_file", "cert", "key")
+    }
+    given = {key: value for key, value in files.items() if value}
+    if given:
+        missing = sorted(set(files) - set(given))
+        if missing:
+            raise ConfigError(
+                f"compute.dask.tls: {', '.join(missing)} missing; give ca_file, cert and key "
+                "together (or none, to use Dask's distributed.comm.tls config)"
+            )
+        for key, value in given.items():
+            if not os.path.isfile(value):
+                raise ConfigError(f"compute.dask.tls.{key}: no such file {value!r}")
+        if not address.startswith("tls://"):
+            raise ConfigError(
+                f"compute.dask.address: {address!r} must start with tls:// when compute.dask.tls "
+                "is set"
+            )
+        return Security(
+            require_encryption=True,
+            tls_ca_file=files["ca_file"],
+            tls_client_cert=files["cert"],
+            tls_client_key=files["key"],
+        )
+    security = Security()  # dask's config: distributed.comm.tls.*
+    if not address.startswith("tls://"):
+        log.warning(
+            "dask: the scheduler at %s is not TLS: anyone who reaches it can run code as you "
+            "(see compute.dask.tls)",
+            address,
+        )
+    return security
 
 
 def parse_walltime(text: str | int) -> int:
@@ -169,40 +269,78 @@ def worker_lifetime_args(walltime: str | int, margin_minutes: float) -> list[str
 
 
 @contextlib.contextmanager
-def slurm_cluster(slurm: Mapping[str, Any]) -> Iterator[Any]:
+def slurm_cluster(slurm: Mapping[str, Any], *, dashboard: str | None = None) -> Iterator[Any]:
     """A dask-jobqueue SLURMCluster from the config's ``compute.dask.slurm`` section, adaptive
-    between ``jobs`` and ``jobs`` worker jobs (so retired workers are replaced), closed on exit."""
+    between ``jobs`` and ``jobs`` worker jobs (so retired workers are replaced), TLS with
+    temporary credentials that reach the worker jobs as files only this user can read, closed
+    (credentials deleted) on exit. ``dashboard``: the scheduler's dashboard address (None = off).
+    """
     import sys
+    import tempfile
 
+    import dask
     from dask_jobqueue import SLURMCluster
+    from distributed.security import Security
 
     cores = int(slurm["cores"])
     processes = int(slurm["processes"])
     walltime = slurm["walltime"]
     threads_per_process = max(1, cores // processes)
     blas = [f"export {name}={threads_per_process}" for name in BLAS_VARIABLES]
-    cluster = SLURMCluster(
-        cores=cores,
-        processes=processes,
-        memory=f"{int(slurm['memory_mb'])}MiB",
-        walltime=walltime,
-        queue=slurm.get("queue"),
-        account=slurm.get("account"),
-        job_extra_directives=list(slurm.get("job_extra_directives") or []),
-        job_script_prologue=[*blas, *(slurm.get("job_script_prologue") or [])],
-        worker_extra_args=worker_lifetime_args(walltime, float(slurm["lifetime_margin_minutes"])),
-        interface=slurm.get("interface"),
-        local_directory=slurm.get("local_directory"),
-        log_directory=slurm.get("log_directory"),
-        python=slurm.get("python") or sys.executable,
-        scheduler_options={"dashboard_address": None},
-    )
-    try:
-        jobs = int(slurm["jobs"])
-        cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
-        yield cluster
-    finally:
-        cluster.close()
+    shared = os.path.expanduser(slurm["shared_temp_directory"] or os.getcwd())
+    os.makedirs(shared, exist_ok=True)
+    # mkdtemp: mode 0700, so only this user can read the key the worker jobs are given
+    with tempfile.TemporaryDirectory(prefix=".neurodag-dask-tls-", dir=shared) as folder:
+        fresh = temporary_security()
+        paths = {}
+        for name, pem in (
+            ("ca.pem", fresh.tls_ca_file),
+            ("cert.pem", fresh.tls_worker_cert),
+            ("key.pem", fresh.tls_worker_key),
+        ):
+            path = os.path.join(folder, name)
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(pem)
+            paths[name] = path
+        # one key for every role, read from files the worker jobs find at the same paths
+        security = Security(
+            require_encryption=True,
+            tls_ca_file=paths["ca.pem"],
+            **{
+                f"tls_{role}_{part}": paths[f"{part}.pem"]
+                for role in ("client", "scheduler", "worker")
+                for part in ("cert", "key")
+            },
+        )
+        http_config, http_address = scheduler_http(dashboard)
+        with dask.config.set(http_config):
+            cluster = SLURMCluster(
+                cores=cores,
+                processes=processes,
+                memory=f"{int(slurm['memory_mb'])}MiB",
+                walltime=walltime,
+                queue=slurm.get("queue"),
+                account=slurm.get("account"),
+                job_extra_directives=list(slurm.get("job_extra_directives") or []),
+                job_script_prologue=[*blas, *(slurm.get("job_script_prologue") or [])],
+                worker_extra_args=worker_lifetime_args(
+                    walltime, float(slurm["lifetime_margin_minutes"])
+                ),
+                interface=slurm.get("interface"),
+                local_directory=slurm.get("local_directory"),
+                log_directory=slurm.get("log_directory"),
+                python=slurm.get("python") or sys.executable,
+                security=security,
+                protocol="tls://",
+                scheduler_options={"dashboard_address": http_address},
+            )
+        try:
+            jobs = int(slurm["jobs"])
+            cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
+            yield cluster
+        finally:
+            cluster.close()
 
 
 def torch_device(preference: str = "auto") -> Any:

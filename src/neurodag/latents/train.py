@@ -9,6 +9,11 @@ Coordinated dropout (Keshtkaran & Pandarinath 2019): each step a random subset o
 input entries is zeroed (the rest scaled by 1/(1-p)) and the reconstruction loss on held-in
 entries counts only the dropped ones, so the model cannot learn to copy a spike from input to
 output. Held-out neurons and forward bins are never inputs and always count.
+
+Checkpoints hold only tensors, dicts, lists, numbers and strings, and are read back with
+``torch.load(..., weights_only=True)``: a checkpoint on a shared filesystem that someone replaced
+with a pickle carrying code is refused instead of run (PyTorch's "torch.load weights_only"
+documentation; a plain pickle can call any function while it loads).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -111,7 +117,9 @@ def kl_weight_at(step: int, settings: TrainSettings) -> float:
 def learning_rate_factor(step: int, settings: TrainSettings) -> float:
     """Linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``steps``."""
     warmup = min(1.0, (step + 1) / settings.warmup_steps) if settings.warmup_steps > 0 else 1.0
-    return warmup * 0.5 * (1 + np.cos(np.pi * min(1.0, step / max(1, settings.steps))))
+    # a Python float: numpy scalars would end up in the checkpoint (the scheduler's and optimiser's
+    # learning rates), which a weights-only load refuses
+    return float(warmup * 0.5 * (1 + np.cos(np.pi * min(1.0, step / max(1, settings.steps)))))
 
 
 def poisson_nll(log_rates: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -156,6 +164,44 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)  # atomic: an interrupt never leaves half a checkpoint
 
 
+def _unpickler_reason(error: Exception) -> str:
+    """The line of torch's weights-only error that names what the file asked for."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "WeightsUnpickler error:" in line:
+            return line.split("WeightsUnpickler error:", 1)[1].split(" was not ", 1)[0].strip()
+    return lines[0] if lines else type(error).__name__
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """The state saved by :func:`train`, read with ``weights_only=True``.
+
+    Only tensors and plain containers, numbers and strings load; anything else (a pickled object,
+    which could run code as it loads) is refused with an InputError naming the file.
+    """
+    from neurodag.errors import InputError
+
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise InputError(
+            path,
+            "checkpoint",
+            f"refused: it holds pickled objects ({_unpickler_reason(error)}), not only tensors, "
+            "numbers and strings, and loading those could run code. If you did not put it there, "
+            "someone else may have; delete it to train afresh",
+        ) from None
+    except (RuntimeError, EOFError, OSError) as error:
+        raise InputError(
+            path, "checkpoint", f"not a readable checkpoint ({error}); delete it to train afresh"
+        ) from None
+    if not isinstance(state, dict) or not {"run_id", "step", "model"} <= state.keys():
+        raise InputError(
+            path, "checkpoint", "not a neurodag training checkpoint; delete it to train afresh"
+        )
+    return state
+
+
 def train(
     model: torch.nn.Module,
     data: TrialData,
@@ -187,7 +233,7 @@ def train(
     step = 0
     checkpoint = Path(checkpoint) if checkpoint else None
     if checkpoint and checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        state = load_checkpoint(checkpoint, device)
         if state.get("run_id") == run_id:
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
