@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import statistics
 import subprocess
@@ -111,16 +112,15 @@ def homogenize_workers(root: Path, repeats: int, slurm: LocalSlurm | None) -> di
         if "neurodag homogenize" in line
     )
     timed(
-        ["snakemake", "--configfile", "bench.yaml", "--cores", "2", "--until", "ingest_celegans"],
+        ["snakemake", "--configfile", "bench.yaml", "--cores", "2", "--until", "ingest_worms"],
         workdir,
     )
     n_worms = len(list((workdir / "results" / "ingest" / "worms").glob("*.nc")))
 
     def run(threads: int, compute: dict | None = None, env=None) -> float:
         shell = command.replace("--threads 2", f"--threads {threads}")
-        if compute is not None:
-            head, _, _ = shell.partition(" --compute ")
-            shell = f"{head} --compute '{json.dumps(compute)}' --output out.nc"
+        if compute is not None:  # the rule's flags are shell-quoted: --compute '{...}'
+            shell = re.sub(r"--compute '[^']*'", f"--compute '{json.dumps(compute)}'", shell)
         start = time.perf_counter()
         subprocess.run(shell, shell=True, cwd=workdir, env=env, check=True, capture_output=True)
         return time.perf_counter() - start
