@@ -1,6 +1,8 @@
 # neurodag workflow: `snakemake --cores all` runs every stage on the datasets in config/config.yaml.
 # Add your own datasets with `--configfile my.yaml` (merged over the defaults); see README.md.
 
+import os
+
 from snakemake.exceptions import WorkflowError
 
 from neurodag.config import validate
@@ -18,25 +20,32 @@ config.clear()
 config.update(_validated)
 
 
-report: "workflow/report/workflow.rst"
+# The report opens on what ran and the validation table (written by rule summarize), or on the
+# workflow's description before a run has finished.
+_landing = os.path.abspath("results/validation.rst")
+
+
+report: _landing if os.path.exists(_landing) else "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/ingest.smk"
-include: "workflow/rules/homogenize.smk"
-include: "workflow/rules/geometry.smk"
-include: "workflow/rules/latents.smk"
-include: "workflow/rules/mds.smk"
-include: "workflow/rules/connectome.smk"
-include: "workflow/rules/bicluster.smk"
+
+
+# one rule file per registered stage (neurodag.stages: the config schema's stage blocks)
+for _stage in registered_stages():
+
+    include: f"workflow/rules/{_stage}.smk"
+
+
 include: "workflow/rules/summary.smk"
 
 
 rule all:
     input:
-        homogenized_files(),
-        allen_ingest_files(),
+        [f for d in datasets("allen") for r in recordings(d) for f in
+         [allen_output(d, r, "counts")] + [allen_output(d, r, s) for s in allen_stimuli(d)]],
         analysis_files(),
         "results/validation.html",
     default_target: True

@@ -72,20 +72,18 @@ TOLERANCES = {
 def default_session(workdir: Path) -> tuple[dict, dict[str, Path]]:
     """Simulate and ingest the default ``allen`` session; the config and the two ingest files."""
     from neurodag.config import load_config
-    from neurodag.ingest_allen import ingest_session, responses_for
+    from neurodag.ingest_allen import ingest_session
     from neurodag.io.netcdf import write_dataset
     from neurodag.simulate.allen import simulate, write_session
 
     config = load_config([REPO / "config" / "config.yaml"])
     spec = config["datasets"]["allen"]
     nwb, _ = write_session(simulate(spec["simulate"]), workdir, parameters={"dataset": spec})
-    ingest = config["stages"]["ingest"]["allen"]
-    ingest = {**ingest, "responses": responses_for(spec, ingest)}
+    outputs = ingest_session(nwb, spec, config["stages"]["ingest"]["allen"])
     wanted = {
         "latents": config["stages"]["latents"]["stimulus"],
         "mds": config["stages"]["mds"]["stimulus"],
     }
-    outputs = ingest_session(nwb, spec, ingest, only=sorted(set(wanted.values())))
     paths = {
         stage: write_dataset(outputs[name], workdir / f"{name}.nc", stage="ingest")
         for stage, name in wanted.items()
@@ -144,12 +142,10 @@ def corr(a: np.ndarray, b: np.ndarray) -> float:
 
 class Latents:
     def __init__(self, path: Path, params: dict):
-        from neurodag.io.netcdf import open_dataset
-        from neurodag.latents.stage import read_responses, select_regions
+        from neurodag.latents.stage import read_responses
         from neurodag.latents.train import split_trials
 
-        ds = select_regions(path, open_dataset(path), params["regions"])
-        counts, _ = read_responses(path, ds)
+        _, counts, _ = read_responses(path, params["regions"])
         self.params = params
         self.data = split_trials(
             counts,
@@ -189,7 +185,9 @@ class Latents:
 
         model = self.model()
         summary = train(model, self.data, self.settings(steps), device=device, name="latents")
-        rates, _ = infer(model, self.data, self.data.valid, device)
+        rates, _ = infer(
+            model, self.data, self.data.valid, device, posterior_samples=0, seed=self.params["seed"]
+        )
         d = self.data
         t_in = d.n_heldin_time
         co_bps = bits_per_spike(
@@ -216,7 +214,9 @@ class Latents:
         model = self.model(dropout=0.0)
         with draws_on_cpu(self.params["seed"]):
             train(model, self.data, self.settings(steps), device=device, name="latents check")
-        rates, _ = infer(model, self.data, self.data.valid, device)
+        rates, _ = infer(
+            model, self.data, self.data.valid, device, posterior_samples=0, seed=self.params["seed"]
+        )
         return np.log(rates)
 
 

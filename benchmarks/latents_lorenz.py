@@ -121,7 +121,7 @@ def main(argv=None):
 
         def callback(step, model, trace=trace, started=started, eval_time=eval_time):
             t0 = time.perf_counter()
-            rates, _ = infer(model, data, data.valid, device, posterior_samples=samples)
+            rates, _ = infer(model, data, data.valid, device, posterior_samples=samples, seed=args.seed)
             metrics = evaluate(rates, data, true_rates, condition)
             eval_time[0] += time.perf_counter() - t0
             trace.append((step, time.perf_counter() - started - eval_time[0], metrics["rate_r2"]))
@@ -136,7 +136,7 @@ def main(argv=None):
             callback_every=args.eval_every,
             name=name,
         )
-        rates, _ = infer(model, data, data.valid, device, posterior_samples=samples)
+        rates, _ = infer(model, data, data.valid, device, posterior_samples=samples, seed=args.seed)
         results[name] = evaluate(rates, data, true_rates, condition)
         train_s = summary["wall_s"] - eval_time[0]
         results[name].update(

@@ -9,9 +9,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def copy_workflow(dest: Path) -> Path:
-    """Copy the Snakefile, rules, config and environment into ``dest`` (created if absent)."""
+    """Copy the Snakefile, rules, profiles, config and environment into ``dest`` (created if
+    absent)."""
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "config", "environment.yml"):
+    for name in ("Snakefile", "workflow", "profiles", "config", "environment.yml"):
         source = REPO / name
         if source.is_dir():
             shutil.copytree(source, dest / name, symlinks=True)

@@ -208,7 +208,9 @@ def _fails(tmp_path, nwb, *extra, params=PARAMS):
     with contextlib.redirect_stderr(errors):
         status = main(
             [
-                "ingest-allen",
+                "ingest",
+                "--recording",
+                "session",
                 "--spec",
                 json.dumps(SPEC),
                 "--params",

@@ -10,14 +10,10 @@ from hypothesis import strategies as st
 
 from neurodag.errors import InputError
 from neurodag.homogenize.calcium import homogenize_celegans
-from neurodag.io.celegans import (
-    assign_labels,
-    read_recording,
-    recording_dataset,
-    recording_files,
-    recording_names,
-    repair_nan_gaps,
-)
+from neurodag.config import defaults
+from neurodag.io.celegans import assign_labels, recording_dataset, repair_nan_gaps
+from neurodag.io.formats import read, recording_files
+from neurodag.io.formats import recordings as recording_names
 from neurodag.io.celegans_nwb import CalciumRecording, read_celegans_nwb
 from neurodag.io.dag2023 import label_sheet
 from neurodag.io.netcdf import write_dataset
@@ -185,7 +181,8 @@ def test_homogenized_parquet_export_is_read(tmp_path):
     pd.DataFrame(rows).to_parquet(path)
     spec = {"kind": "celegans", "format": "homogenized-parquet", "path": str(path)}
     assert recording_names(spec) == ["Kato2015-worm0", "Kato2015-worm1"]
-    ds = read_recording(spec, "Kato2015-worm0", recording_files(spec, "Kato2015-worm0"), {})
+    files = recording_files(spec, "Kato2015-worm0")
+    ds = read(spec, "Kato2015-worm0", files, defaults("stages.ingest.celegans"))
     np.testing.assert_allclose(ds["activity"].sel(neuron="AVAL").values[0], np.sin(t), rtol=1e-6)
     assert ds["labeled"].sum() == 1
     np.testing.assert_allclose(ds["unlabeled_activity"].values[0, :, 0], np.cos(t), rtol=1e-6)
@@ -210,7 +207,7 @@ def test_dag2023_worms_labelled_slots_and_aval_avar(shared_data, tmp_path):
     assert len(names) == 5
     files = []
     for name in names:
-        ds = read_recording(spec, name, recording_files(spec, name), {"min_label_confidence": 3})
+        ds = read(spec, name, recording_files(spec, name), defaults("stages.ingest.celegans"))
         assert {"velocity", "head_angle", "pumping", "reversing"} <= set(ds.data_vars)
         files.append(write_dataset(ds, tmp_path / f"{name}.nc", stage="ingest"))
     out = homogenize_celegans(spec, {}, files, threads=1)

@@ -67,7 +67,7 @@ def test_cli_writes_rates_latents_and_metrics(tmp_path):
     assert ds["latent"].dims == ("trial", "time", "dim") and ds.sizes["dim"] == 16
     assert int(ds["heldout"].sum()) == 2 and int(ds["forward"].sum()) == 3
     assert int(ds["validation"].sum()) == 4
-    for metric in ("co_bps", "fp_bps", "psth_r2", "rate_r2"):
+    for metric in ("co_bps", "fp_bps", "psth_r2", "validation_rate_r2"):
         assert np.isfinite(ds[metric].item()), metric
     assert list(ds["condition"].values) == list(np.repeat(np.arange(4), 5))
     assert set(ds["region"].values) == {"VISrl"}
@@ -86,7 +86,7 @@ def test_cli_writes_rates_latents_and_metrics(tmp_path):
         json.dumps(TINY),
         "--device",
         "cpu",
-        "--no-figure",
+        "--no-figures",
         "-o",
         str(out),
     )

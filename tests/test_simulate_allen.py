@@ -159,7 +159,9 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
     result = run_cli("simulate", "allen", "--spec", spec, "-o", str(tmp_path / "sim"))
     assert result.returncode == 0, result.stderr
     result = run_cli(
-        "ingest-allen",
+        "ingest",
+        "--recording",
+        "session",
         "--spec",
         spec,
         "--params",
@@ -206,3 +208,23 @@ def test_config_pieces_are_a_list_of_names_or_name_options():
             validate(entry({"pieces": bad}))
     default = validate({"datasets": {"s": {"kind": "allen", "format": "simulated"}}})
     assert default["datasets"]["s"]["simulate"]["pieces"] == ["demo_states", "demo_gratings"]
+
+
+@pytest.mark.parametrize(
+    ("piece", "key"),
+    [
+        ({"mds": {"types": ["nonsense"]}}, "simulate.pieces.mds: types"),
+        ({"bicluster": {"segment_bins": [5, 2]}}, "simulate.pieces.bicluster: segment_bins"),
+        ({"geometry": {"regions": ["XX"]}}, "simulate.pieces.geometry: regions"),
+        ({"latents": {"n_neurons": -3}}, "simulate.pieces.latents"),
+        ({"demo_states": {"no_such_option": 1}}, "no_such_option"),
+    ],
+)
+def test_bad_simulator_options_are_config_errors_without_traceback(tmp_path, piece, key):
+    spec = json.dumps({"kind": "allen", "format": "simulated", "simulate": {"pieces": [piece]}})
+    out = tmp_path / "sim"
+    result = run_cli("simulate", "allen", "--spec", spec, "-o", str(out))
+    assert result.returncode == 2, result.stderr
+    assert key in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists() or not any(out.iterdir())

@@ -41,115 +41,123 @@ def _add_dataset_args(
     parser.add_argument("-o", "--output", required=True, help=output_help)
 
 
-def _resolve_dataset(args: argparse.Namespace, stage: str) -> tuple[dict, dict]:
-    """The dataset entry and the stage parameters, validated and with defaults filled in."""
+def _dataset(args: argparse.Namespace) -> tuple[dict | None, dict]:
+    """The dataset entry (None when neither --spec nor --config/--dataset names one) and the
+    config it came from (validated, defaults filled in)."""
     from neurodag import config as cfg
     from neurodag.errors import ConfigError
 
     if args.spec is not None:
         config = cfg.validate({"datasets": {"dataset": args.spec}}, source="--spec")
-        spec = config["datasets"]["dataset"]
-    elif args.config and args.dataset:
-        config = cfg.load_config(args.config)
-        if args.dataset not in config["datasets"]:
-            raise ConfigError(
-                f"datasets.{args.dataset}: no such dataset; the config has "
-                f"{', '.join(config['datasets']) or 'none'}"
-            )
-        spec = config["datasets"][args.dataset]
-    else:
-        raise ConfigError("give either --spec JSON, or --config FILE and --dataset NAME")
-    params = cfg.stage_parameters(config, stage)
-    if args.params is not None:
-        params = cfg.validate({"datasets": {}, "stages": {stage: args.params}}, source="--params")[
-            "stages"
-        ][stage]
-    return spec, params
+        return config["datasets"]["dataset"], config
+    config = cfg.load_config(args.config) if args.config else cfg.validate({"datasets": {}})
+    if args.dataset is None:
+        return None, config
+    if not args.config:
+        raise ConfigError("--dataset NAME needs --config FILE (or give the entry as --spec JSON)")
+    if args.dataset not in config["datasets"]:
+        raise ConfigError(
+            f"datasets.{args.dataset}: no such dataset; the config has "
+            f"{', '.join(config['datasets']) or 'none'}"
+        )
+    return config["datasets"][args.dataset], config
 
 
-def cmd_homogenize(args: argparse.Namespace) -> None:
-    from neurodag.homogenize import homogenize
-    from neurodag.io.netcdf import write_dataset
-
-    spec, params = _resolve_dataset(args, "homogenize")
-    log.info("homogenize %s dataset (format %s)", spec["kind"], spec["format"])
-    ds, inputs = homogenize(
-        spec,
-        params,
-        ingested=args.ingested,
-        compute=_compute_settings(args).get("dask"),
-        threads=args.threads,
-        memory_mb=args.memory_mb,
-    )
-    path = write_dataset(
-        ds, args.output, stage="homogenize", parameters={"dataset": spec, **params}, inputs=inputs
-    )
-    log.info("wrote %s", path)
-    if args.figure:
-        from neurodag.homogenize.figures import plot_homogenized
-
-        log.info("figure %s", plot_homogenized(ds, args.figure, title=Path(args.output).stem))
-
-
-def cmd_geometry(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from neurodag.errors import ConfigError
-    from neurodag.geometry.stage import figures, geometry_from_rdms, geometry_from_responses
-    from neurodag.io.netcdf import write_dataset
-
-    spec, params = _resolve_dataset(args, "geometry")
-    if spec["kind"] == "rdm":
-        ds, inputs = geometry_from_rdms(spec, params)
-    else:
-        if not args.input:
-            raise ConfigError(f"geometry of a {spec['kind']} dataset needs --input responses files")
-        ds, inputs = geometry_from_responses(args.input, params), args.input
-    path = write_dataset(
-        ds, args.output, stage="geometry", parameters={"dataset": spec, **params}, inputs=inputs
-    )
-    log.info("wrote %s", path)
-    if not args.no_figures:
-        for figure_path in figures(ds, Path(args.output).with_suffix("")):
-            log.info("wrote %s", figure_path)
-
-
-def _compute_settings(args: argparse.Namespace) -> dict:
-    """The config's ``compute`` section: --compute JSON, else the --config files', else defaults."""
+def _stage_parameters(args: argparse.Namespace, config: dict, stage: str) -> dict:
+    """--params (validated as the stage's block), else the config's block of the stage."""
     from neurodag import config as cfg
 
-    if getattr(args, "compute", None) is not None:
-        return cfg.validate({"datasets": {}, "compute": args.compute}, source="--compute")[
-            "compute"
-        ]
-    if args.config:
-        return cfg.load_config(args.config)["compute"]
-    return cfg.validate({"datasets": {}})["compute"]
+    if args.params is None:
+        return cfg.stage_parameters(config, stage)
+    block = {"datasets": {}, "stages": {stage: args.params}}
+    return cfg.validate(block, source="--params")["stages"][stage]
+
+
+def _compute(args: argparse.Namespace, config: dict):
+    """--compute JSON (else the config's compute section), the job's size, and --device."""
+    from neurodag.compute import Compute
+
+    section = args.compute if args.compute is not None else config["compute"]
+    return Compute.from_config(
+        section, threads=args.threads, memory_mb=args.memory_mb, device=args.device
+    )
+
+
+def cmd_stage(args: argparse.Namespace) -> None:
+    """Every analysis stage: run, validate (against --truth when given), write, draw figures."""
+    from neurodag.io.netcdf import write_dataset
+    from neurodag.stages import stage
+
+    registered = stage(args.command)
+    spec, config = _dataset(args)
+    params = _stage_parameters(args, config, registered.name)
+    compute = _compute(args, config)
+    roles = registered.input_roles
+    inputs = {roles[0]: [Path(p) for p in args.input or []]}
+    inputs.update(
+        {role: [Path(p) for p in getattr(args, role)] for role in roles[1:] if getattr(args, role)}
+    )
+    output = Path(args.output)
+    truth = Path(args.truth) if args.truth else None
+    if spec is not None:
+        log.info("%s: %s dataset (format %s)", registered.name, spec["kind"], spec["format"])
+    result = registered.verb("run")(inputs, params, compute=compute, dataset=spec, output=output)
+    validation = registered.verb("validate")(result, truth)
+    result = result.assign(validation.data_vars)
+    read = [p for files in inputs.values() for p in files] + ([truth] if truth else [])
+    parameters = {"dataset": spec, **params} if spec is not None else params
+    path = write_dataset(result, output, stage=registered.name, parameters=parameters, inputs=read)
+    log.info("wrote %s", path)
+    if not args.no_figures:
+        for figure_path in registered.verb("figures")(result, output.with_suffix("")):
+            log.info("figure %s", figure_path)
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from neurodag.io.celegans import read_recording, recording_files
+    """One recording of any kind into the data model, through the format registry."""
+    from neurodag.io import formats
     from neurodag.io.netcdf import write_dataset
 
-    spec, params = _resolve_dataset(args, "ingest")
-    if spec["kind"] != "celegans":
+    spec, config = _dataset(args)
+    if spec is None:
         from neurodag.errors import ConfigError
 
-        raise ConfigError(f"ingest: kind {spec['kind']!r} is not handled here (celegans)")
-    files = [Path(p) for p in args.input] if args.input else recording_files(spec, args.recording)
-    ds = read_recording(spec, args.recording, files, params.get("celegans", {}))
-    path = write_dataset(
-        ds, args.output, stage="ingest", parameters={"dataset": spec, **params}, inputs=files
+        raise ConfigError("ingest needs the dataset's entry (--spec, or --config and --dataset)")
+    params = _stage_parameters(args, config, "ingest").get(spec["kind"], {})
+    fmt = formats.lookup(spec)
+    if fmt.kind == "allen":  # a dataset's own responses replace the stage's
+        from neurodag.ingest_allen import responses_for
+
+        params = {**params, "responses": responses_for(spec, params)}
+    files = (
+        [Path(p) for p in args.input]
+        if args.input
+        else formats.recording_files(spec, args.recording)
     )
-    log.info("wrote %s", path)
+    outputs = formats.read(spec, args.recording, files, params)
+    parameters = {"dataset": spec, **params}
+    output = Path(args.output)
+    if not isinstance(outputs, dict):
+        path = write_dataset(outputs, output, stage="ingest", parameters=parameters, inputs=files)
+        log.info("wrote %s", path)
+        return
+    # every output is computed before the first is written: a failure leaves none behind
+    for name, ds in outputs.items():
+        path = write_dataset(
+            ds, output / f"{name}.nc", stage="ingest", parameters=parameters, inputs=files
+        )
+        log.info("wrote %s", path)
+    if fmt.figures is not None and not args.no_figures:
+        for figure_path in fmt.call("figures", outputs, output):
+            log.info("figure %s", figure_path)
 
 
 def cmd_simulate(args: argparse.Namespace) -> None:
     from neurodag.errors import ConfigError
 
-    spec, _ = _resolve_dataset(args, "simulate")
+    spec, _ = _dataset(args)
+    if spec is None:
+        raise ConfigError("simulate needs the dataset's entry (--spec, or --config and --dataset)")
     if spec.get("kind") != args.kind or spec.get("format") != "simulated":
         raise ConfigError(
             f"neurodag simulate {args.kind} needs a dataset with kind {args.kind} and format "
@@ -175,144 +183,11 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_ingest_allen(args: argparse.Namespace) -> None:
-    from neurodag.ingest_allen import ingest_session, responses_for, write_outputs
-
-    spec, params = _resolve_dataset(args, "ingest")
-    if spec.get("kind") != "allen":
-        from neurodag.errors import ConfigError
-
-        raise ConfigError(f"ingest-allen: the dataset is kind {spec.get('kind')!r}, not allen")
-    params = params.get("allen", {})
-    params = {**params, "responses": responses_for(spec, params)}
-    outputs = ingest_session(args.input, spec, params, only=args.only)
-    paths = write_outputs(
-        outputs, args.output, parameters={"dataset": spec, **params}, inputs=[args.input]
-    )
-    log.info("%s: wrote %s", args.input, ", ".join(map(str, paths)))
-
-
-def cmd_latents(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from neurodag import config as cfg
-    from neurodag.io.netcdf import write_dataset
-    from neurodag.latents.stage import plot_latents, read_responses, run_latents
-
-    params = cfg.validate(
-        {"datasets": {}, "stages": {"latents": args.params or {}}}, source="--params"
-    )["stages"]["latents"]
-    output = Path(args.output)
-    checkpoint = args.checkpoint or output.with_name(output.stem + ".checkpoint.pt")
-    out = run_latents(
-        args.input,
-        params,
-        device=args.device,
-        checkpoint=checkpoint,
-        truth=args.truth,
-        threads=args.threads,
-    )
-    inputs = [args.input] + ([args.truth] if args.truth else [])
-    write_dataset(out, output, stage="latents", parameters=params, inputs=inputs)
-    log.info(
-        "wrote %s (co-bps %.3f, fp-bps %.3f, PSTH R2 %.3f)",
-        output,
-        out["co_bps"].item(),
-        out["fp_bps"].item(),
-        out["psth_r2"].item(),
-    )
-    if not args.no_figure:
-        from neurodag.io.netcdf import open_dataset
-
-        counts, _ = read_responses(args.input, open_dataset(args.input))
-        log.info("figure %s", plot_latents(out, counts, output.with_suffix(".rates.png")))
-
-
-def cmd_mds(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from neurodag import config as cfg
-    from neurodag.io.netcdf import write_dataset
-    from neurodag.mds.stage import plot_mds, run_mds
-
-    params = cfg.validate(
-        {"datasets": {}, "stages": {"mds": args.params or {}}}, source="--params"
-    )["stages"]["mds"]
-    inputs = [Path(p) for p in args.input]
-    ds = run_mds(inputs, params, device=args.device, truth=Path(args.truth) if args.truth else None)
-    extra = [Path(args.truth)] if args.truth else []
-    path = write_dataset(ds, args.output, stage="mds", parameters=params, inputs=[*inputs, *extra])
-    figure = plot_mds(ds, path.with_suffix(".mds.png"))
-    log.info("wrote %s and %s", path, figure)
-
-
-def cmd_connectome(args: argparse.Namespace) -> None:
-    from neurodag import config as cfg
-    from neurodag.compute import dask_client
-    from neurodag.connectome import dynamic_connectome
-    from neurodag.connectome.figures import write_figures
-    from neurodag.io.netcdf import open_dataset, write_dataset
-
-    params = cfg.validate(
-        {"datasets": {}, "stages": {"connectome": args.params or {}}}, source="--params"
-    )["stages"]["connectome"]
-    activity = open_dataset(args.input).load()
-    if "activity" not in activity:
-        from neurodag.errors import InputError
-
-        raise InputError(args.input, "activity", "no activity(worm, time, neuron) variable")
-    anatomy = open_dataset(args.anatomy).load() if args.anatomy else None
-    truth = open_dataset(args.truth).load() if args.truth else None
-    compute = _compute_settings(args).get("dask")
-    with dask_client(compute, threads=args.threads, memory_mb=args.memory_mb) as client:
-        result = dynamic_connectome(
-            activity, params, client=client, connectome=anatomy, truth=truth
-        )
-    inputs = [p for p in (args.input, args.anatomy, args.truth) if p]
-    path = write_dataset(result, args.output, stage="connectome", parameters=params, inputs=inputs)
-    log.info("wrote %s", path)
-    if "validation_nmi" in result.attrs:
-        log.info(
-            "validation: time-factor correlation of matched components %s; planted-group NMI "
-            "%.3f (SBM) vs %.3f (Louvain) over correctly identified names (%d misidentified "
-            "names left out)",
-            [round(float(v), 3) for v in result["validation_time_correlation"].values],
-            result.attrs["validation_nmi"],
-            result.attrs["validation_nmi_louvain"],
-            result.attrs["validation_misidentified_names"],
-        )
-    if not args.no_figures:
-        for figure_path in write_figures(result, activity, path):
-            log.info("wrote %s", figure_path)
-
-
 def cmd_summarize(args: argparse.Namespace) -> None:
     from neurodag.validation import write_summary
 
     table = write_summary(args.files, args.output)
     log.info("%d figures from %d files -> %s", len(table), len(args.files), args.output)
-
-
-def cmd_bicluster(args: argparse.Namespace) -> None:
-    from neurodag import config as cfg
-    from neurodag.bicluster.stage import plot, run
-    from neurodag.io.netcdf import write_dataset
-
-    params = cfg.validate(
-        {"datasets": {}, "stages": {"bicluster": args.params or {}}}, source="--params"
-    )["stages"]["bicluster"]
-    compute = cfg.validate({"datasets": {}, "compute": args.compute or {}}, source="--compute")
-    ds = run(
-        args.input,
-        params,
-        compute=compute["compute"]["dask"],
-        threads=args.threads,
-        truth=args.truth,
-    )
-    path = write_dataset(ds, args.output, stage="bicluster", parameters=params, inputs=args.input)
-    for figure_path in plot(ds, path.with_suffix("")):
-        log.info("wrote %s", figure_path)
-    log.info("wrote %s", path)
 
 
 def cmd_inspect(args: argparse.Namespace) -> None:
@@ -331,7 +206,33 @@ def cmd_config(args: argparse.Namespace) -> None:
     print(yaml.safe_dump(load_config(args.files), sort_keys=False), end="")
 
 
+def add_stage_command(sub, name: str) -> None:
+    """``neurodag <stage>``: the same options for every registered stage (its input roles come
+    from the stage package's ``INPUTS``; the first one is ``--input``)."""
+    from neurodag.stages import stage
+
+    registered = stage(name)
+    module = registered.module
+    p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+    _add_dataset_args(p, "NetCDF file to write (figures beside it)")
+    roles = list(module.INPUTS.items())
+    p.add_argument("--input", nargs="+", metavar="FILE", help=roles[0][1])
+    for role, text in roles[1:]:
+        p.add_argument(f"--{role}", nargs="+", metavar="FILE", help=text)
+    p.add_argument("--truth", metavar="FILE", help="a simulation's truth.nc: also validate")
+    p.add_argument(
+        "--compute", type=_json_arg, help="the config's compute section as JSON (Dask, device)"
+    )
+    p.add_argument("--threads", type=int, help="cores the job may use (default: all)")
+    p.add_argument("--memory-mb", type=int, help="memory the job may use, in MB")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="torch device (torch stages)")
+    p.add_argument("--no-figures", action="store_true", help="write the NetCDF file only")
+    p.set_defaults(func=cmd_stage)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from neurodag.stages import stages
+
     parser = argparse.ArgumentParser(
         prog="neurodag",
         description="Neural recordings into labelled xarray datasets, analysed as one DAG.",
@@ -339,52 +240,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    p = sub.add_parser(
-        "homogenize",
-        help="homogenize a dataset onto the canonical neuron axis (connectomes: + consensus)",
-    )
-    _add_dataset_args(p)
-    p.add_argument("--figure", metavar="PNG", help="also draw the stage's summary figure")
-    p.add_argument(
-        "--ingested",
-        nargs="+",
-        metavar="FILE",
-        help="C. elegans: the dataset's ingest files (results/ingest/<dataset>/*.nc)",
-    )
-    p.add_argument("--threads", type=int, help="cores for the Dask workers (default: all)")
-    p.add_argument("--memory-mb", type=int, help="memory for the Dask workers, in MB")
-    p.add_argument(
-        "--compute",
-        type=_json_arg,
-        help="the config's compute section as JSON (Dask cluster: local, slurm or address)",
-    )
-    p.set_defaults(func=cmd_homogenize)
-
-    p = sub.add_parser(
-        "geometry",
-        help="RDMs, topological RSA and population geometry (trial responses or RDM files)",
-    )
-    _add_dataset_args(p)
-    p.add_argument(
-        "--input",
-        nargs="+",
-        metavar="FILE",
-        help="trial responses (the ingest's {stimulus}.nc), one per recording; not for kind rdm",
-    )
-    p.add_argument("--no-figures", action="store_true", help="write the NetCDF file only")
-    p.set_defaults(func=cmd_geometry)
-
-    p = sub.add_parser(
-        "ingest",
-        help="read one recording into the data model (C. elegans calcium)",
-    )
-    p.add_argument("--recording", required=True, help="recording name (the output file's stem)")
-    p.add_argument(
-        "--input", nargs="+", metavar="FILE", help="files to read (default: found from the spec)"
-    )
-    _add_dataset_args(p)
-    p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser(
         "simulate",
@@ -399,63 +254,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser(
-        "ingest-allen",
-        help="read an Allen Neuropixels session NWB into counts.nc and {stimulus}.nc",
+        "ingest",
+        help="read one recording into the data model (any registered kind and format)",
+        description=(
+            "C. elegans recordings are written to OUTPUT (one .nc); Allen sessions into the "
+            "folder OUTPUT: counts.nc and one {stimulus}.nc per aligned stimulus, with figures."
+        ),
     )
-    p.add_argument("--input", required=True, metavar="FILE.nwb", help="the session file")
+    p.add_argument("--recording", required=True, help="recording name (the output's stem)")
     p.add_argument(
-        "--only",
-        action="append",
-        metavar="NAME",
-        help="write only counts, or only this aligned stimulus (repeatable; default: all)",
+        "--input", nargs="+", metavar="FILE", help="files to read (default: found from the spec)"
     )
-    _add_dataset_args(p, "folder to write: counts.nc and one {stimulus}.nc per aligned stimulus")
-    p.set_defaults(func=cmd_ingest_allen)
+    p.add_argument("--no-figures", action="store_true", help="write the NetCDF files only")
+    _add_dataset_args(p, "NetCDF file, or folder for kinds with several outputs (allen)")
+    p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser(
-        "latents", help="LangevinFlow latent dynamics of trial-aligned spike counts (Song et al.)"
-    )
-    p.add_argument("--input", required=True, help="ingest file with responses(trial, neuron, time)")
-    p.add_argument("--params", type=_json_arg, help="stages.latents parameters as JSON")
-    p.add_argument("-o", "--output", required=True, help="NetCDF file to write")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--threads", type=int, help="torch CPU threads (the rule's threads)")
-    p.add_argument(
-        "--checkpoint", help="training checkpoint (default: OUTPUT.checkpoint.pt); resumed if found"
-    )
-    p.add_argument("--truth", help="truth file with true_rate(trial, neuron, time) for rate R2")
-    p.add_argument("--no-figure", action="store_true", help="skip the figure beside the output")
-    p.set_defaults(func=cmd_latents)
-
-    p = sub.add_parser(
-        "mds", help="most-discriminative-stimuli clustering of functional cell types"
-    )
-    p.add_argument(
-        "--input", nargs="+", required=True, metavar="FILE", help="ingest image-response files"
-    )
-    p.add_argument("--params", type=_json_arg, help="stages.mds parameters as JSON")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--truth", help="truth file with true_type(neuron), for validation")
-    p.add_argument("-o", "--output", required=True, help="NetCDF file to write")
-    p.set_defaults(func=cmd_mds)
-
-    p = sub.add_parser(
-        "connectome",
-        help="dynamic functional connectome of homogenized worms (Dyballa et al.)",
-        description="Sliding-window affinities -> non-negative CP -> weighted SBM communities.",
-    )
-    p.add_argument("--input", required=True, help="results/homogenize/<dataset>.nc")
-    p.add_argument("--anatomy", help="homogenized connectome file (structure-vs-function test)")
-    p.add_argument("--truth", help="simulation truth.nc: also validate against planted groups")
-    p.add_argument(
-        "--params", type=_json_arg, help="stages.connectome parameters as JSON (default: schema)"
-    )
-    p.add_argument("--config", action="append", metavar="FILE", help="config (compute section)")
-    p.add_argument("--threads", type=int, help="cores for the Dask workers (default: all)")
-    p.add_argument("--memory-mb", type=int, help="memory for the Dask workers, in MB")
-    p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
-    p.add_argument("-o", "--output", required=True, help="NetCDF file to write")
-    p.set_defaults(func=cmd_connectome)
+    for name in stages():
+        add_stage_command(sub, name)
 
     p = sub.add_parser(
         "summarize", help="one table of the stages' ground-truth recovery and headline figures"
@@ -463,18 +278,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+", metavar="FILE.nc", help="stage outputs")
     p.add_argument("-o", "--output", required=True, help="HTML file (a .tsv is written beside)")
     p.set_defaults(func=cmd_summarize)
-
-    p = sub.add_parser(
-        "bicluster",
-        help="Bayesian bi-clustering of binned spike counts (Wei et al.), MCMC",
-    )
-    p.add_argument("--input", nargs="+", required=True, help="ingest counts.nc of a recording")
-    p.add_argument("--params", type=_json_arg, help="stages.bicluster parameters (JSON)")
-    p.add_argument("--compute", type=_json_arg, help="the config's compute section (JSON)")
-    p.add_argument("--threads", type=int, default=1, help="parallel chains (Dask workers)")
-    p.add_argument("--truth", help="a simulated session's truth.nc, for validation")
-    p.add_argument("-o", "--output", required=True, help="output .nc (figures beside it)")
-    p.set_defaults(func=cmd_bicluster)
 
     p = sub.add_parser("inspect", help="describe a neurodag NetCDF file")
     p.add_argument("file", help="a .nc file written by neurodag")

@@ -21,6 +21,7 @@ Heavy imports (dask.distributed, dask_jobqueue, torch) happen inside the functio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Mapping
@@ -51,6 +52,14 @@ def pin_blas_threads(n: int = 1) -> None:
         os.environ[name] = str(n)
 
 
+def dask_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A ``compute.dask`` section validated, with the schema's defaults filled in."""
+    from neurodag.config import validate
+
+    block = {"datasets": {}, "compute": {"dask": dict(settings or {})}}
+    return validate(block, source="compute.dask")["compute"]["dask"]
+
+
 @contextlib.contextmanager
 def dask_client(
     settings: Mapping[str, Any] | None = None,
@@ -62,13 +71,13 @@ def dask_client(
     import dask
     from distributed import Client, LocalCluster
 
-    settings = dict(settings or {})
-    kind = settings.get("cluster", "local")
+    settings = dask_settings(settings)
+    kind = settings["cluster"]
     if kind == "slurm":
-        slurm = dict(settings.get("slurm") or {})
+        slurm = settings["slurm"]
         with slurm_cluster(slurm) as cluster, Client(cluster) as client:
-            jobs = int(slurm.get("jobs", 1))
-            timeout = slurm.get("wait_timeout_s", 600)
+            jobs = int(slurm["jobs"])
+            timeout = slurm["wait_timeout_s"]
             log.info("dask: SLURM cluster of %d worker job(s), waiting for the first", jobs)
             # start as soon as one worker is up; the others join while work runs
             client.wait_for_workers(1, timeout=timeout)
@@ -82,7 +91,7 @@ def dask_client(
         finally:
             client.close()
         return
-    workers = settings.get("workers") or threads or available_cores()
+    workers = settings["workers"] or threads or available_cores()
     workers = max(1, min(int(workers), available_cores()))
     pin_blas_threads(1)
     memory_limit = f"{memory_mb // workers}MiB" if memory_mb else "auto"
@@ -159,22 +168,22 @@ def slurm_cluster(slurm: Mapping[str, Any]) -> Iterator[Any]:
 
     from dask_jobqueue import SLURMCluster
 
-    cores = int(slurm.get("cores", 1))
-    processes = int(slurm.get("processes", 1))
-    walltime = slurm.get("walltime", "01:00:00")
+    cores = int(slurm["cores"])
+    processes = int(slurm["processes"])
+    walltime = slurm["walltime"]
     threads_per_process = max(1, cores // processes)
     blas = [f"export {name}={threads_per_process}" for name in BLAS_VARIABLES]
     cluster = SLURMCluster(
         cores=cores,
         processes=processes,
-        memory=f"{int(slurm.get('memory_mb', 4000))}MiB",
+        memory=f"{int(slurm['memory_mb'])}MiB",
         walltime=walltime,
         queue=slurm.get("queue"),
         account=slurm.get("account"),
         job_extra_directives=list(slurm.get("job_extra_directives") or []),
         job_script_prologue=[*blas, *(slurm.get("job_script_prologue") or [])],
         worker_extra_args=worker_lifetime_args(
-            walltime, float(slurm.get("lifetime_margin_minutes", 5))
+            walltime, float(slurm["lifetime_margin_minutes"])
         ),
         interface=slurm.get("interface"),
         local_directory=slurm.get("local_directory"),
@@ -183,7 +192,7 @@ def slurm_cluster(slurm: Mapping[str, Any]) -> Iterator[Any]:
         scheduler_options={"dashboard_address": None},
     )
     try:
-        jobs = int(slurm.get("jobs", 1))
+        jobs = int(slurm["jobs"])
         cluster.adapt(minimum_jobs=jobs, maximum_jobs=jobs)
         yield cluster
     finally:
@@ -201,3 +210,41 @@ def torch_device(preference: str = "auto") -> Any:
 
         raise ConfigError("device: cuda was asked for but torch sees no CUDA device")
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@dataclasses.dataclass(frozen=True)
+class Compute:
+    """Where a stage computes: the config's ``compute`` section plus the job's size.
+
+    Every stage's ``run`` takes one (``compute=``); ``threads`` and ``memory_mb`` are what the
+    Snakemake job was given (None: the whole machine)."""
+
+    dask: Mapping[str, Any]
+    device: str
+    threads: int | None = None
+    memory_mb: int | None = None
+
+    @classmethod
+    def from_config(
+        cls,
+        section: Mapping[str, Any] | None = None,
+        *,
+        threads: int | None = None,
+        memory_mb: int | None = None,
+        device: str | None = None,
+    ) -> Compute:
+        """From a ``compute`` section (validated here, so schema defaults fill what is absent)."""
+        from neurodag.config import validate
+
+        section = validate({"datasets": {}, "compute": dict(section or {})}, source="compute")[
+            "compute"
+        ]
+        return cls(section["dask"], device or section["device"], threads, memory_mb)
+
+    def client(self, workers: int | None = None):
+        """The Dask client of the stage (a context manager); ``workers`` caps a local cluster."""
+        threads = self.threads if workers is None else min(workers, self.threads or workers)
+        return dask_client(self.dask, threads=threads, memory_mb=self.memory_mb)
+
+    def torch_device(self):
+        return torch_device(self.device)

@@ -14,7 +14,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from neurodag.errors import ConfigError
@@ -26,7 +25,7 @@ def schema() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def _with_defaults(validator_class):
+def _with_defaults(validator_class, jsonschema):
     """A validator class that also fills in ``default`` values of absent properties."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
@@ -40,7 +39,11 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-_Validator = _with_defaults(jsonschema.Draft202012Validator)
+@cache
+def _validator_class():
+    import jsonschema  # imported on first validation: `neurodag --help` does not need it
+
+    return _with_defaults(jsonschema.Draft202012Validator, jsonschema)
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -50,14 +53,14 @@ def _key(path: Iterable[Any]) -> str:
 def validate(config: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
     """Validate a config and return a copy with defaults filled in; ConfigError on failure."""
     instance = copy.deepcopy(dict(config))
-    errors = sorted(_Validator(schema()).iter_errors(instance), key=lambda e: list(e.path))
+    errors = sorted(_validator_class()(schema()).iter_errors(instance), key=lambda e: list(e.path))
     if errors:
         lines = [f"{_key(e.absolute_path)}: {_explain(e)}" for e in errors]
         raise ConfigError(f"invalid configuration ({source}):\n  " + "\n  ".join(lines))
     return instance
 
 
-def _explain(error: jsonschema.ValidationError) -> str:
+def _explain(error) -> str:
     if error.validator == "additionalProperties":
         allowed = sorted(error.schema.get("properties", {}))
         return f"{error.message}; allowed keys: {', '.join(allowed) or 'none'}"
@@ -102,7 +105,21 @@ def stage_parameters(config: Mapping[str, Any], stage: str) -> dict[str, Any]:
 
 def stage_defaults(stage: str) -> dict[str, Any]:
     """A stage's parameter defaults, as the schema states them."""
-    return validate({"datasets": {}})["stages"][stage]
+    return defaults(f"stages.{stage}")
+
+
+def defaults(key: str) -> dict[str, Any]:
+    """The schema's defaults of a config section (``"stages.bicluster"``, ``"compute.dask"``):
+    code that needs a default takes it from here, never from a literal of its own."""
+    section: Any = _schema_defaults()
+    for part in key.split("."):
+        section = section[part]
+    return copy.deepcopy(section)
+
+
+@cache
+def _schema_defaults() -> dict[str, Any]:
+    return validate({"datasets": {}})
 
 
 def enabled_datasets(config: Mapping[str, Any], kind: str | None = None) -> list[str]:

@@ -20,5 +20,6 @@ class InputError(NeurodagError):
         super().__init__(f"{where}: {message}" if where else message)
 
 
-class ConfigError(NeurodagError):
-    """An invalid configuration: names the key and what was expected."""
+class ConfigError(NeurodagError, ValueError):
+    """An invalid configuration: names the key and what was expected (a ValueError too, so
+    library callers of a generator can catch the usual exception)."""

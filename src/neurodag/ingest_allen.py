@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 NO_EPOCH = "none"
 COUNTS = "counts"  # the name of the session-long counts output (counts.nc)
+SIMULATED_RECORDING = "session"  # neurodag simulate allen writes session.nwb
 
 
 def responses_for(spec: dict, params: dict) -> dict[str, dict]:
@@ -221,25 +222,24 @@ def stimulus_responses(
     return ds
 
 
-def ingest_session(
-    path: str | Path, spec: dict, params: dict, only: list[str] | None = None
-) -> dict[str, xr.Dataset]:
-    """The output datasets of one session: ``{"counts": ..., stimulus: ...}`` (``only``: these
-    names among them).
+def simulated_recordings(spec: dict, suffixes: tuple[str, ...]) -> list[str]:
+    """A simulated Allen dataset is one session, ``results/simulate/{dataset}/session.nwb``."""
+    return [SIMULATED_RECORDING]
+
+
+def read_recording(spec: dict, recording: str, files: list[Path], params: dict):
+    """The format registry's reader: :func:`ingest_session` of the recording's NWB file."""
+    return ingest_session(files[0], spec, params)
+
+
+def ingest_session(path: str | Path, spec: dict, params: dict) -> dict[str, xr.Dataset]:
+    """The output datasets of one session: ``{"counts": ..., stimulus: ...}``.
 
     ``params`` is ``stages.ingest.allen``; every check runs before anything is returned, so a bad
     input or setting leaves no output file.
     """
     check_bin_size(params["bin_size_s"], "stages.ingest.allen.bin_size_s")
     responses = responses_for(spec, params)
-    if only:
-        unknown = [name for name in only if name != COUNTS and name not in responses]
-        if unknown:
-            raise ConfigError(
-                f"stages.ingest.allen.responses: {', '.join(unknown)} not configured; "
-                f"configured: {', '.join(responses) or 'none'}"
-            )
-        responses = {k: v for k, v in responses.items() if k in only}
     for stimulus, options in responses.items():
         check_bin_size(options["bin_size_s"], f"responses.{stimulus}.bin_size_s")
         a, b = options["window_s"]
@@ -247,9 +247,7 @@ def ingest_session(
             raise ConfigError(f"responses.{stimulus}.window_s: end {b} must be after start {a}")
     session = read_session(path, params.get("unit_filter"))
     session = select_regions(session, params.get("regions"))
-    outputs = {}
-    if not only or COUNTS in only:
-        outputs[COUNTS] = session_counts(session, params["bin_size_s"])
+    outputs = {COUNTS: session_counts(session, params["bin_size_s"])}
     for stimulus, options in responses.items():
         outputs[stimulus] = stimulus_responses(
             session, stimulus, options["window_s"], options["bin_size_s"]
@@ -257,22 +255,12 @@ def ingest_session(
     return outputs
 
 
-def write_outputs(
-    outputs: dict[str, xr.Dataset], outdir: str | Path, *, parameters: dict, inputs: list
-) -> list[Path]:
-    from neurodag.io.netcdf import write_dataset
-
-    outdir = Path(outdir)
-    written = []
-    for name, ds in outputs.items():
-        written.append(
-            write_dataset(
-                ds, outdir / f"{name}.nc", stage="ingest", parameters=parameters, inputs=inputs
-            )
-        )
-        plot = plot_counts if name == COUNTS else plot_responses
-        written.append(plot(ds, outdir / f"{name}.png"))
-    return written
+def figures(outputs: dict[str, xr.Dataset], outdir: Path) -> list[Path]:
+    """A raster of the counts and a mean response figure per aligned stimulus, beside them."""
+    return [
+        (plot_counts if name == COUNTS else plot_responses)(ds, Path(outdir) / f"{name}.png")
+        for name, ds in outputs.items()
+    ]
 
 
 def _region_order(ds: xr.Dataset) -> tuple[np.ndarray, list[str]]:

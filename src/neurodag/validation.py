@@ -69,16 +69,69 @@ def to_html(table: pd.DataFrame, title: str = "Ground-truth recovery and headlin
     )
 
 
+def _rst_cell(value: object) -> str:
+    return str(value).replace("\n", " ").replace("|", "/") or "-"
+
+
+def landing_text(table: pd.DataFrame, paths: Iterable[str | Path]) -> str:
+    """The Snakemake report's opening page (reStructuredText): what ran on which datasets, the
+    validation table, and a link to each stage's headline figure (its first declared figure)."""
+    from neurodag.stages import stages
+
+    registered = stages()
+    ran: dict[str, list[str]] = {}
+    datasets: dict[str, str] = {}
+    for path in map(Path, paths):
+        meta = provenance(open_dataset(path))
+        stage = meta.get("stage", path.parent.name)
+        ran.setdefault(stage, []).append(path.stem)
+        spec = (meta.get("parameters") or {}).get("dataset") or {}
+        if spec:
+            datasets[path.stem] = f"kind {spec.get('kind')}, format {spec.get('format')}"
+    lines = ["neurodag run", "============", "", "Datasets:", ""]
+    lines += [f"- **{name}** ({what})" for name, what in sorted(datasets.items())] + [""]
+    lines += ["Stages and the datasets they ran on:", ""]
+    for stage, names in ran.items():
+        figures = []
+        if stage in registered:
+            headline = registered[stage].figure_names[0]
+            figures = [f"`{name}.{headline}.png`_" for name in names]
+        lines.append(
+            f"- **{stage}**: {', '.join(names)}"
+            + (f" (headline figure: {', '.join(figures)})" if figures else "")
+        )
+    lines += ["", "Ground-truth recovery (``results/validation.tsv``)", "-" * 49, ""]
+    if table.empty:
+        lines.append("No stage output has validation figures.")
+    else:
+        lines += [".. list-table::", "   :header-rows: 1", ""]
+        for row in [("stage", "dataset", "figure", "value")] + [
+            (r.stage, r.dataset, r.figure, f"{r.value:.4g}") for r in table.itertuples()
+        ]:
+            lines.append(f"   * - {_rst_cell(row[0])}")
+            lines += [f"     - {_rst_cell(cell)}" for cell in row[1:]]
+    lines += [
+        "",
+        "Each stage's figures are under Results; methods and variables are described "
+        "in docs/data-model.md.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def write_summary(paths: Iterable[str | Path], html_path: str | Path) -> pd.DataFrame:
-    """Collect, then write ``html_path`` and a TSV beside it (both atomically)."""
+    """Collect, then write ``html_path``, a TSV and the report's landing text (``.rst``) beside
+    it (each atomically)."""
     import os
 
+    paths = list(paths)
     table = collect(paths)
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     for target, text in (
         (html_path, to_html(table)),
         (html_path.with_suffix(".tsv"), table.to_csv(sep="\t", index=False)),
+        (html_path.with_suffix(".rst"), landing_text(table, paths)),
     ):
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         tmp.write_text(text)

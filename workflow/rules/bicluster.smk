@@ -1,37 +1,35 @@
-# Bicluster: Bayesian bi-clustering of binned spike counts (Wei et al.), MCMC with parallel chains.
-# Reads the session-long counts written by ingest for one recording of an allen dataset
-# (stages.bicluster.recording, default the first) and writes results/bicluster/{dataset}.nc with
-# figures beside it.
+# Bicluster (Wei et al.): Bayesian bi-clustering of one recording's binned spike counts (the
+# allen ingest's counts.nc of stages.bicluster.recording, default the first), chains in parallel.
+# This rule file is the example to copy for a new stage (docs/stages.md).
+
+
+def bicluster_datasets():
+    return datasets("allen")
+
+
+def bicluster_inputs(wildcards):
+    recording = config["stages"]["bicluster"]["recording"]
+    return {
+        "counts": allen_output(wildcards.dataset, recording, "counts"),
+        "truth": truth_file(wildcards.dataset),
+    }
+
+
+STAGE_DATASETS["bicluster"] = bicluster_datasets
 
 
 rule bicluster:
     input:
-        counts=bicluster_input,
-        truth=simulation_truth,
+        unpack(bicluster_inputs),
     output:
         nc="results/bicluster/{dataset}.nc",
-        coclustering=report(
-            "results/bicluster/{dataset}.coclustering.png",
-            caption="../report/bicluster.rst",
-            category="bicluster",
-            subcategory="{dataset}",
-            labels={"stage": "bicluster", "dataset": "{dataset}", "figure": "co-clustering"},
-        ),
-        states=report(
-            "results/bicluster/{dataset}.states.png",
-            caption="../report/bicluster.rst",
-            category="bicluster",
-            subcategory="{dataset}",
-            labels={"stage": "bicluster", "dataset": "{dataset}", "figure": "states"},
-        ),
+        figures=stage_figures("bicluster"),
     log:
         "results/logs/bicluster/{dataset}.log",
     benchmark:
         "results/benchmarks/bicluster/{dataset}.tsv"
     params:
-        stage=stage_parameters("bicluster"),
-        compute=json.dumps(config["compute"]),
-        truth=lambda wildcards, input: f"--truth '{input.truth}'" if input.truth else "",
+        flags=stage_flags("bicluster"),
     wildcard_constraints:
         dataset=alternatives(bicluster_datasets()),
     conda:
@@ -41,5 +39,4 @@ rule bicluster:
         mem_mb=4000,
         runtime=60,
     shell:
-        "neurodag bicluster --input {input.counts:q} {params.truth} --params {params.stage:q} "
-        "--compute {params.compute:q} --threads {threads} --output {output.nc:q} 2> {log:q}"
+        "neurodag bicluster {params.flags} --output {output.nc:q} 2> {log:q}"

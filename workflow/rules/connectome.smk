@@ -1,43 +1,40 @@
 # Connectome (Dyballa et al. 2024): the dynamic functional connectome of every C. elegans dataset,
-# from its homogenized worms; simulated datasets are also validated against their truth.nc, and the
-# anatomy dataset's consensus gives the structure-versus-function test.
+# from its homogenized worms; the anatomy dataset's consensus gives the structure-versus-function
+# test, and simulated datasets are validated against their truth.nc.
+
+
+def connectome_datasets():
+    return datasets("celegans")
+
+
+def connectome_inputs(wildcards):
+    inputs = {
+        "activity": f"results/homogenize/{wildcards.dataset}.nc",
+        "truth": truth_file(wildcards.dataset),
+    }
+    anatomy = config["stages"]["connectome"]["anatomy_dataset"]
+    if anatomy and anatomy in datasets("connectome"):
+        inputs["anatomy"] = f"results/homogenize/{anatomy}.nc"
+    return inputs
+
+
+STAGE_DATASETS["connectome"] = connectome_datasets
 
 
 rule connectome:
     input:
-        unpack(connectome_stage_inputs),
+        unpack(connectome_inputs),
     output:
-        result="results/connectome/{dataset}.nc",
-        time_factors=report(
-            "results/connectome/{dataset}.time_factors.png",
-            caption="../report/connectome.rst",
-            category="connectome",
-            subcategory="{dataset}",
-            labels={"stage": "connectome", "dataset": "{dataset}", "figure": "time factors"},
-        ),
-        communities=report(
-            "results/connectome/{dataset}.communities.png",
-            caption="../report/connectome.rst",
-            category="connectome",
-            subcategory="{dataset}",
-            labels={"stage": "connectome", "dataset": "{dataset}", "figure": "communities"},
-        ),
-        rank=report(
-            "results/connectome/{dataset}.rank.png",
-            caption="../report/connectome.rst",
-            category="connectome",
-            subcategory="{dataset}",
-            labels={"stage": "connectome", "dataset": "{dataset}", "figure": "rank selection"},
-        ),
+        nc="results/connectome/{dataset}.nc",
+        figures=stage_figures("connectome"),
     log:
         "results/logs/connectome/{dataset}.log",
     benchmark:
         "results/benchmarks/connectome/{dataset}.tsv"
     params:
-        stage=stage_parameters("connectome"),
-        options=connectome_stage_options,
+        flags=stage_flags("connectome"),
     wildcard_constraints:
-        dataset=alternatives(celegans_datasets()),
+        dataset=alternatives(connectome_datasets()),
     conda:
         "../../environment.yml"
     threads: 2
@@ -45,6 +42,4 @@ rule connectome:
         mem_mb=4000,
         runtime=30,
     shell:
-        "neurodag connectome --input {input.activity:q} {params.options} "
-        "--params {params.stage:q} --threads {threads} --memory-mb {resources.mem_mb} "
-        "--output {output.result:q} 2> {log:q}"
+        "neurodag connectome {params.flags} --output {output.nc:q} 2> {log:q}"

@@ -1,34 +1,38 @@
-# Geometry: RDMs, topological RSA (geo-topological transforms), model comparison and population
-# geometry (Lin & Kriegeskorte), from trial responses (kind allen) or RDM files (kind rdm).
+# Geometry (Lin & Kriegeskorte): RDMs, topological RSA (geo-topological transforms), model
+# comparison and population geometry, from trial responses (kind allen: every recording's
+# {stages.geometry.stimulus}.nc) or RDM files (kind rdm).
+
+
+def geometry_datasets():
+    stimulus = config["stages"]["geometry"]["stimulus"]
+    return datasets("rdm") + allen_datasets_aligning(stimulus)
+
+
+def geometry_inputs(wildcards):
+    dataset = wildcards.dataset
+    if dataset_entry(dataset)["kind"] == "rdm":
+        responses = raw_files(dataset)
+    else:
+        stimulus = config["stages"]["geometry"]["stimulus"]
+        responses = [allen_output(dataset, r, stimulus) for r in recordings(dataset)]
+    return {"responses": responses, "truth": truth_file(dataset)}
+
+
+STAGE_DATASETS["geometry"] = geometry_datasets
 
 
 rule geometry:
     input:
-        geometry_inputs,
+        unpack(geometry_inputs),
     output:
         nc="results/geometry/{dataset}.nc",
-        rdm=report(
-            "results/geometry/{dataset}.rdm.png",
-            caption="../report/geometry.rst",
-            category="geometry",
-            subcategory="{dataset}",
-            labels={"stage": "geometry", "dataset": "{dataset}", "figure": "RDMs"},
-        ),
-        rdm_gt=report(
-            "results/geometry/{dataset}.rdm_gt.png",
-            caption="../report/geometry.rst",
-            category="geometry",
-            subcategory="{dataset}",
-            labels={"stage": "geometry", "dataset": "{dataset}", "figure": "GT-transformed RDMs"},
-        ),
+        figures=stage_figures("geometry"),
     log:
         "results/logs/geometry/{dataset}.log",
     benchmark:
         "results/benchmarks/geometry/{dataset}.tsv"
     params:
-        spec=dataset_spec,
-        stage=stage_parameters("geometry"),
-        responses=lambda wildcards, input: geometry_responses(wildcards, input),
+        flags=stage_flags("geometry"),
     wildcard_constraints:
         dataset=alternatives(geometry_datasets()),
     conda:
@@ -38,5 +42,4 @@ rule geometry:
         mem_mb=4000,
         runtime=30,
     shell:
-        "neurodag geometry --spec {params.spec:q} --params {params.stage:q} {params.responses} "
-        "--output {output.nc:q} 2> {log:q}"
+        "neurodag geometry {params.flags} --output {output.nc:q} 2> {log:q}"

@@ -1,31 +1,37 @@
 # Homogenize (Simeon et al.): connectomes onto the canonical 300-neuron axis plus their consensus;
 # C. elegans worms (their ingest files) onto the canonical neurons and one time step, worms in
-# parallel on a Dask cluster sized from the rule's threads.
+# parallel on the stage's Dask cluster.
+
+
+def homogenize_datasets():
+    return datasets("connectome") + datasets("celegans")
+
+
+def homogenize_inputs(wildcards):
+    """A connectome's own files, or a C. elegans dataset's ingest files."""
+    dataset = wildcards.dataset
+    if dataset_entry(dataset)["kind"] == "celegans":
+        return {"sources": [f"results/ingest/{dataset}/{r}.nc" for r in recordings(dataset)]}
+    return {"sources": raw_files(dataset)}
+
+
+STAGE_DATASETS["homogenize"] = homogenize_datasets
 
 
 rule homogenize:
     input:
-        homogenize_inputs,
+        unpack(homogenize_inputs),
     output:
-        data="results/homogenize/{dataset}.nc",
-        figure=report(
-            "results/homogenize/{dataset}.png",
-            caption="../report/homogenize.rst",
-            category="homogenize",
-            subcategory="{dataset}",
-            labels={"stage": "homogenize", "dataset": "{dataset}", "figure": "summary"},
-        ),
+        nc="results/homogenize/{dataset}.nc",
+        figures=stage_figures("homogenize"),
     log:
         "results/logs/homogenize/{dataset}.log",
     benchmark:
         "results/benchmarks/homogenize/{dataset}.tsv"
     params:
-        spec=dataset_spec,
-        stage=stage_parameters("homogenize"),
-        ingested=homogenize_ingested,
-        compute=compute_settings(),
+        flags=stage_flags("homogenize"),
     wildcard_constraints:
-        dataset=alternatives(homogenized_datasets()),
+        dataset=alternatives(homogenize_datasets()),
     conda:
         "../../environment.yml"
     threads: 2
@@ -33,6 +39,4 @@ rule homogenize:
         mem_mb=4000,
         runtime=30,
     shell:
-        "neurodag homogenize --spec {params.spec:q} --params {params.stage:q} {params.ingested} "
-        "--threads {threads} --memory-mb {resources.mem_mb} --compute {params.compute:q} "
-        "--output {output.data:q} --figure {output.figure:q} 2> {log:q}"
+        "neurodag homogenize {params.flags} --output {output.nc:q} 2> {log:q}"

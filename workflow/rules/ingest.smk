@@ -1,43 +1,57 @@
-# Ingest: each C. elegans recording into the data model, results/ingest/{dataset}/{recording}.nc.
+# Ingest: each recording into the data model through the format registry (`neurodag ingest`).
+# C. elegans: results/ingest/{dataset}/{recording}.nc. Allen sessions: one job per recording reads
+# the NWB once and writes counts.nc and one {stimulus}.nc per aligned stimulus (+ figures) into
+# results/ingest/{dataset}/{recording}/; one rule per dataset, so the stimulus files are declared.
 
 
-rule ingest_celegans:
-    input:
-        ingest_inputs,
-    output:
-        "results/ingest/{dataset}/{recording}.nc",
-    log:
-        "results/logs/ingest/{dataset}/{recording}.log",
-    benchmark:
-        "results/benchmarks/ingest/{dataset}/{recording}.tsv"
-    params:
-        spec=dataset_spec,
-        stage=stage_parameters("ingest"),
-    wildcard_constraints:
-        dataset=alternatives(celegans_datasets()),
-    conda:
-        "../../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    shell:
-        "neurodag ingest --spec {params.spec:q} --params {params.stage:q} "
-        "--recording {wildcards.recording:q} --input {input:q} --output {output:q} 2> {log:q}"
-# Ingest: raw recordings into the data contracts (docs/data-model.md).
-# Allen sessions: one job per recording reads the NWB once and writes counts.nc and one
-# {stimulus}.nc per aligned stimulus (+ figures); one rule per dataset, so that the stimulus
-# files are declared outputs.
+def ingest_flags(dataset):
+    def build(wildcards, input):
+        return flags(
+            spec=dataset_entry(dataset),
+            params=config["stages"]["ingest"],
+            recording=wildcards.recording,
+            input=list(input),
+        )
 
-for _name in allen_datasets():
+    return build
+
+
+for _name in datasets("celegans"):
 
     rule:
         name:
-            f"ingest_allen_{_name}"
+            f"ingest_{_name}"
         input:
-            allen_session_input(_name),
+            lambda wildcards, dataset=_name: raw_files(dataset, wildcards.recording),
         output:
-            counts=f"results/ingest/{_name}/{{recording}}/counts.nc",
+            nc=f"results/ingest/{_name}/{{recording}}.nc",
+        log:
+            f"results/logs/ingest/{_name}/{{recording}}.log",
+        benchmark:
+            f"results/benchmarks/ingest/{_name}/{{recording}}.tsv"
+        params:
+            flags=ingest_flags(_name),
+        wildcard_constraints:
+            recording=alternatives(recordings(_name)),
+        conda:
+            "../../environment.yml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        shell:
+            "neurodag ingest {params.flags} --output {output.nc:q} 2> {log:q}"
+
+
+for _name in datasets("allen"):
+
+    rule:
+        name:
+            f"ingest_{_name}"
+        input:
+            lambda wildcards, dataset=_name: raw_files(dataset, wildcards.recording),
+        output:
+            nc=f"results/ingest/{_name}/{{recording}}/counts.nc",
             figure=f"results/ingest/{_name}/{{recording}}/counts.png",
             responses=[f"results/ingest/{_name}/{{recording}}/{s}.nc" for s in allen_stimuli(_name)],
             figures=[f"results/ingest/{_name}/{{recording}}/{s}.png" for s in allen_stimuli(_name)],
@@ -46,11 +60,10 @@ for _name in allen_datasets():
         benchmark:
             f"results/benchmarks/ingest/{_name}/{{recording}}.tsv"
         params:
-            spec=json.dumps(config["datasets"][_name]),
-            stage=stage_parameters("ingest"),
-            outdir=lambda wildcards, output: os.path.dirname(output.counts),
+            flags=ingest_flags(_name),
+            folder=lambda wildcards, output: os.path.dirname(output.nc),
         wildcard_constraints:
-            recording="[^/]+",
+            recording=alternatives(recordings(_name)),
         conda:
             "../../environment.yml"
         threads: 1
@@ -58,5 +71,4 @@ for _name in allen_datasets():
             mem_mb=8000,
             runtime=30,
         shell:
-            "neurodag ingest-allen --spec {params.spec:q} --params {params.stage:q} "
-            "--input {input:q} --output {params.outdir:q} 2> {log:q}"
+            "neurodag ingest {params.flags} --output {params.folder:q} 2> {log:q}"

@@ -1,30 +1,36 @@
-# Latents: LangevinFlow latent dynamics of trial-aligned spike counts (Song et al.).
-# Checkpoints sit beside the output (not declared, so Snakemake keeps them when a job is killed)
-# and an interrupted training resumes from them on the next run.
+# Latents (Song et al.): LangevinFlow latent dynamics of one recording's trial responses to
+# stages.latents.stimulus (stages.latents.recording, default the first). Checkpoints sit beside the
+# output (not declared, so Snakemake keeps them when a job is killed) and an interrupted training
+# resumes from them on the next run.
+
+
+def latents_datasets():
+    return allen_datasets_aligning(config["stages"]["latents"]["stimulus"])
+
+
+def latents_inputs(wildcards):
+    settings = config["stages"]["latents"]
+    return {
+        "responses": allen_output(wildcards.dataset, settings["recording"], settings["stimulus"]),
+        "truth": truth_file(wildcards.dataset),
+    }
+
+
+STAGE_DATASETS["latents"] = latents_datasets
 
 
 rule latents:
     input:
-        responses=latents_input,
-        truth=simulation_truth,
+        unpack(latents_inputs),
     output:
-        data="results/latents/{dataset}.nc",
-        figure=report(
-            "results/latents/{dataset}.rates.png",
-            caption="../report/latents.rst",
-            category="latents",
-            subcategory="{dataset}",
-            labels={"stage": "latents", "dataset": "{dataset}", "figure": "rates"},
-        ),
+        nc="results/latents/{dataset}.nc",
+        figures=stage_figures("latents"),
     log:
         "results/logs/latents/{dataset}.log",
     benchmark:
         "results/benchmarks/latents/{dataset}.tsv"
     params:
-        stage=stage_parameters("latents"),
-        device=config["compute"]["device"],
-        checkpoint="results/latents/{dataset}.checkpoint.pt",
-        truth=lambda wildcards, input: f"--truth '{input.truth}'" if input.truth else "",
+        flags=stage_flags("latents"),
     wildcard_constraints:
         dataset=alternatives(latents_datasets()),
     conda:
@@ -35,5 +41,4 @@ rule latents:
         runtime=60,
         gpu=0,
     shell:
-        "neurodag latents --input {input.responses:q} {params.truth} --params {params.stage:q} --device {params.device} "
-        "--threads {threads} --checkpoint {params.checkpoint:q} --output {output.data:q} 2> {log:q}"
+        "neurodag latents {params.flags} --output {output.nc:q} 2> {log:q}"

@@ -1,27 +1,34 @@
-# MDS: most-discriminative-stimuli clustering of functional cell types (Burg et al. 2024).
+# MDS (Burg et al. 2024): most-discriminative-stimuli clustering of functional cell types, from
+# every recording's responses to the image stimulus stages.mds.stimulus.
+
+
+def mds_datasets():
+    return allen_datasets_aligning(config["stages"]["mds"]["stimulus"])
+
+
+def mds_inputs(wildcards):
+    dataset, stimulus = wildcards.dataset, config["stages"]["mds"]["stimulus"]
+    return {
+        "responses": [allen_output(dataset, r, stimulus) for r in recordings(dataset)],
+        "truth": truth_file(dataset),
+    }
+
+
+STAGE_DATASETS["mds"] = mds_datasets
 
 
 rule mds:
     input:
-        responses=mds_inputs,
-        truth=simulation_truth,
+        unpack(mds_inputs),
     output:
-        clusters="results/mds/{dataset}.nc",
-        figure=report(
-            "results/mds/{dataset}.mds.png",
-            caption="../report/mds.rst",
-            category="mds",
-            subcategory="{dataset}",
-            labels={"stage": "mds", "dataset": "{dataset}", "figure": "MDS per cluster"},
-        ),
+        nc="results/mds/{dataset}.nc",
+        figures=stage_figures("mds"),
     log:
         "results/logs/mds/{dataset}.log",
     benchmark:
         "results/benchmarks/mds/{dataset}.tsv"
     params:
-        stage=stage_parameters("mds"),
-        device=config["compute"]["device"],
-        truth=lambda wildcards, input: f"--truth {input.truth}" if input.truth else "",
+        flags=stage_flags("mds"),
     wildcard_constraints:
         dataset=alternatives(mds_datasets()),
     conda:
@@ -32,5 +39,4 @@ rule mds:
         runtime=60,
         gpu=0,
     shell:
-        "neurodag mds --input {input.responses:q} --params {params.stage:q} "
-        "--device {params.device} {params.truth} --output {output.clusters:q} 2> {log:q}"
+        "neurodag mds {params.flags} --output {output.nc:q} 2> {log:q}"

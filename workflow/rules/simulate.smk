@@ -1,11 +1,8 @@
 # Simulate: datasets with format `simulated` are written by `neurodag simulate <kind>` in their real
-# format (C. elegans: one NWB per worm) plus truth.nc. One rule per dataset, so that every file it
-# writes is a declared output that ingest (and any stage wanting truth.nc) can depend on.
+# format (C. elegans: one NWB per worm; Allen: session.nwb) plus truth.nc. One rule per dataset, so
+# that every file it writes is a declared output that ingest and the stages can depend on.
 
-import os
-
-
-for _name in simulated_datasets("celegans"):
+for _name in simulated_datasets("celegans") + simulated_datasets("allen"):
 
     rule:
         name:
@@ -18,7 +15,8 @@ for _name in simulated_datasets("celegans"):
         benchmark:
             f"results/benchmarks/simulate/{_name}.tsv"
         params:
-            spec=json.dumps(config["datasets"][_name]),
+            flags=flags(spec=dataset_entry(_name)),
+            kind=dataset_entry(_name)["kind"],
             folder=lambda wildcards, output: os.path.dirname(output.truth),
         conda:
             "../../environment.yml"
@@ -27,29 +25,4 @@ for _name in simulated_datasets("celegans"):
             mem_mb=2000,
             runtime=10,
         shell:
-            "neurodag simulate celegans --spec {params.spec:q} --output {params.folder:q} "
-            "2> {log:q}"
-# Simulated datasets in their real file formats, each with a ground-truth file.
-
-
-rule simulate_allen:
-    output:
-        nwb="results/simulate/{dataset}/session.nwb",
-        truth="results/simulate/{dataset}/truth.nc",
-    log:
-        "results/logs/simulate/{dataset}.log",
-    benchmark:
-        "results/benchmarks/simulate/{dataset}.tsv"
-    params:
-        spec=dataset_spec,
-        outdir=subpath(output.nwb, parent=True),
-    wildcard_constraints:
-        dataset=alternatives(simulated_allen_datasets()),
-    conda:
-        "../../environment.yml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    shell:
-        "neurodag simulate allen --spec {params.spec:q} --output {params.outdir:q} 2> {log:q}"
+            "neurodag simulate {params.kind} {params.flags} --output {params.folder:q} 2> {log:q}"

@@ -48,23 +48,28 @@ from typing import Any
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
+from neurodag.config import defaults
+
+_CONFIG = defaults("stages.bicluster")  # the schema is the one source of defaults
+
 
 @dataclass
 class Settings:
-    """Model and sampler settings (the bicluster stage's config keys)."""
+    """Model and sampler settings: the bicluster stage's config keys (defaults from the schema)
+    and the model's fixed priors."""
 
-    n_iterations: int = 600
-    burn_in: int = 300
-    thin: int = 1
-    latent_dim: int = 2
-    n_clusters_max: int = 10
-    n_clusters_init: int = 6  # over-split on purpose: merges are easier than splits
-    n_states_max: int = 4
+    n_iterations: int = _CONFIG["n_iterations"]
+    burn_in: int = _CONFIG["burn_in"]
+    thin: int = _CONFIG["thin"]
+    latent_dim: int = _CONFIG["latent_dim"]
+    n_clusters_max: int = _CONFIG["n_clusters_max"]
+    n_clusters_init: int = _CONFIG["n_clusters_init"]  # over-split: merges are easier than splits
+    n_states_max: int = _CONFIG["n_states_max"]
     mfm_gamma: float = 1.0  # Dirichlet concentration of the MFM weights
     mfm_poisson_rate: float = 1.0  # K - 1 ~ Poisson(rate)
     hmm_alpha: float = 1.0
     hmm_gamma: float = 1.0
-    hmm_kappa: float = 100.0  # self-transition bias ("sticky")
+    hmm_kappa: float = _CONFIG["hmm_kappa"]  # self-transition bias ("sticky")
     loading_sd: float = 1.0
     offset_sd: float = 1.0
     dispersion_shape: float = 2.0  # Gamma prior on r
@@ -72,8 +77,8 @@ class Settings:
     noise_prior_scale: float = 0.01  # prior mean of the latent noise variances
     coefficient_prior_sd: float = 1.0  # prior sd of (b, A) around (0, I)
     laplace_steps: int = 4
-    split_merge_proposals: int = 2  # merge-split proposals per sweep during burn-in
-    seed: int = 0
+    split_merge_proposals: int = _CONFIG["split_merge_proposals"]  # per burn-in sweep
+    seed: int = _CONFIG["seed"]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

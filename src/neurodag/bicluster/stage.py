@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from neurodag.errors import ConfigError, InputError
+from neurodag.compute import Compute
+from neurodag.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -29,33 +30,19 @@ SAMPLER_KEYS = (
 )  # fmt: skip
 
 
-def select_counts(ds: xr.Dataset, params: Mapping[str, Any], path: Path) -> xr.DataArray:
+def select_counts(path: Path, params: Mapping[str, Any]) -> xr.DataArray:
     """The (neuron, time) counts of the configured regions and epochs, re-binned."""
-    if "counts" not in ds:
-        raise InputError(path, "counts", "no counts(neuron, time) variable")
+    from neurodag.io.responses import read_spiking
+
+    ds = read_spiking(
+        path,
+        "counts",
+        ("neuron", "time"),
+        regions=params["regions"],
+        epochs=params["epochs"],
+        key="stages.bicluster",
+    )
     counts = ds["counts"].transpose("neuron", "time")
-    regions = params.get("regions")
-    if regions:
-        if "region" not in counts.coords:
-            raise InputError(path, "region", "no region(neuron) coordinate to select regions")
-        keep = np.isin(counts["region"].values.astype(str), list(regions))
-        if not keep.any():
-            found = sorted(set(counts["region"].values.astype(str)))
-            raise ConfigError(
-                f"stages.bicluster.regions: none of {list(regions)} in {path} (has {found})"
-            )
-        counts = counts.isel(neuron=keep)
-    epochs = params.get("epochs")
-    if epochs:
-        if "epoch" not in ds:
-            raise InputError(path, "epoch", "no epoch(time) variable to select epochs")
-        keep = np.isin(ds["epoch"].values.astype(str), list(epochs))
-        if not keep.any():
-            found = sorted(set(ds["epoch"].values.astype(str)))
-            raise ConfigError(
-                f"stages.bicluster.epochs: none of {list(epochs)} in {path} ({found})"
-            )
-        counts = counts.isel(time=keep)
     bin_in = float(ds.attrs.get("bin_size_s", ds["counts"].attrs.get("bin_size_s", np.nan)))
     if not np.isfinite(bin_in):
         raise InputError(path, "bin_size_s", "attribute missing")
@@ -80,25 +67,23 @@ def select_counts(ds: xr.Dataset, params: Mapping[str, Any], path: Path) -> xr.D
 
 
 def run(
-    inputs: list[str | Path],
+    inputs: Mapping[str, list[Path]],
     params: Mapping[str, Any],
     *,
-    compute: Mapping[str, Any] | None = None,
-    threads: int = 1,
-    truth: str | Path | None = None,
+    compute: Compute,
+    dataset: Mapping[str, Any] | None = None,
+    output: Path | None = None,
 ) -> xr.Dataset:
+    """Chains on the counts of ``inputs["counts"]`` (one recording's ingest ``counts.nc``)."""
     from neurodag.bicluster.fit import fit
     from neurodag.bicluster.sampler import Settings
-    from neurodag.io.netcdf import open_dataset
 
-    path = Path(inputs[0])
-    counts = select_counts(open_dataset(path), params, path)
+    counts = select_counts(Path(inputs["counts"][0]), params)
     log.info("bicluster: %d neurons x %d bins", *counts.shape)
     settings = Settings(**{key: params[key] for key in SAMPLER_KEYS})
-    if threads > 1 and params["chains"] > 1:
-        from neurodag.compute import dask_client
-
-        with dask_client(compute, threads=min(threads, params["chains"])) as client:
+    workers = min(compute.threads or 1, params["chains"])
+    if workers > 1:
+        with compute.client(workers) as client:
             out = fit(counts.values, settings, params["chains"], client)
     else:
         out = fit(counts.values, settings, params["chains"], None)
@@ -112,20 +97,18 @@ def run(
         if name in counts.coords:
             out = out.assign_coords({name: ("neuron", counts[name].values)})
     out["counts"] = counts.drop_vars([c for c in counts.coords if c not in counts.dims])
-    out.attrs["bin_size_s"] = counts.attrs["bin_size_s"]
-    if truth is not None:
-        for name, value in validate(out, truth, params["epochs"]).items():
-            out[name] = value
+    # the truth group of a simulated session is named by its (first) stimulus block
+    out.attrs.update(bin_size_s=counts.attrs["bin_size_s"], stimulus_name=params["epochs"][0])
     return out
 
 
-def validate(out: xr.Dataset, truth_path: str | Path, epochs: list[str]) -> dict[str, float]:
+def validate(out: xr.Dataset, truth_path: str | Path) -> xr.Dataset:
     """ARI of the neuron clusters and of the states against the planted ``true_cluster`` and
     ``true_state`` (a simulated session's piece; its bins are matched to ours by time)."""
     from neurodag.partitions import adjusted_rand
     from neurodag.validation import open_truth
 
-    truth = open_truth(truth_path, "true_cluster", epochs[0] if epochs else None)
+    truth = open_truth(truth_path, "true_cluster", out.attrs.get("stimulus_name"))
     ids = [str(n) for n in out["neuron"].values]
     known = np.isin(ids, truth["neuron"].values.astype(str))
     scores = {"validation_neuron_ari": float("nan"), "validation_state_ari": float("nan")}
@@ -141,10 +124,10 @@ def validate(out: xr.Dataset, truth_path: str | Path, epochs: list[str]) -> dict
         true_state = truth["true_state"].values[index[matched]]
         scores["validation_state_ari"] = adjusted_rand(true_state, out["state"].values[matched])
     log.info("bicluster validation: %s", scores)
-    return scores
+    return xr.Dataset(scores)
 
 
-def plot(ds: xr.Dataset, stem: Path) -> list[Path]:
+def figures(ds: xr.Dataset, stem: Path) -> list[Path]:
     """Co-clustering matrices and the state sequence over the sorted raster."""
     from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
 

@@ -13,9 +13,17 @@ Three steps, as in the paper:
    Louvain modularity: ``community(component, neuron)``, ``louvain_community(component, neuron)``;
 
 plus :mod:`.enrichment` (anatomical connections within versus between communities, permutation
-p-value) and :mod:`.validate` (agreement with a simulation's planted groups and epochs).
+p-value) and :mod:`.validate` (agreement with a simulation's planted groups and epochs). The stage
+contract (docs/stages.md): ``run`` / ``validate`` / ``figures`` in :mod:`.stage`.
 """
 
-from neurodag.connectome.pipeline import dynamic_connectome
+from neurodag.stages import lazy_verbs
 
-__all__ = ["dynamic_connectome"]
+HELP = "dynamic functional connectome of homogenized worms (Dyballa et al.)"
+INPUTS = {
+    "activity": "homogenized worms: results/homogenize/<dataset>.nc",
+    "anatomy": "homogenized connectome (structure-versus-function test; optional)",
+}
+FIGURES = ("time_factors", "communities", "rank")
+
+__getattr__ = lazy_verbs(__name__ + ".stage")

@@ -11,22 +11,19 @@ import xarray as xr
 from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
 
 
-def _epochs(stimulus: np.ndarray, time: np.ndarray) -> list[tuple[float, float, str]]:
-    """(start, stop, name) runs of a per-time stimulus label."""
-    runs, start = [], 0
-    for k in range(1, len(stimulus) + 1):
-        if k == len(stimulus) or stimulus[k] != stimulus[start]:
-            runs.append((float(time[start]), float(time[k - 1]), str(stimulus[start])))
-            start = k
-    return runs
-
-
-def time_factor_figure(result: xr.Dataset, activity: xr.Dataset, path: Path) -> Path:
+def time_factor_figure(result: xr.Dataset, path: Path) -> Path:
     rank = result.sizes["component"]
     fig, axes = figure(rank, 1, width=7.0, height=1.0 + 1.1 * rank, sharex=True, squeeze=False)
     runs = []
-    if "stimulus" in activity:
-        runs = _epochs(activity["stimulus"].values[0], activity["time"].values)
+    if "epoch_name" in result:
+        runs = list(
+            zip(
+                result["epoch_start"].values.astype(float),
+                result["epoch_stop"].values.astype(float),
+                result["epoch_name"].values.astype(str),
+                strict=True,
+            )
+        )
     names = sorted({r[2] for r in runs})
     import matplotlib
 
@@ -120,14 +117,3 @@ def rank_figure(result: xr.Dataset, path: Path) -> Path:
     ax2.set_xlabel("rank")
     ax2.set_ylabel("score")
     return save_figure(fig, path)
-
-
-def write_figures(result: xr.Dataset, activity: xr.Dataset, output: Path) -> list[Path]:
-    """Figures beside ``output`` (``<stem>.<name>.png``)."""
-    output = Path(output)
-    stem = output.with_suffix("")
-    return [
-        time_factor_figure(result, activity, Path(f"{stem}.time_factors.png")),
-        community_figure(result, Path(f"{stem}.communities.png")),
-        rank_figure(result, Path(f"{stem}.rank.png")),
-    ]

@@ -125,9 +125,8 @@ def dynamic_connectome(
     *,
     client=None,
     connectome: xr.Dataset | None = None,
-    truth: xr.Dataset | None = None,
 ) -> xr.Dataset:
-    """Affinities, NTF, communities, enrichment (and validation against ``truth``)."""
+    """Affinities, NTF, communities and enrichment of homogenized worms ``ds``."""
     affinity = affinity_tensor(ds, params, client)
     neurons = list(
         dict.fromkeys(np.concatenate([affinity.neuron_a.values, affinity.neuron_b.values]))
@@ -211,10 +210,4 @@ def dynamic_connectome(
         ]
         for key in ("within", "between", "ratio", "p_value"):
             out[f"enrichment_{key}"] = ("component", np.array([row[key] for row in rows]))
-    if truth is not None:
-        from neurodag.connectome.validate import validate_against_truth
-
-        validation = validate_against_truth(out, truth)
-        out = out.merge(validation)
-        out.attrs.update(validation.attrs)  # merge keeps only the first dataset's attrs
     return out

@@ -120,12 +120,32 @@ def validate_against_truth(result: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
             scores[method][k] = nmi(planted[identified], found[identified])
             scores[f"{method}_all_labels"][k] = nmi(planted, found)
     matched_corr = np.array([corr[k, c] if c >= 0 else np.nan for k, c in enumerate(matched)])
+    headline = {
+        "validation_nmi": (
+            float(np.nanmean(scores["sbm"])),
+            "planted-group NMI of the SBM "
+            "communities, mean over conditions, correctly identified names",
+        ),
+        "validation_nmi_louvain": (float(np.nanmean(scores["louvain"])), "the same for Louvain"),
+        "validation_misidentified_names": (
+            int((~identified).sum()),
+            "names left out: they carry another neuron's ROI in some worm",
+        ),
+        "validation_min_time_correlation": (
+            float(np.nanmin(matched_corr)),
+            "worst time-factor correlation of a matched component",
+        ),
+    }
     return xr.Dataset(
         {
             "validation_condition_indicator": (("condition", "window"), indicator),
             "validation_matched_component": ("condition", matched),
             "validation_time_correlation": ("condition", matched_corr),
             **{f"validation_nmi_{name}": ("condition", v) for name, v in scores.items()},
+            **{
+                name: ((), value, {"description": description})
+                for name, (value, description) in headline.items()
+            },
         },
         coords={
             "condition": np.arange(len(conditions)),
@@ -133,11 +153,5 @@ def validate_against_truth(result: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
                 "condition",
                 ["+".join(str(truth["epoch"].values[e]) for e in epochs) for epochs in conditions],
             ),
-        },
-        attrs={
-            "validation_nmi": float(np.nanmean(scores["sbm"])),
-            "validation_nmi_louvain": float(np.nanmean(scores["louvain"])),
-            "validation_misidentified_names": int((~identified).sum()),
-            "validation_min_time_correlation": float(np.nanmin(matched_corr)),
         },
     )

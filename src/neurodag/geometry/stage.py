@@ -16,12 +16,15 @@ Two inputs (Lin & Kriegeskorte, "The Topology and Geometry of Neural Representat
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from neurodag.errors import InputError
+from neurodag.compute import Compute
+from neurodag.errors import ConfigError, InputError
 from neurodag.geometry import compare as cmp
 from neurodag.geometry import population
 from neurodag.geometry.rdm import calc_rdm, noise_precision, residuals, square, upper
@@ -86,13 +89,12 @@ def rdm_model_table(
     return table
 
 
-def geometry_from_rdms(spec: dict, params: dict) -> tuple[xr.Dataset, list[Path]]:
+def geometry_from_rdms(spec: Mapping[str, Any], params: Mapping[str, Any]) -> xr.Dataset:
     from neurodag.io.rdm_mat import read_rdm_mat
 
     if spec["format"] != "rdm-mat":
         raise InputError(spec.get("path"), "format", f"unsupported RDM format {spec['format']}")
     data = read_rdm_mat(spec["path"], spec.get("variable"))
-    inputs = [Path(spec["path"])]
     vectors, subjects = _subject_means(data)
     out = xr.Dataset(
         {
@@ -110,7 +112,6 @@ def geometry_from_rdms(spec: dict, params: dict) -> tuple[xr.Dataset, list[Path]
     )
     if spec.get("models"):
         models = read_rdm_mat(spec["models"])
-        inputs.append(Path(spec["models"]))
         if models.sizes["stimulus"] != data.sizes["stimulus"]:
             raise InputError(spec["models"], "RDM", "models and data have different stimuli")
         result = cmp.evaluate_models(
@@ -127,7 +128,7 @@ def geometry_from_rdms(spec: dict, params: dict) -> tuple[xr.Dataset, list[Path]
         ).assign_coords(model=models["name"].values)
     out.attrs["comparator"] = params["comparator"]
     out.attrs["subjects"] = ",".join(subjects)
-    return out, inputs
+    return out
 
 
 # ---------------------------------------------------------------- trial responses
@@ -178,17 +179,21 @@ def image_model_rdms(image: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def _read_responses(path: Path, window_s) -> dict:
-    from neurodag.io.netcdf import open_dataset
+def _read_responses(path: Path, params: dict) -> dict:
+    from neurodag.io.responses import read_spiking
 
-    responses = open_dataset(path)
-    for name in ("responses", "frame", "region"):
-        if name not in responses.variables:
-            raise InputError(path, name, "missing (expected the Allen ingest's trial responses)")
+    responses = read_spiking(
+        path,
+        "responses",
+        ("trial", "neuron", "time"),
+        regions=params["regions"],
+        require=("frame", "region"),
+        key="stages.geometry",
+    )
     return {
         "dataset": responses,
         "frames": responses["frame"].values,
-        "patterns": _trial_patterns(responses, window_s),
+        "patterns": _trial_patterns(responses, params["window_s"]),
         "region_of": responses["region"].values.astype(str),
     }
 
@@ -196,7 +201,7 @@ def _read_responses(path: Path, window_s) -> dict:
 def geometry_from_responses(paths, params: dict) -> xr.Dataset:
     """Geometry of one or more recordings' trial responses to the same frames."""
     paths = [Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)]
-    recordings = [_read_responses(p, params["window_s"]) for p in paths]
+    recordings = [_read_responses(p, params) for p in paths]
     unique_frames = np.unique(recordings[0]["frames"])
     for path, rec in zip(paths, recordings, strict=True):
         if not np.array_equal(np.unique(rec["frames"]), unique_frames):
@@ -255,24 +260,8 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
             for kind in KINDS
         ]
     )
-    # Validation (the summary table's ``validation_*``): the region each pseudo-subject RDM came
-    # from is known, so identifying it is this stage's ground-truth recovery figure, for the raw
-    # RDM and each transform at the stored example (l, u).
-    validation = [
-        cmp.identification_accuracy(
-            split_vectors,
-            split_labels,
-            split_subjects,
-            kind=kind,
-            low=params["gt_example"][0],
-            up=params["gt_example"][1],
-            method=params["identify_by"],
-        )
-        for kind in KINDS
-    ]
     out = xr.Dataset(
         {
-            "validation_identification_accuracy": (("transform",), validation),
             "rdm": (("region", "frame", "frame2"), rdms),
             "rdm_gt": (
                 ("region", "frame", "frame2"),
@@ -357,16 +346,63 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
             parallelism_score=(("region",), parallelism), ccgp=(("region",), generalisation)
         )
         out.attrs["factors"] = ",".join(factors)
-    out["validation_identification_accuracy"].attrs["description"] = (
-        f"leave-one-subject-out nearest-centroid ({params['identify_by']}) identification of "
-        f"the region of each (pseudo-)subject RDM, chance {1 / len(regions):.2f}; raw RDM, and "
-        f"GT/sigmoid/geodesic at (l, u) = {tuple(params['gt_example'])}"
-    )
     out.attrs.update(
         method=params["method"],
         noise=params["noise"],
         comparator=params["comparator"],
         identify_by=params["identify_by"],
+        gt_example=list(params["gt_example"]),
+    )
+    return out
+
+
+def run(
+    inputs: Mapping[str, list[Path]],
+    params: Mapping[str, Any],
+    *,
+    compute: Compute,
+    dataset: Mapping[str, Any] | None = None,
+    output: Path | None = None,
+) -> xr.Dataset:
+    """Geometry of a kind rdm dataset (its files, from ``dataset``) or of the trial responses in
+    ``inputs["responses"]`` (one file per recording)."""
+    if dataset is not None and dataset["kind"] == "rdm":
+        return geometry_from_rdms(dataset, params)
+    if not inputs.get("responses"):
+        raise ConfigError("geometry of trial responses needs --input responses files")
+    return geometry_from_responses(inputs["responses"], params)
+
+
+def validate(result: xr.Dataset, truth: Path | None = None) -> xr.Dataset:
+    """The region each (pseudo-)subject RDM came from is known, so identifying it is this stage's
+    ground-truth recovery figure, for the raw RDM and each transform at the stored example
+    (l, u); it needs no truth file. RDM datasets have no such figure."""
+    if "split_rdm" not in result:
+        return xr.Dataset()
+    vectors = upper(result["split_rdm"].values)
+    labels = list(result["split_region"].values.astype(str))
+    subjects = list(result["split_subject"].values)
+    low, up = result.attrs["gt_example"]
+    accuracy = [
+        cmp.identification_accuracy(
+            vectors,
+            labels,
+            subjects,
+            kind=kind,
+            low=low,
+            up=up,
+            method=result.attrs["identify_by"],
+        )
+        for kind in KINDS
+    ]
+    out = xr.Dataset(
+        {"validation_identification_accuracy": (("transform",), accuracy)},
+        coords={"transform": list(KINDS)},
+    )
+    out["validation_identification_accuracy"].attrs["description"] = (
+        f"leave-one-subject-out nearest-centroid ({result.attrs['identify_by']}) identification "
+        f"of the region of each (pseudo-)subject RDM, chance {1 / result.sizes['region']:.2f}; "
+        f"raw RDM, and GT/sigmoid/geodesic at (l, u) = {(low, up)}"
     )
     return out
 
@@ -374,7 +410,7 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
 # ---------------------------------------------------------------- figures
 
 
-def figures(ds: xr.Dataset, prefix: str | Path) -> list[Path]:
+def figures(ds: xr.Dataset, prefix: Path) -> list[Path]:
     """RDMs, GT-transformed RDMs, model comparison (and identification grid) beside the output."""
     from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
 

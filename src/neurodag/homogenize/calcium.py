@@ -212,7 +212,7 @@ def homogenize_celegans(
 
     params = {**stage_defaults("homogenize")["celegans"], **(parameters or {})}
     if not ingest_files:
-        raise ConfigError("homogenize: no ingested recordings given (--ingested)")
+        raise ConfigError("homogenize: no ingested recordings given (--input)")
     with dask_client(compute, threads=threads, memory_mb=memory_mb) as client:
         futures = client.map(
             homogenize_recording, [str(p) for p in ingest_files], params=params, pure=False

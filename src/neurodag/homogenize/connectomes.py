@@ -24,6 +24,7 @@ import xarray as xr
 from neurodag.config import stage_defaults
 from neurodag.errors import ConfigError
 from neurodag.io.connectome_tables import ANATOMICAL_SYNAPSES, edges_to_matrices
+from neurodag.io.formats import lookup, recording_files
 from neurodag.io.openworm_csv import read_openworm_csv
 from neurodag.io.paths import resolve_files
 from neurodag.io.wormneuroatlas import (
@@ -40,16 +41,20 @@ SYNAPSES = (*ANATOMICAL_SYNAPSES, "functional")
 CONSENSUS = "consensus"
 
 
-def connectome_inputs(spec: Mapping[str, Any]) -> list[Path]:
-    """The files a connectome dataset reads (for provenance and for Snakemake's input)."""
-    fmt = spec["format"]
-    if fmt == "wormneuroatlas":
-        folder = Path(spec["path"]) if spec.get("path") else data_dir()
-        names = spec.get("sources") or list(PACKAGED_SOURCES)
-        return [source_path(name, folder) for name in names if name in PACKAGED_SOURCES]
-    if fmt == "openworm-csv":
-        return resolve_files(spec["path"], (".csv",))
-    raise ConfigError(f"format {fmt!r} is not a connectome format (wormneuroatlas, openworm-csv)")
+def wormneuroatlas_files(
+    spec: Mapping[str, Any], recording: str | None, suffixes: tuple[str, ...]
+) -> list[Path]:
+    """The packaged (or ``path``'s) files of the dataset's wormneuroatlas sources."""
+    folder = Path(spec["path"]) if spec.get("path") else data_dir()
+    names = spec.get("sources") or list(PACKAGED_SOURCES)
+    return [source_path(name, folder) for name in names if name in PACKAGED_SOURCES]
+
+
+def edge_list_files(
+    spec: Mapping[str, Any], recording: str | None, suffixes: tuple[str, ...]
+) -> list[Path]:
+    """The edge-list files of an openworm-csv dataset (one source each)."""
+    return resolve_files(spec["path"], suffixes)
 
 
 def build_connectome(
@@ -88,14 +93,14 @@ def build_connectome(
             else:
                 weights[name] = {**source, "functional": nan}
     elif spec["format"] == "openworm-csv":
-        for path in connectome_inputs(spec):
+        for path in recording_files(spec):
             name = path.stem
             if name in weights:
                 raise ConfigError(f"two connectome files share the source name {name!r}")
             weights[name] = {**edges_to_matrices(read_openworm_csv(path)), "functional": nan}
             kinds[name], references[name] = "anatomical", str(path)
     else:
-        connectome_inputs(spec)  # raises the ConfigError for an unknown format
+        lookup(spec)  # raises the ConfigError for an unknown format
 
     for name, source in weights.items():
         counts = ", ".join(

@@ -16,29 +16,28 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from neurodag.errors import ConfigError, InputError
+from neurodag.errors import InputError
 from neurodag.io.celegans_nwb import CalciumRecording
 from neurodag.io.paths import resolve_files
 from neurodag.neurons import canonical_neurons
 
 log = logging.getLogger(__name__)
 
-SUFFIXES = {"dag2023-h5": (".h5",), "celegans-nwb": (".nwb",), "homogenized-parquet": (".parquet",)}
+
+def file_recordings(spec: Mapping[str, Any], suffixes: tuple[str, ...]) -> list[str]:
+    """Recordings of a one-file-per-worm format: the files' stems."""
+    return [_stem(p, spec["format"]) for p in resolve_files(spec["path"], suffixes)]
 
 
-def recording_names(spec: Mapping[str, Any]) -> list[str]:
-    """The recordings of a C. elegans dataset (names of its ingest files, without .nc)."""
-    fmt = spec["format"]
-    if fmt == "simulated":
-        n = int((spec.get("simulate") or {}).get("n_worms", 10))
-        return [f"worm{w:03d}" for w in range(n)]
-    if fmt in ("dag2023-h5", "celegans-nwb"):
-        return [_stem(p, fmt) for p in resolve_files(spec["path"], SUFFIXES[fmt])]
-    if fmt == "homogenized-parquet":
-        from neurodag.io.homogenized_parquet import parquet_recordings
+def simulated_recordings(spec: Mapping[str, Any], suffixes: tuple[str, ...]) -> list[str]:
+    """The worms ``neurodag simulate celegans`` writes for the (validated) dataset entry."""
+    return [f"worm{w:03d}" for w in range(int(spec["simulate"]["n_worms"]))]
 
-        return parquet_recordings(resolve_files(spec["path"], SUFFIXES[fmt]))
-    raise ConfigError(f"format {fmt!r} is not a C. elegans activity format")
+
+def parquet_recordings(spec: Mapping[str, Any], suffixes: tuple[str, ...]) -> list[str]:
+    from neurodag.io.homogenized_parquet import parquet_recordings as recordings
+
+    return recordings(resolve_files(spec["path"], suffixes))
 
 
 def _stem(path: Path, fmt: str) -> str:
@@ -228,55 +227,68 @@ def recording_dataset(
     return ds
 
 
-def read_recording(
+def read_nwb_recording(
     spec: Mapping[str, Any], recording: str, files: list[Path], parameters: Mapping[str, Any]
 ) -> xr.Dataset:
-    """Read one recording of a C. elegans dataset into the ingest contract."""
-    fmt = spec["format"]
-    gap = int(parameters.get("max_nan_gap_frames", 5))
-    if fmt in ("celegans-nwb", "simulated"):
-        from neurodag.io.celegans_nwb import read_celegans_nwb
+    from neurodag.io.celegans_nwb import read_celegans_nwb
 
-        return recording_dataset(read_celegans_nwb(files[0]), recording, files[0], max_nan_gap=gap)
-    if fmt == "dag2023-h5":
-        from neurodag.io.dag2023 import read_dag2023
-
-        rec, confidence = read_dag2023(files[0], files[1] if len(files) > 1 else None)
-        return recording_dataset(
-            rec,
-            recording,
-            files[0],
-            confidence=confidence,
-            min_confidence=parameters.get("min_label_confidence"),
-            max_nan_gap=gap,
-        )
-    if fmt == "homogenized-parquet":
-        from neurodag.io.homogenized_parquet import read_parquet_recording
-
-        rec, labeled_flags = read_parquet_recording(files, recording)
-        return recording_dataset(rec, recording, files[0], max_nan_gap=gap)
-    raise ConfigError(f"format {fmt!r} is not a C. elegans activity format")
+    return recording_dataset(
+        read_celegans_nwb(files[0]),
+        recording,
+        files[0],
+        max_nan_gap=parameters["max_nan_gap_frames"],
+    )
 
 
-def recording_files(spec: Mapping[str, Any], recording: str) -> list[Path]:
-    """The files one recording reads (dag2023-h5: the HDF5 file, then its label spreadsheet)."""
-    fmt = spec["format"]
-    if fmt not in SUFFIXES:
-        raise ConfigError(
-            f"format {fmt!r}: recording files are not found from the config; give them (--input)"
-        )
-    if fmt == "homogenized-parquet":
-        return resolve_files(spec["path"], SUFFIXES[fmt])
-    files = [p for p in resolve_files(spec["path"], SUFFIXES[fmt]) if _stem(p, fmt) == recording]
+def read_dag2023_recording(
+    spec: Mapping[str, Any], recording: str, files: list[Path], parameters: Mapping[str, Any]
+) -> xr.Dataset:
+    from neurodag.io.dag2023 import read_dag2023
+
+    rec, confidence = read_dag2023(files[0], files[1] if len(files) > 1 else None)
+    return recording_dataset(
+        rec,
+        recording,
+        files[0],
+        confidence=confidence,
+        min_confidence=parameters["min_label_confidence"],
+        max_nan_gap=parameters["max_nan_gap_frames"],
+    )
+
+
+def read_parquet_recording(
+    spec: Mapping[str, Any], recording: str, files: list[Path], parameters: Mapping[str, Any]
+) -> xr.Dataset:
+    from neurodag.io.homogenized_parquet import read_parquet_recording as read
+
+    rec, _ = read(files, recording)
+    return recording_dataset(rec, recording, files[0], max_nan_gap=parameters["max_nan_gap_frames"])
+
+
+def recording_file(
+    spec: Mapping[str, Any], recording: str, suffixes: tuple[str, ...]
+) -> list[Path]:
+    """The one file of a recording of a one-file-per-worm format."""
+    files = [
+        p for p in resolve_files(spec["path"], suffixes) if _stem(p, spec["format"]) == recording
+    ]
     if not files:
         raise InputError(spec["path"], "path", f"no file for recording {recording!r}")
-    if fmt == "dag2023-h5":
-        folder = Path(spec["labels"]) if spec.get("labels") else files[0].parent / "labels"
-        sheet = folder / f"{recording} Neuron ID.xlsx"
-        if sheet.exists():
-            files.append(sheet)
-        else:
-            log.info(
-                "%s: no label spreadsheet %s; the worm is ingested unlabelled", recording, sheet
-            )
     return files
+
+
+def dag2023_files(spec: Mapping[str, Any], recording: str, suffixes: tuple[str, ...]) -> list[Path]:
+    """The HDF5 file of a Dag et al. recording, then its NeuroPAL label spreadsheet if any."""
+    files = recording_file(spec, recording, suffixes)
+    folder = Path(spec["labels"]) if spec.get("labels") else files[0].parent / "labels"
+    sheet = folder / f"{recording} Neuron ID.xlsx"
+    if sheet.exists():
+        files.append(sheet)
+    else:
+        log.info("%s: no label spreadsheet %s; the worm is ingested unlabelled", recording, sheet)
+    return files
+
+
+def all_files(spec: Mapping[str, Any], recording: str | None, suffixes: tuple[str, ...]):
+    """Every file of the dataset (one table holds all recordings)."""
+    return resolve_files(spec["path"], suffixes)

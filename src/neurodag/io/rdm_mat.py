@@ -106,3 +106,8 @@ def read_rdm_mat(path: str | Path, variable: str | None = None) -> xr.Dataset:
         },
         attrs={"source": str(path), "variable": key},
     )
+
+
+def rdm_files(spec, recording: str | None, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files of a kind rdm dataset: its RDMs, then its model RDMs if any."""
+    return [Path(spec["path"])] + ([Path(spec["models"])] if spec.get("models") else [])

@@ -11,13 +11,16 @@ when a truth file is given.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from neurodag.compute import Compute
 from neurodag.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -39,16 +42,17 @@ MODEL_KEYS = {
 }
 
 
-def read_responses(path: str | Path, ds: xr.Dataset) -> tuple[np.ndarray, float]:
-    """Counts ``(trial, time, neuron)`` and the bin width (s), checked."""
-    if "responses" not in ds:
-        raise InputError(path, "responses", "missing; expected responses(trial, neuron, time)")
-    responses = ds["responses"]
-    if set(responses.dims) != {"trial", "neuron", "time"}:
-        raise InputError(
-            path, "responses", f"dims {responses.dims}, expected (trial, neuron, time)"
-        )
-    counts = responses.transpose("trial", "time", "neuron").values.astype(np.float32)
+def read_responses(
+    path: str | Path, regions: list[str] | None
+) -> tuple[xr.Dataset, np.ndarray, float]:
+    """The file's trials restricted to ``regions`` (a session's other units are not the model's),
+    and its counts ``(trial, time, neuron)`` and bin width (s), checked."""
+    from neurodag.io.responses import read_spiking
+
+    ds = read_spiking(
+        path, "responses", ("trial", "neuron", "time"), regions=regions, key="stages.latents"
+    )
+    counts = ds["responses"].transpose("trial", "time", "neuron").values.astype(np.float32)
     if not np.isfinite(counts).all() or (counts < 0).any():
         raise InputError(path, "responses", "counts must be finite and non-negative")
     if counts.shape[0] < 5 or counts.shape[1] < 3 or counts.shape[2] < 2:
@@ -57,20 +61,7 @@ def read_responses(path: str | Path, ds: xr.Dataset) -> tuple[np.ndarray, float]
     steps = np.diff(time)
     if not np.allclose(steps, steps[0], rtol=1e-3):
         raise InputError(path, "time", "bins must be evenly spaced")
-    return counts, float(steps[0])
-
-
-def select_regions(path, ds: xr.Dataset, regions: list[str] | None) -> xr.Dataset:
-    """The neurons of ``regions`` (all when None): a session's other units are not the model's."""
-    if not regions:
-        return ds
-    if "region" not in ds.coords:
-        raise InputError(path, "region", "no region(neuron) coordinate to select regions from")
-    keep = ds["region"].isin(regions).values
-    if not keep.any():
-        present = sorted(set(map(str, ds["region"].values)))
-        raise InputError(path, "region", f"no unit in {regions}; the file has {present}")
-    return ds.isel(neuron=keep)
+    return ds, counts, float(steps[0])
 
 
 def build_model(params: dict, n_heldin: int, n_neurons: int, n_time: int):
@@ -82,33 +73,35 @@ def build_model(params: dict, n_heldin: int, n_neurons: int, n_time: int):
     return cls(n_heldin, n_neurons, n_time, **kwargs)
 
 
-def run_latents(
-    path: str | Path,
-    params: dict,
+def run(
+    inputs: Mapping[str, list[Path]],
+    params: Mapping[str, Any],
     *,
-    device: str = "auto",
-    checkpoint: str | Path | None = None,
-    truth: str | Path | None = None,
-    threads: int | None = None,
+    compute: Compute,
+    dataset: Mapping[str, Any] | None = None,
+    output: Path | None = None,
 ) -> xr.Dataset:
-    """Train on the file's trials (resuming from ``checkpoint``) and return the output dataset."""
-    from neurodag.io.netcdf import file_sha256, open_dataset
+    """Train on the trials of ``inputs["responses"]`` and return the output dataset.
 
-    ds = select_regions(path, open_dataset(path), params.get("regions"))
-    counts, bin_s = read_responses(path, ds)  # checked before the (slow) torch import
+    Training checkpoints to ``<output stem>.checkpoint.pt`` and resumes from it when it was
+    written by the same parameters and input (none without ``output``)."""
+    from neurodag.io.netcdf import file_sha256
+
+    path = Path(inputs["responses"][0])
+    ds, counts, bin_s = read_responses(path, params["regions"])  # before the slow torch import
+    checkpoint = output.with_name(output.stem + ".checkpoint.pt") if output else None
     if params["forward_bins"] >= counts.shape[1]:
         raise InputError(path, "time", f"{counts.shape[1]} bins, forward_bins asks for more")
 
     import torch
 
-    from neurodag.compute import torch_device
     from neurodag.latents.metrics import bits_per_spike, condition_psth, psth_r2
     from neurodag.latents.smoothing import smooth
     from neurodag.latents.train import TrainSettings, fingerprint, infer, split_trials, train
 
-    if threads:
-        torch.set_num_threads(threads)
-    dev = torch_device(device)
+    if compute.threads:
+        torch.set_num_threads(compute.threads)
+    dev = compute.torch_device()
     data = split_trials(
         counts,
         heldout_fraction=params["heldout_fraction"],
@@ -162,8 +155,6 @@ def run_latents(
             smoothed = smooth(counts[:, :t_in], params["psth_smoothing_bins"])
             labels, psth = condition_psth(smoothed, cond)
             metrics["psth_r2"] = psth_r2(rates[valid, :t_in], psth, cond[valid], labels)
-    if truth is not None:
-        metrics["rate_r2"] = truth_rate_r2(truth, ds, rates, bin_s, data)
 
     out = xr.Dataset(
         {
@@ -172,6 +163,10 @@ def run_latents(
             "heldout": ("neuron", np.isin(np.arange(data.n_neurons), data.heldout)),
             "validation": ("trial", np.isin(all_trials, valid)),
             "forward": ("time", np.arange(data.n_time) >= t_in),
+            "counts": (
+                ("trial", "time", "neuron"),
+                ds["responses"].transpose("trial", "time", "neuron").values,
+            ),
         },
         coords={
             "trial": ds["trial"].values,
@@ -201,7 +196,9 @@ def run_latents(
     out["psth_r2"].attrs["description"] = (
         "R2 of condition-averaged validation rates to the smoothed PSTH of all trials (NLB)"
     )
+    out["counts"].attrs["description"] = "observed spike counts per bin (the model's input)"
     out.attrs.update(
+        stimulus_name=ds.attrs.get("stimulus_name", ""),
         model=params["model"],
         bin_size_s=bin_s,
         device=str(dev),
@@ -212,24 +209,26 @@ def run_latents(
     return out
 
 
-def truth_rate_r2(truth_path, ds, rates, bin_s, data) -> float:
+def validate(result: xr.Dataset, truth_path: str | Path) -> xr.Dataset:
     """R2 of inferred to true rates (``true_rate(trial, neuron, time)`` in Hz in the truth file),
     on validation trials and held-in bins, matching neurons by id and trials by position."""
     from neurodag.latents.metrics import rate_r2
     from neurodag.validation import open_truth
 
-    truth = open_truth(truth_path, "true_rate", ds.attrs.get("stimulus_name"))
+    truth = open_truth(truth_path, "true_rate", result.attrs.get("stimulus_name"))
     true = truth["true_rate"]
-    ids = [str(n) for n in ds["neuron"].values]
+    ids = [str(n) for n in result["neuron"].values]
     missing = sorted(set(ids) - {str(n) for n in true["neuron"].values})
-    if missing or true.sizes["trial"] != rates.shape[0]:
+    if missing or true.sizes["trial"] != result.sizes["trial"]:
         raise InputError(truth_path, "true_rate", "neurons or trials do not match the responses")
-    true = true.sel(neuron=ids).transpose("trial", "time", "neuron").values * bin_s
-    t_in = data.n_heldin_time
-    return rate_r2(rates[data.valid, :t_in], true[data.valid, :t_in])
+    true = true.sel(neuron=ids).transpose("trial", "time", "neuron").values
+    valid, heldin = result["validation"].values, ~result["forward"].values
+    rates = result["rates"].values.astype(np.float64)
+    score = rate_r2(rates[valid][:, heldin], true[valid][:, heldin])
+    return xr.Dataset({"validation_rate_r2": score})
 
 
-def plot_latents(out: xr.Dataset, counts: np.ndarray, path: str | Path) -> Path:
+def figures(out: xr.Dataset, stem: Path) -> list[Path]:
     """One validation trial: spikes and inferred rates of a few neurons, and the latent path."""
     from neurodag.plotting import CATEGORICAL, figure, save_figure
 
@@ -240,7 +239,7 @@ def plot_latents(out: xr.Dataset, counts: np.ndarray, path: str | Path) -> Path:
     for i, neuron in enumerate(range(min(4, out.sizes["neuron"]))):
         rate = out["rates"].values[trial, :, neuron]
         axes[0].plot(time, rate, color=colours(i), label=str(out["neuron"].values[neuron]))
-        spikes = counts[trial, :, neuron] / out.attrs["bin_size_s"]
+        spikes = out["counts"].values[trial, :, neuron] / out.attrs["bin_size_s"]
         fired = spikes > 0  # empty bins would draw a row of dots along zero
         axes[0].plot(time[fired], spikes[fired], ".", color=colours(i), alpha=0.4)
     forward = out["forward"].values
@@ -259,4 +258,4 @@ def plot_latents(out: xr.Dataset, counts: np.ndarray, path: str | Path) -> Path:
     for k in np.flatnonzero(out["validation"].values)[:12]:
         axes[1].plot(pcs[k, :, 0], pcs[k, :, 1], lw=0.8)
     axes[1].set(xlabel="latent PC 1 (a.u.)", ylabel="latent PC 2 (a.u.)", title="latent paths")
-    return save_figure(fig, path)
+    return [save_figure(fig, stem.with_name(stem.name + ".rates.png"))]

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurodag.config import defaults
+
 log = logging.getLogger(__name__)
 
 
@@ -78,20 +80,25 @@ def split_trials(
     )
 
 
+_CONFIG = defaults("stages.latents")  # the schema is the one source of defaults
+
+
 @dataclass
 class TrainSettings:
-    steps: int = 3000
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    warmup_steps: int = 0
-    weight_decay: float = 1e-4
-    kl_weight: float = 1.0
-    kl_warmup_steps: int = 500
-    coordinated_dropout: float = 0.3
-    checkpoint_every: int = 200
-    log_every: int = 100
-    time_limit_s: float | None = None
-    seed: int = 0
+    """Training settings: the latents stage's config keys, defaults from the schema."""
+
+    steps: int = _CONFIG["steps"]
+    batch_size: int = _CONFIG["batch_size"]
+    learning_rate: float = _CONFIG["learning_rate"]
+    warmup_steps: int = _CONFIG["warmup_steps"]
+    weight_decay: float = _CONFIG["weight_decay"]
+    kl_weight: float = _CONFIG["kl_weight"]
+    kl_warmup_steps: int = _CONFIG["kl_warmup_steps"]
+    coordinated_dropout: float = _CONFIG["coordinated_dropout"]
+    checkpoint_every: int = _CONFIG["checkpoint_every"]
+    log_every: int = _CONFIG["log_every"]
+    time_limit_s: float | None = _CONFIG["time_limit_s"]
+    seed: int = _CONFIG["seed"]
 
 
 def kl_weight_at(step: int, settings: TrainSettings) -> float:
@@ -267,9 +274,10 @@ def infer(
     data: TrialData,
     trials: np.ndarray,
     device="cpu",
-    batch_size=256,
-    posterior_samples: int = 0,
-    seed: int = 0,
+    *,
+    posterior_samples: int,
+    seed: int,
+    trials_per_pass: int = 256,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rates (expected counts per bin, ``(trial, time, neuron)``) and latents.
 
@@ -281,8 +289,10 @@ def infer(
     """
     model.eval()
     rates, latents = [], []
-    for start in range(0, len(trials), batch_size):
-        chunk = torch.as_tensor(data.inputs(trials[start : start + batch_size]), device=device)
+    for start in range(0, len(trials), trials_per_pass):
+        chunk = torch.as_tensor(
+            data.inputs(trials[start : start + trials_per_pass]), device=device
+        )
         log_rates, _, latent = model(chunk, sample=False)
         latents.append(latent.cpu().numpy())
         if posterior_samples > 0:

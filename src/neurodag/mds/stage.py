@@ -17,12 +17,14 @@ the adjusted Rand index against the planted types and that of k-means on mean re
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from neurodag.compute import Compute
 from neurodag.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -30,25 +32,23 @@ log = logging.getLogger(__name__)
 
 def load_responses(paths: list[Path], params: dict[str, Any]):
     """Images (frame, y, x) and mean windowed counts (frame, neuron), with neuron ids/regions."""
-    from neurodag.io.netcdf import open_dataset
+    from neurodag.io.responses import read_spiking
 
     images, blocks, neurons, regions = None, [], [], []
     for path in paths:
-        ds = open_dataset(path)
-        for name in ("responses", "frame", "image"):
-            if name not in ds:
-                raise InputError(path, name, "missing; the mds stage needs image trial responses")
-        if "region" not in ds.coords:
-            raise InputError(path, "region", "missing coordinate region(neuron)")
+        ds = read_spiking(
+            path,
+            "responses",
+            ("trial", "neuron", "time"),
+            regions=params["regions"],
+            require=("frame", "image", "region"),
+            key="stages.mds",
+        )
         if images is None:
             images = ds["image"].values.astype(float)
         elif ds["image"].shape != images.shape or not np.allclose(ds["image"].values, images):
             raise InputError(path, "image", "differs from the first file's images")
-        regions_wanted = params["regions"]
-        keep = np.ones(ds.sizes["neuron"], bool)
-        if regions_wanted:
-            keep = np.isin(ds["region"].values.astype(str), regions_wanted)
-        responses = ds["responses"].isel(neuron=keep)
+        responses = ds["responses"]
         window = params["window_s"]
         if window:
             responses = responses.sel(time=slice(window[0], window[1]))
@@ -63,11 +63,11 @@ def load_responses(paths: list[Path], params: dict[str, Any]):
         mean = np.zeros((len(images), counts.shape[1]))
         np.add.at(mean, frame, counts)
         blocks.append(mean / shown[:, None])
-        ids = ds["neuron"].values[keep].astype(str)
+        ids = ds["neuron"].values.astype(str)
         if len(paths) > 1:
             ids = np.array([f"{Path(path).parent.name}/{i}" for i in ids])
         neurons += list(ids)
-        regions += list(ds["region"].values[keep].astype(str))
+        regions += list(ds["region"].values.astype(str))
     responses = np.concatenate(blocks, axis=1)
     if responses.shape[1] == 0:
         raise InputError(paths[0], "region", f"no neurons in regions {params['regions']}")
@@ -84,18 +84,24 @@ def downsample(images: np.ndarray, max_size: int) -> np.ndarray:
     return cropped.reshape(len(images), h // factor, factor, w // factor, factor).mean(axis=(2, 4))
 
 
-def run_mds(
-    paths: list[Path], params: dict[str, Any], device: str = "auto", truth: Path | None = None
+def run(
+    inputs: Mapping[str, list[Path]],
+    params: Mapping[str, Any],
+    *,
+    compute: Compute,
+    dataset: Mapping[str, Any] | None = None,
+    output: Path | None = None,
 ) -> xr.Dataset:
+    """Model and MDS clusters of the image responses of ``inputs["responses"]`` (recordings)."""
     import torch
 
-    from neurodag.compute import torch_device
     from neurodag.mds.clustering import MDSClustering
     from neurodag.mds.model import train_model
 
     seed = params["seed"]
     torch.manual_seed(seed)
-    dev = torch_device(device)
+    paths = [Path(p) for p in inputs["responses"]]
+    dev = compute.torch_device()
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True)
     images, responses, neurons, regions = load_responses(paths, params)
@@ -189,11 +195,9 @@ def run_mds(
             "mds_seconds": result.seconds,
             "n_clustered_neurons": int(reliable.sum()),
             "device": str(dev),
+            "stimulus_name": params["stimulus"],
         }
     )
-    if truth is not None:
-        for name, value in validate(out, truth, params.get("stimulus")).items():
-            out[name] = value  # scalar variables: gathered by neurodag summarize
     return out
 
 
@@ -209,23 +213,23 @@ def _window_length(params: dict[str, Any], path: Path) -> float:
     return max(len(time) * bin_size, 1e-12)
 
 
-def validate(out: xr.Dataset, truth_path: Path, stimulus: str | None = None) -> dict[str, Any]:
+def validate(out: xr.Dataset, truth_path: Path) -> xr.Dataset:
     """ARI of the clusters and of k-means on mean responses against ``true_type(neuron)``."""
     from neurodag.mds.clustering import kmeans, zscore_rows
     from neurodag.partitions import adjusted_rand as ari
     from neurodag.validation import open_truth
 
     try:
-        truth = open_truth(truth_path, "true_type", stimulus)
+        truth = open_truth(truth_path, "true_type", out.attrs.get("stimulus_name"))
     except InputError as exc:
         log.warning("mds: no validation (%s)", exc)
-        return {}
+        return xr.Dataset()
     true_type = truth["true_type"].to_series().astype(str)
     ids = [n.split("/")[-1] for n in out["neuron"].values]
     known = np.array([i in true_type.index for i in ids])
     if not known.any():
         log.warning("mds: no neuron of the output is in %s; no validation", truth_path)
-        return {}
+        return xr.Dataset()
     labels = true_type.loc[np.array(ids)[known]].values
     found = out["cluster"].values[known]
     n_true = len(np.unique(labels))
@@ -237,10 +241,10 @@ def validate(out: xr.Dataset, truth_path: Path, stimulus: str | None = None) -> 
         "validation_n_neurons": int(known.sum()),
     }
     log.info("mds validation: %s", scores)
-    return scores
+    return xr.Dataset(scores)
 
 
-def plot_mds(out: xr.Dataset, path: Path) -> Path:
+def figures(out: xr.Dataset, stem: Path) -> list[Path]:
     """Each cluster's MDS (top) and its members' predicted responses to every MDS (bottom)."""
     from neurodag.plotting import CATEGORICAL, figure, save_figure
 
@@ -270,4 +274,4 @@ def plot_mds(out: xr.Dataset, path: Path) -> Path:
         if c == 0:
             ax.set_ylabel("predicted response\n(x best image)")
     fig.suptitle("Most discriminative stimuli and members' predicted responses")
-    return save_figure(fig, path)
+    return [save_figure(fig, stem.with_name(stem.name + ".mds.png"))]

@@ -101,7 +101,8 @@ def load_piece(name: str, options: dict | None, seed: int) -> xr.Dataset:
         ) from exc
     try:
         piece = getattr(module, function)(**{**options, "seed": seed})
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
+        # the generator saw only the user's options (and the seed): the options are at fault
         raise ConfigError(f"simulate.pieces.{name}: {exc}") from exc
     if stimulus_name:
         piece.attrs["stimulus_name"] = str(stimulus_name)

@@ -57,6 +57,8 @@ import functools
 import numpy as np
 import xarray as xr
 
+from neurodag.errors import ConfigError
+
 PREFIX = "ftype"
 #: type name -> (spatial kind, orientation in degrees or None, temporal kind)
 TYPES: dict[str, tuple[str, float | None, str]] = {
@@ -127,7 +129,7 @@ def spatial_filter(kind: str, orientation_deg: float | None, size: int, sigma: f
         filt = envelope * np.cos(2 * np.pi * across / (2.0 * sigma))
         filt -= envelope * (filt.sum() / envelope.sum())  # zero DC: no response to luminance
     else:
-        raise ValueError(f"unknown spatial kind {kind!r}")
+        raise ConfigError(f"spatial: unknown spatial kind {kind!r}")
     return filt / np.linalg.norm(filt)
 
 
@@ -143,7 +145,7 @@ def temporal_kernel(kind: str, time: np.ndarray, latency_s: float) -> np.ndarray
         # Negative lobe of nearly equal area: the step response rises, then falls back.
         kernel = fast - 0.85 * slow * fast.sum() / max(slow.sum(), 1e-12)
     else:
-        raise ValueError(f"unknown temporal kind {kind!r}")
+        raise ConfigError(f"temporal: unknown temporal kind {kind!r}")
     return kernel / np.abs(np.cumsum(kernel)).max()
 
 
@@ -174,14 +176,14 @@ def functional_types(
     """
     unknown = [t for t in types if t not in TYPES]
     if unknown:
-        raise ValueError(f"types {unknown} are not planted; choose from {list(TYPES)}")
+        raise ConfigError(f"types: {unknown} are not planted; choose from {list(TYPES)}")
     rng = np.random.default_rng(seed)
     if images is None:
         images = natural_like_images(n_images, image_size, rng)
     images = np.asarray(images, dtype=float)
     n_images, height, width = images.shape
     if rf_size > min(height, width):
-        raise ValueError(f"rf_size {rf_size} does not fit in {height}x{width} images")
+        raise ConfigError(f"rf_size: {rf_size} does not fit in {height}x{width} images")
     contrast = (images - 127.5) / 127.5
 
     time = (np.arange(n_time) + 0.5) * dt_s

@@ -42,6 +42,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from neurodag.errors import ConfigError
+
 REGIONS = ("VISp", "VISl", "VISal", "VISam")
 CODES = {"VISp": "pixels", "VISl": "category", "VISal": "ring", "VISam": "line"}
 PREFIX = "geometry"
@@ -123,7 +125,9 @@ def _region_drive(
         width = 0.08 * shape
         drive = 1 / (1 + np.exp(-sign * (factors["luminance"][:, None] - threshold) / width))
     else:
-        raise ValueError(f"unknown code {code!r}; expected one of {sorted(set(CODES.values()))}")
+        raise ConfigError(
+            f"codes: unknown code {code!r}; expected one of {sorted(set(CODES.values()))}"
+        )
     drive = drive - drive.min()
     return warp["output"](drive / max(drive.max(), 1e-12))
 
@@ -214,7 +218,7 @@ def natural_scenes(
     """
     unknown = [r for r in regions if r not in CODES]
     if unknown:
-        raise ValueError(f"regions {unknown} have no planted code; choose from {list(CODES)}")
+        raise ConfigError(f"regions: {unknown} have no planted code; choose from {list(CODES)}")
     image_rng = np.random.default_rng([seed if image_seed is None else image_seed, 0])
     rng = np.random.default_rng([seed, 1])
     subject_rng = np.random.default_rng([seed, 2])  # the subject's distortions alone

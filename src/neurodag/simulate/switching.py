@@ -35,6 +35,8 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from neurodag.errors import ConfigError
+
 STATE_NAMES = ("still", "rotation")
 
 
@@ -44,7 +46,7 @@ def alternating_states(
     """State 0/1 per bin, alternating in segments of uniform random length, random first state."""
     low, high = segment_bins
     if not 1 <= low <= high:
-        raise ValueError(f"segment_bins must satisfy 1 <= low <= high, got {segment_bins}")
+        raise ConfigError(f"segment_bins: must satisfy 1 <= low <= high, got {segment_bins}")
     states = np.empty(n_time, dtype=np.int64)
     state, start = int(rng.integers(2)), 0
     while start < n_time:
@@ -87,12 +89,14 @@ def switching_population(
     random order so that cluster membership cannot be read off the unit ids.
     """
     if dim != 2:
-        raise ValueError("the rotation state is defined for dim = 2 latents per cluster")
+        raise ConfigError(
+            "latent_dim: the rotation state is defined for dim = 2 latents per cluster"
+        )
     rng = np.random.default_rng(seed)
     n_neurons = n_clusters * neurons_per_cluster
     regions = [region] * n_clusters if isinstance(region, str) else list(region)
     if len(regions) != n_clusters:
-        raise ValueError(f"region needs one acronym or {n_clusters}, got {len(regions)}")
+        raise ConfigError(f"region: needs one acronym or {n_clusters}, got {len(regions)}")
 
     states = alternating_states(n_time, segment_bins, rng)
     turn = rotation(2 * np.pi / rotation_period_bins)
