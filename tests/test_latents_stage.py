@@ -74,6 +74,7 @@ def test_cli_writes_rates_latents_and_metrics(tmp_path):
     assert provenance(ds)["stage"] == "latents"
     assert provenance(ds)["parameters"]["steps"] == 4
     assert out.with_suffix(".rates.png").exists()
+    check_psth_r2_as_nlb(ds, open_dataset(source))
     checkpoint = out.with_name("allen.checkpoint.pt")
     assert checkpoint.exists()
     # A rerun finds the finished checkpoint and does not train again.
@@ -91,6 +92,26 @@ def test_cli_writes_rates_latents_and_metrics(tmp_path):
     )
     assert again.returncode == 0, again.stderr
     assert "resumed from" in again.stderr and "step 2/4" not in again.stderr
+
+
+def check_psth_r2_as_nlb(out, source):
+    """The stage's PSTH R2 is nlb_tools' ``eval_psth`` on NLB-formed conditions: the PSTH averages
+    the smoothed spikes of all trials of a condition, the rates those of its validation trials."""
+    try:
+        from nlb_tools.evaluation import eval_psth
+    except ImportError:  # installed with --no-deps beside the test extras (README)
+        return
+    from neurodag.latents.metrics import condition_psth
+    from neurodag.latents.smoothing import smooth
+
+    t_in = int((~out["forward"]).sum())
+    counts = source["responses"].transpose("trial", "time", "neuron").values[:, :t_in]
+    labels, psth = condition_psth(smooth(counts, 2.0), source["condition"].values)
+    valid = out["validation"].values
+    rates = out["rates"].values[valid, :t_in].astype(float) * out.attrs["bin_size_s"]
+    cond = source["condition"].values[valid]
+    want = eval_psth(psth, rates, [np.flatnonzero(cond == c) for c in labels])
+    assert out["psth_r2"].item() == pytest.approx(want, rel=1e-5)  # rates stored as float32
 
 
 @pytest.mark.parametrize(

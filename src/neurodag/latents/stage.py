@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from neurodag.compute import Compute
@@ -88,7 +89,7 @@ def run(
 
     import torch
 
-    from neurodag.latents.metrics import bits_per_spike, psth_r2
+    from neurodag.latents.metrics import bits_per_spike, condition_psth, psth_r2
     from neurodag.latents.smoothing import smooth
     from neurodag.latents.train import TrainSettings, fingerprint, infer, split_trials, train
 
@@ -141,11 +142,13 @@ def run(
     }
     condition_name = params["condition_variable"]
     if condition_name in ds and ds[condition_name].dims == ("trial",):
-        # Empirical PSTH (NLB): smoothed spikes of each condition's validation trials.
-        cond = ds[condition_name].values[valid]
-        smoothed = smooth(counts[valid, :t_in], params["psth_smoothing_bins"])
-        psth = np.stack([smoothed[cond == c].mean(0) for c in np.unique(cond)])
-        metrics["psth_r2"] = psth_r2(rates[valid, :t_in], psth, cond)
+        # Empirical PSTH as NLB forms it (nlb_tools make_tensors._make_psth): smoothed spikes
+        # averaged over all trials of each condition; scored on the validation trials.
+        cond = ds[condition_name].values
+        if (~pd.isna(cond[valid])).any():
+            smoothed = smooth(counts[:, :t_in], params["psth_smoothing_bins"])
+            labels, psth = condition_psth(smoothed, cond)
+            metrics["psth_r2"] = psth_r2(rates[valid, :t_in], psth, cond[valid], labels)
 
     out = xr.Dataset(
         {
@@ -184,7 +187,9 @@ def run(
     out["latent"].attrs["description"] = "LangevinFlow latent position z_t (posterior mean path)"
     out["co_bps"].attrs["description"] = "bits/spike, held-out neurons, held-in bins, validation"
     out["fp_bps"].attrs["description"] = "bits/spike, all neurons, forward bins, validation"
-    out["psth_r2"].attrs["description"] = "R2 of condition-averaged rates to the smoothed PSTH"
+    out["psth_r2"].attrs["description"] = (
+        "R2 of condition-averaged validation rates to the smoothed PSTH of all trials (NLB)"
+    )
     out["counts"].attrs["description"] = "observed spike counts per bin (the model's input)"
     out.attrs.update(
         stimulus_name=ds.attrs.get("stimulus_name", ""),
