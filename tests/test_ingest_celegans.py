@@ -8,14 +8,14 @@ from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from neurodag.config import defaults
 from neurodag.errors import InputError
 from neurodag.homogenize.calcium import homogenize_celegans
-from neurodag.config import defaults
 from neurodag.io.celegans import assign_labels, recording_dataset, repair_nan_gaps
-from neurodag.io.formats import read, recording_files
-from neurodag.io.formats import recordings as recording_names
 from neurodag.io.celegans_nwb import CalciumRecording, read_celegans_nwb
 from neurodag.io.dag2023 import label_sheet
+from neurodag.io.formats import read, recording_files
+from neurodag.io.formats import recordings as recording_names
 from neurodag.io.netcdf import write_dataset
 from neurodag.neurons import canonical_neurons
 
