@@ -91,23 +91,13 @@ def figures(result, stem):
 """
 
 TOY_RULE = """
-def toy_datasets():
-    return datasets("allen")
-
-
-def toy_inputs(wildcards):
-    return {
-        "counts": allen_output(wildcards.dataset, None, "counts"),
-        "truth": truth_file(wildcards.dataset),
-    }
-
-
-STAGE_DATASETS["toy"] = toy_datasets
+STAGE_DATASETS["toy"] = lambda: datasets("allen")
 
 
 rule toy:
     input:
-        unpack(toy_inputs),
+        counts=lambda w: allen_output(w.dataset, None, "counts"),
+        truth=lambda w: truth_file(w.dataset),
     output:
         nc="results/toy/{dataset}.nc",
         figures=stage_figures("toy"),
@@ -116,7 +106,7 @@ rule toy:
     params:
         flags=stage_flags("toy"),
     wildcard_constraints:
-        dataset=alternatives(toy_datasets()),
+        dataset=alternatives(STAGE_DATASETS["toy"]()),
     threads: 1
     resources:
         mem_mb=1000,

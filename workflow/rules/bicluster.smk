@@ -1,26 +1,16 @@
 # Bicluster (Wei et al.): Bayesian bi-clustering of one recording's binned spike counts (the
 # allen ingest's counts.nc of stages.bicluster.recording, default the first), chains in parallel.
-# This rule file is the example to copy for a new stage (docs/stages.md).
+# This file is the example to copy for a new stage (docs/stages.md).
 
-
-def bicluster_datasets():
-    return datasets("allen")
-
-
-def bicluster_inputs(wildcards):
-    recording = config["stages"]["bicluster"]["recording"]
-    return {
-        "counts": allen_output(wildcards.dataset, recording, "counts"),
-        "truth": truth_file(wildcards.dataset),
-    }
-
-
-STAGE_DATASETS["bicluster"] = bicluster_datasets
+STAGE_DATASETS["bicluster"] = lambda: datasets("allen")
 
 
 rule bicluster:
     input:
-        unpack(bicluster_inputs),
+        counts=lambda w: allen_output(
+            w.dataset, config["stages"]["bicluster"]["recording"], "counts"
+        ),
+        truth=lambda w: truth_file(w.dataset),
     output:
         nc="results/bicluster/{dataset}.nc",
         figures=stage_figures("bicluster"),
@@ -31,7 +21,7 @@ rule bicluster:
     params:
         flags=stage_flags("bicluster"),
     wildcard_constraints:
-        dataset=alternatives(bicluster_datasets()),
+        dataset=alternatives(STAGE_DATASETS["bicluster"]()),
     conda:
         "../../environment.yml"
     threads: 2

@@ -1,5 +1,5 @@
 # Which datasets run and what each recording reads; one helper that builds CLI flags. Each stage's
-# own helpers live in its rule file, which also says which datasets the stage runs on.
+# own helpers live in its .smk file, which also says which datasets the stage runs on.
 
 import json
 import os
@@ -73,13 +73,13 @@ def flags(**options):
     after one flag; True gives the bare flag; None, False and empty lists give nothing."""
     parts = []
     for name, value in options.items():
-        flag = "--" + name.replace("_", "-")
+        flag = f"--{name.replace('_', '-')}"
         if value is None or value is False or value == []:
             continue
         if value is True:
             parts.append(flag)
         elif isinstance(value, (list, tuple)) or type(value).__name__ == "Namedlist":
-            parts.append(flag + " " + " ".join(shlex.quote(str(v)) for v in value))
+            parts.append(" ".join([flag, *(shlex.quote(str(v)) for v in value)]))
         elif isinstance(value, dict):
             parts.append(f"{flag} {shlex.quote(json.dumps(value))}")
         else:
@@ -92,7 +92,7 @@ def as_list(files):
     return [files] if isinstance(files, str) else list(files)
 
 
-# Each stage's rule file adds {stage: function listing the datasets it runs on}.
+# Each stage's .smk file adds {stage: function listing the datasets it runs on}.
 STAGE_DATASETS = {}
 
 

@@ -1,29 +1,20 @@
 # Connectome (Dyballa et al. 2024): the dynamic functional connectome of every C. elegans dataset,
 # from its homogenized worms; the anatomy dataset's consensus gives the structure-versus-function
-# test, and simulated datasets are validated against their truth.nc.
+# test (when stages.connectome.anatomy_dataset is an enabled connectome dataset), and simulated
+# datasets are validated against their truth.nc.
 
-
-def connectome_datasets():
-    return datasets("celegans")
-
-
-def connectome_inputs(wildcards):
-    inputs = {
-        "activity": f"results/homogenize/{wildcards.dataset}.nc",
-        "truth": truth_file(wildcards.dataset),
-    }
-    anatomy = config["stages"]["connectome"]["anatomy_dataset"]
-    if anatomy and anatomy in datasets("connectome"):
-        inputs["anatomy"] = f"results/homogenize/{anatomy}.nc"
-    return inputs
-
-
-STAGE_DATASETS["connectome"] = connectome_datasets
+STAGE_DATASETS["connectome"] = lambda: datasets("celegans")
 
 
 rule connectome:
     input:
-        unpack(connectome_inputs),
+        activity="results/homogenize/{dataset}.nc",
+        anatomy=lambda w: [
+            f"results/homogenize/{anatomy}.nc"
+            for anatomy in [config["stages"]["connectome"]["anatomy_dataset"]]
+            if anatomy in datasets("connectome")
+        ],
+        truth=lambda w: truth_file(w.dataset),
     output:
         nc="results/connectome/{dataset}.nc",
         figures=stage_figures("connectome"),
@@ -34,7 +25,7 @@ rule connectome:
     params:
         flags=stage_flags("connectome"),
     wildcard_constraints:
-        dataset=alternatives(connectome_datasets()),
+        dataset=alternatives(STAGE_DATASETS["connectome"]()),
     conda:
         "../../environment.yml"
     threads: 2

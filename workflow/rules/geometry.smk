@@ -2,28 +2,22 @@
 # comparison and population geometry, from trial responses (kind allen: every recording's
 # {stages.geometry.stimulus}.nc) or RDM files (kind rdm).
 
-
-def geometry_datasets():
-    stimulus = config["stages"]["geometry"]["stimulus"]
-    return datasets("rdm") + allen_datasets_aligning(stimulus)
-
-
-def geometry_inputs(wildcards):
-    dataset = wildcards.dataset
-    if dataset_entry(dataset)["kind"] == "rdm":
-        responses = raw_files(dataset)
-    else:
-        stimulus = config["stages"]["geometry"]["stimulus"]
-        responses = [allen_output(dataset, r, stimulus) for r in recordings(dataset)]
-    return {"responses": responses, "truth": truth_file(dataset)}
-
-
-STAGE_DATASETS["geometry"] = geometry_datasets
+STAGE_DATASETS["geometry"] = lambda: datasets("rdm") + allen_datasets_aligning(
+    config["stages"]["geometry"]["stimulus"]
+)
 
 
 rule geometry:
     input:
-        unpack(geometry_inputs),
+        responses=lambda w: (
+            raw_files(w.dataset)
+            if dataset_entry(w.dataset)["kind"] == "rdm"
+            else [
+                allen_output(w.dataset, r, config["stages"]["geometry"]["stimulus"])
+                for r in recordings(w.dataset)
+            ]
+        ),
+        truth=lambda w: truth_file(w.dataset),
     output:
         nc="results/geometry/{dataset}.nc",
         figures=stage_figures("geometry"),
@@ -34,7 +28,7 @@ rule geometry:
     params:
         flags=stage_flags("geometry"),
     wildcard_constraints:
-        dataset=alternatives(geometry_datasets()),
+        dataset=alternatives(STAGE_DATASETS["geometry"]()),
     conda:
         "../../environment.yml"
     threads: 1

@@ -2,25 +2,17 @@
 # C. elegans worms (their ingest files) onto the canonical neurons and one time step, worms in
 # parallel on the stage's Dask cluster.
 
-
-def homogenize_datasets():
-    return datasets("connectome") + datasets("celegans")
-
-
-def homogenize_inputs(wildcards):
-    """A connectome's own files, or a C. elegans dataset's ingest files."""
-    dataset = wildcards.dataset
-    if dataset_entry(dataset)["kind"] == "celegans":
-        return {"sources": [f"results/ingest/{dataset}/{r}.nc" for r in recordings(dataset)]}
-    return {"sources": raw_files(dataset)}
-
-
-STAGE_DATASETS["homogenize"] = homogenize_datasets
+STAGE_DATASETS["homogenize"] = lambda: datasets("connectome") + datasets("celegans")
 
 
 rule homogenize:
     input:
-        unpack(homogenize_inputs),
+        # a C. elegans dataset's ingest files, or a connectome's own files
+        sources=lambda w: (
+            [f"results/ingest/{w.dataset}/{r}.nc" for r in recordings(w.dataset)]
+            if dataset_entry(w.dataset)["kind"] == "celegans"
+            else raw_files(w.dataset)
+        ),
     output:
         nc="results/homogenize/{dataset}.nc",
         figures=stage_figures("homogenize"),
@@ -31,7 +23,7 @@ rule homogenize:
     params:
         flags=stage_flags("homogenize"),
     wildcard_constraints:
-        dataset=alternatives(homogenize_datasets()),
+        dataset=alternatives(STAGE_DATASETS["homogenize"]()),
     conda:
         "../../environment.yml"
     threads: 2

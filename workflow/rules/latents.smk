@@ -3,25 +3,15 @@
 # output (not declared, so Snakemake keeps them when a job is killed) and an interrupted training
 # resumes from them on the next run.
 
-
-def latents_datasets():
-    return allen_datasets_aligning(config["stages"]["latents"]["stimulus"])
-
-
-def latents_inputs(wildcards):
-    settings = config["stages"]["latents"]
-    return {
-        "responses": allen_output(wildcards.dataset, settings["recording"], settings["stimulus"]),
-        "truth": truth_file(wildcards.dataset),
-    }
-
-
-STAGE_DATASETS["latents"] = latents_datasets
+STAGE_DATASETS["latents"] = lambda: allen_datasets_aligning(config["stages"]["latents"]["stimulus"])
 
 
 rule latents:
     input:
-        unpack(latents_inputs),
+        responses=lambda w: allen_output(
+            w.dataset, config["stages"]["latents"]["recording"], config["stages"]["latents"]["stimulus"]
+        ),
+        truth=lambda w: truth_file(w.dataset),
     output:
         nc="results/latents/{dataset}.nc",
         figures=stage_figures("latents"),
@@ -32,7 +22,7 @@ rule latents:
     params:
         flags=stage_flags("latents"),
     wildcard_constraints:
-        dataset=alternatives(latents_datasets()),
+        dataset=alternatives(STAGE_DATASETS["latents"]()),
     conda:
         "../../environment.yml"
     threads: 2

@@ -1,25 +1,16 @@
 # MDS (Burg et al. 2024): most-discriminative-stimuli clustering of functional cell types, from
 # every recording's responses to the image stimulus stages.mds.stimulus.
 
-
-def mds_datasets():
-    return allen_datasets_aligning(config["stages"]["mds"]["stimulus"])
-
-
-def mds_inputs(wildcards):
-    dataset, stimulus = wildcards.dataset, config["stages"]["mds"]["stimulus"]
-    return {
-        "responses": [allen_output(dataset, r, stimulus) for r in recordings(dataset)],
-        "truth": truth_file(dataset),
-    }
-
-
-STAGE_DATASETS["mds"] = mds_datasets
+STAGE_DATASETS["mds"] = lambda: allen_datasets_aligning(config["stages"]["mds"]["stimulus"])
 
 
 rule mds:
     input:
-        unpack(mds_inputs),
+        responses=lambda w: [
+            allen_output(w.dataset, r, config["stages"]["mds"]["stimulus"])
+            for r in recordings(w.dataset)
+        ],
+        truth=lambda w: truth_file(w.dataset),
     output:
         nc="results/mds/{dataset}.nc",
         figures=stage_figures("mds"),
@@ -30,7 +21,7 @@ rule mds:
     params:
         flags=stage_flags("mds"),
     wildcard_constraints:
-        dataset=alternatives(mds_datasets()),
+        dataset=alternatives(STAGE_DATASETS["mds"]()),
     conda:
         "../../environment.yml"
     threads: 1
