@@ -121,6 +121,8 @@ class MDSClustering:
         max_clusters: int = 15,
         min_cluster_size: int = 3,
         split_tolerance: float = 0.05,
+        shift_tolerance_px: float = 1.0,
+        merge_drive: float = 0.5,
         include: np.ndarray | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
@@ -134,6 +136,7 @@ class MDSClustering:
         self.max_clusters = max_clusters
         self.min_cluster_size = min_cluster_size
         self.split_tolerance = split_tolerance
+        self.merge_drive = merge_drive
         self.seed = seed
         self.shape = train_images.shape[1:]
         images = torch.as_tensor(train_images, dtype=torch.float32, device=self.device)
@@ -158,6 +161,8 @@ class MDSClustering:
         self.low, self.high = float(train_images.min()), float(train_images.max())
         self.blur = _gaussian_kernel(smoothing_px).to(self.device) if smoothing_px > 0 else None
         self.generator = torch.Generator().manual_seed(seed)
+        #: readout offsets (offset, 2), grid units (x, y), within ``shift_tolerance_px``
+        self.offsets = _disk_offsets(shift_tolerance_px, self.shape).to(self.device)
 
     # -- pieces ---------------------------------------------------------------------------
     def normalised_responses(self, stimuli: torch.Tensor, every_neuron: bool = False):
@@ -253,6 +258,82 @@ class MDSClustering:
         new[members[halves == 1]] = k
         return new
 
+    def tolerant_responses(self, stimuli: torch.Tensor, every_neuron: bool = False):
+        """Like :meth:`normalised_responses`, each the largest over the readout offsets.
+
+        A neuron's response to a stimulus is taken at the best readout position within
+        ``shift_tolerance_px`` of its centred one: the centring is good to about a pixel, and a
+        sub-pixel error is a phase shift of a fine grating (0.5 px is 36 degrees at a 5 px
+        wavelength), which a type's MDS should not be penalised for.
+        """
+        if not hasattr(self.model, "shifted_responses") or len(self.offsets) == 1:
+            return self.normalised_responses(stimuli, every_neuron)
+        response = self.model.shifted_responses(stimuli[:, None], self.offsets).amax(dim=0)
+        response = response / self.scale
+        return response if every_neuron else response[:, self.include]
+
+    def cross_drive(self, labels: np.ndarray, stimuli: torch.Tensor) -> np.ndarray:
+        """(k, j): median over cluster j's members of (drive by MDS k) / (drive by MDS j).
+
+        Drives are :meth:`tolerant_responses`; the diagonal is 1.
+        """
+        with torch.no_grad():
+            response = self.tolerant_responses(stimuli).cpu().numpy()  # stimulus, neuron
+        k = stimuli.shape[0]
+        drive = np.ones((k, k))
+        for j in range(k):
+            members = labels == j
+            if not members.any():
+                continue
+            own = np.maximum(response[j, members], 1e-6)
+            drive[:, j] = np.median(response[:, members] / own, axis=1)
+        return drive
+
+    def mergeable(self, labels: np.ndarray, stimuli: torch.Tensor) -> list[tuple[float, int, int]]:
+        """Pairs (drive, a, b) whose MDS drive each other's members alike, most alike first.
+
+        ``drive`` is the smaller of the two cross drives (:meth:`cross_drive`): each cluster's
+        members respond to the other's MDS at least ``merge_drive`` times as much as to their
+        own. Two types each have a stimulus the other barely answers, so one of their cross
+        drives stays low; two halves of one type answer both stimuli.
+        """
+        drive = self.cross_drive(labels, stimuli)
+        both = np.minimum(drive, drive.T)
+        pairs = [
+            (float(both[a, b]), a, b)
+            for a in range(len(both))
+            for b in range(a + 1, len(both))
+            if both[a, b] >= self.merge_drive
+        ]
+        return sorted(pairs, reverse=True)
+
+    def merge(self, labels, stimuli, objective, result: MDSResult):
+        """Merge the most alike mergeable pair and refine, until no pair is mergeable."""
+        while stimuli.shape[0] > 1:
+            pairs = self.mergeable(labels, stimuli)
+            if not pairs:
+                break
+            drive, a, b = pairs[0]
+            sizes = np.bincount(labels, minlength=stimuli.shape[0])
+            keep, drop = (a, b) if sizes[a] >= sizes[b] else (b, a)
+            merged = labels.copy()
+            merged[merged == drop] = keep
+            kept = torch.as_tensor(
+                [j for j in range(stimuli.shape[0]) if j != drop], device=self.device
+            )
+            log.info(
+                "mds: merging clusters %d and %d (%d clusters; cross drive %.2f >= %.2f)",
+                a,
+                b,
+                stimuli.shape[0],
+                drive,
+                self.merge_drive,
+            )
+            labels, stimuli, objective = self.refine(
+                relabel(merged), stimuli[kept], result, "merge"
+            )
+        return labels, stimuli, objective
+
     # -- the loop -------------------------------------------------------------------------
     def fit(self, initial_clusters: int = 5) -> MDSResult:
         started = time.perf_counter()
@@ -260,6 +341,7 @@ class MDSClustering:
         result = MDSResult(labels=labels, stimuli=np.empty(0), responses=np.empty(0))
         stimuli = self.random_stimuli(int(labels.max()) + 1)
         labels, stimuli, objective = self.refine(labels, stimuli, result, "optimise")
+        labels, stimuli, objective = self.merge(labels, stimuli, objective, result)
         improved = True
         while improved and stimuli.shape[0] < self.max_clusters:
             improved = False
@@ -282,6 +364,8 @@ class MDSClustering:
                     and versus_chance(new_objective, new_stimuli.shape[0])
                     < versus_chance(objective, stimuli.shape[0]) - self.split_tolerance
                 )
+                alike = accepted and bool(self.mergeable(new_labels, new_stimuli))
+                verdict = "kept" if accepted and not alike else "rejected"
                 log.info(
                     "mds: split of cluster %d (%d -> %d clusters): objective %.4f -> %.4f, %s",
                     cluster,
@@ -289,8 +373,9 @@ class MDSClustering:
                     new_stimuli.shape[0],
                     objective,
                     new_objective,
-                    "kept" if accepted else "rejected",
+                    verdict + (" (a pair would merge)" if alike else ""),
                 )
+                accepted = accepted and not alike
                 if accepted:
                     for value, k_, step in zip(
                         trial_result.objective,
@@ -334,6 +419,24 @@ def versus_chance(objective: float, k: int) -> float:
 
 def membership_count(labels: np.ndarray) -> int:
     return len(np.unique(labels))
+
+
+def _disk_offsets(radius_px: float, shape: tuple[int, int], step_px: float = 0.25) -> torch.Tensor:
+    """Readout offsets (offset, 2) in grid units (x, y) on a ``step_px`` grid within the radius.
+
+    The first offset is 0.
+    """
+    height, width = shape
+    n = int(np.floor(radius_px / step_px))
+    grid = np.arange(-n, n + 1) * step_px
+    offsets = [(0.0, 0.0)] + [
+        (dx, dy)
+        for dy in grid
+        for dx in grid
+        if (dx or dy) and dx * dx + dy * dy <= radius_px**2 + 1e-9
+    ]
+    scale = np.array([2 / max(width - 1, 1), 2 / max(height - 1, 1)])
+    return torch.as_tensor(np.array(offsets) * scale, dtype=torch.float32)
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:

@@ -10,8 +10,9 @@ units; the dimension is ``cluster_id`` because ``cluster`` names the assignment)
 ``mds_response(cluster_id, neuron)`` (each neuron's normalised predicted response to each MDS),
 ``objective(step)`` with ``objective_clusters(step)`` and ``objective_step(step)``,
 ``held_out_correlation(neuron)`` (test images), ``readout_position(neuron, axis)`` (pixels, learned
-before centring) and, when a truth file with ``true_type(neuron)`` is given, ``validation`` attrs:
-the adjusted Rand index against the planted types and that of k-means on mean responses.
+before centring) and, when a truth file with ``true_type(neuron)`` is given, scalar
+``validation_*`` variables: the adjusted Rand index against the planted types and that of k-means
+on mean responses, and the number of clusters found beside the number of planted types.
 """
 
 from __future__ import annotations
@@ -210,7 +211,11 @@ def _window_length(params: dict[str, Any], path: Path) -> float:
 
 
 def validate(out: xr.Dataset, truth_path: Path, stimulus: str | None = None) -> dict[str, Any]:
-    """ARI of the clusters and of k-means on mean responses against ``true_type(neuron)``."""
+    """ARI of the clusters and of k-means on mean responses against ``true_type(neuron)``.
+
+    Also the number of clusters found beside the number of planted types; k-means is given the
+    true number.
+    """
     from neurodag.mds.clustering import kmeans, zscore_rows
     from neurodag.partitions import adjusted_rand as ari
     from neurodag.validation import open_truth
@@ -233,6 +238,7 @@ def validate(out: xr.Dataset, truth_path: Path, stimulus: str | None = None) -> 
     scores = {
         "validation_ari": ari(labels, found),
         "validation_ari_kmeans_mean_response": ari(labels, baseline),
+        "validation_n_clusters": int(out.sizes["cluster_id"]),
         "validation_n_true_types": n_true,
         "validation_n_neurons": int(known.sum()),
     }
