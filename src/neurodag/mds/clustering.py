@@ -27,16 +27,31 @@ the others, and reassigning each neuron to the cluster whose stimulus drives it 
    (0.055 against 0.042-0.060 nats on the planted types); weighted, its gain scales with the
    neurons it concerns. The weights do not change the
    stimuli: each ``x_k`` enters its own ``L_k`` only.
+5. merge (the step Burg et al. end with): two clusters whose MDS drive each other's members alike
+   are one type. For clusters ``a`` and ``b``, the cross drive ``c_ab`` is the median over
+   ``b``'s members of their response to ``x_a`` over their response to ``x_b``; the pair merges
+   when ``min(c_ab, c_ba) >= merge_drive`` (0.5: each half answers the other's MDS at least half
+   as much as its own), most alike pair first, refining (2-3) after each merge. Two types each
+   have a stimulus the other barely answers (cross drives 0.01-0.25 on the planted types), so one
+   of their cross drives stays low; two halves of one type answer both (0.6-0.9). The merge runs
+   after the first refinement (k-means may cut a type), and a split whose result holds a
+   mergeable pair is rejected, so that splits and merges cannot undo each other.
+   Responses here are *shift tolerant*: each neuron's response to a stimulus is the largest over
+   readout offsets within ``shift_tolerance_px`` (0.25 px grid). The centring is good to a pixel
+   or so, and a sub-pixel error is a phase shift of a fine grating (0.5 px is 36 degrees at a
+   5 px wavelength); without the tolerance, halves of one Gabor type centred 0.5 px apart drive
+   each other at 0.3-0.5, as much as some distinct types.
 
 Only neurons the model predicts reliably (``include``: the stage keeps those whose held-out
-correlation reaches ``min_correlation``) take part in steps 1-4; the others are assigned at the
+correlation reaches ``min_correlation``) take part in steps 1-5; the others are assigned at the
 end to the cluster whose MDS drives them most. A cluster built on poorly modelled neurons follows
 the model's error, not a type: on planted Gabor types the neurons whose readout settled on a side
 lobe of their RF (held-out correlation ~0.6 against ~0.89) have a phase-shifted RF in the model
-and otherwise form clusters of their own.
+and otherwise form clusters of their own (the model's readout position search,
+:func:`neurodag.mds.model.search_positions`, moves most of them back before clustering).
 
 The objective trace records the objective after every optimisation, with the number of clusters
-and the step that produced it (``optimise``, ``split``, ``rejected_split``).
+and the step that produced it (``optimise``, ``split``, ``rejected_split``, ``merge``).
 """
 
 from __future__ import annotations
