@@ -7,7 +7,8 @@ each image, fits :mod:`neurodag.mds.model`, and clusters with :mod:`neurodag.mds
 
 Output variables: ``cluster(neuron)``, ``mds(cluster_id, y, x)`` (stimuli in the input's pixel
 units; the dimension is ``cluster_id`` because ``cluster`` names the assignment),
-``mds_response(cluster_id, neuron)`` (each neuron's normalised predicted response to each MDS),
+``mds_response(cluster_id, neuron)`` (each neuron's normalised, shift-tolerant predicted response
+to each MDS; its cluster is the argmax),
 ``objective(step)`` with ``objective_clusters(step)`` and ``objective_step(step)``,
 ``held_out_correlation(neuron)`` (test images), ``readout_position(neuron, axis)`` (pixels, learned
 before centring) and, when a truth file with ``true_type(neuron)`` is given, scalar
@@ -173,7 +174,8 @@ def run_mds(
     )
     out["mds"].attrs["description"] = "most discriminative stimulus of each cluster, pixel units"
     out["mds_response"].attrs["description"] = (
-        "predicted response (readout centred) / the neuron's largest response to a training image"
+        "predicted response (readout centred, best offset within shift_tolerance_px) / the "
+        "neuron's largest response to a training image; each neuron's cluster is its argmax"
     )
     out["objective"].attrs["description"] = "-sum_k (n_k / N) L_k after each MDS optimisation"
     out["held_out_correlation"].attrs["description"] = (
