@@ -245,7 +245,19 @@ def validate(out: xr.Dataset, truth_path: Path, stimulus: str | None = None) -> 
         "validation_n_neurons": int(known.sum()),
     }
     log.info("mds validation: %s", scores)
-    return scores
+    descriptions = {
+        "validation_ari": "adjusted Rand index of the MDS clusters against the planted types",
+        "validation_ari_kmeans_mean_response": (
+            "ARI of k-means on z-scored mean responses, given the true number of types"
+        ),
+        "validation_n_clusters": "clusters the MDS found (compare n_true_types)",
+        "validation_n_true_types": "planted functional types",
+        "validation_n_neurons": "neurons with a planted type",
+    }
+    return {
+        name: xr.DataArray(value, attrs={"description": descriptions[name]})
+        for name, value in scores.items()
+    }
 
 
 def plot_mds(out: xr.Dataset, path: Path) -> Path:
