@@ -288,6 +288,8 @@ def train_model(
     """Fit the model to ``responses`` (frame, neuron): mean counts per presentation of each image.
 
     ``images`` (frame, height, width) should be normalised (zero mean, unit SD over the set).
+    With ``position_search_px > 0`` training runs in two phases, each of at most ``max_epochs``
+    with early stopping: before and after the readout position search.
     """
     torch.manual_seed(seed)
     device = torch.device(device)
