@@ -13,10 +13,16 @@ from hypothesis import strategies as st
 
 from neurodag.mds.clustering import (
     MDSClustering,
+    MDSResult,
     kmeans,
     versus_chance,
 )
-from neurodag.mds.model import ResponseModel, column_correlation, sta_positions
+from neurodag.mds.model import (
+    ResponseModel,
+    column_correlation,
+    search_positions,
+    sta_positions,
+)
 from neurodag.partitions import adjusted_rand
 
 torch.set_num_threads(1)
@@ -154,10 +160,85 @@ def test_excluded_neurons_only_get_assigned_at_the_end():
     assert mds.profiles.shape[0] == 6
     result = mds.fit(initial_clusters=2)
     assert result.labels.shape == (10,) and result.responses.shape[1] == 10
-    excluded = ~include
-    assert np.array_equal(result.labels[excluded], result.responses[:, excluded].argmax(axis=0))
+    # Every neuron ends in the cluster whose MDS drives it most (shift tolerant).
+    assert np.array_equal(result.labels, result.responses.argmax(axis=0))
+    with torch.no_grad():
+        tolerant = mds.tolerant_responses(torch.as_tensor(result.stimuli), every_neuron=True)
+    assert np.allclose(result.responses, tolerant.numpy())
     with pytest.raises(ValueError, match="include"):
         MDSClustering(_tiny_model(10).centred((15, 15)), images, include=np.zeros(10, bool))
+
+
+def _typed_model(shift_px: float, per_type: int = 4, n_types: int = 3, size: int = 15):
+    """Three types, each reading its own core channel; type 0's second half reads ``shift_px``
+    to the right, as a centring error of that size would leave it (seeded random core)."""
+    torch.manual_seed(0)
+    model = ResponseModel(per_type * n_types, channels=n_types, first_kernel=5, second_kernel=3)
+    types = torch.arange(per_type * n_types) // per_type
+    with torch.no_grad():
+        model.features.copy_(3 * torch.eye(n_types)[types])
+        model.bias.fill_(-1.0)
+        model.position.zero_()
+        model.position[per_type // 2 : per_type, 0] = shift_px * 2 / (size - 1)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.eval(), types.numpy()
+
+
+def test_merge_joins_two_halves_of_one_type_and_keeps_types_apart():
+    model, truth = _typed_model(shift_px=0.75)
+    images = np.random.default_rng(0).normal(size=(40, 15, 15))
+    # The tiny core sees 7 px; a 1 px tolerance is to it what 2 px is to the default model.
+    mds = MDSClustering(model, images, steps=30, max_iterations=5, seed=0, shift_tolerance_px=1.0)
+    trace = MDSResult(labels=truth, stimuli=np.empty(0), responses=np.empty(0))
+    split = truth.copy()
+    split[[2, 3]] = 3  # type 0 cut in two: its shifted half is a cluster of its own
+    labels, stimuli, objective = mds.refine(split, mds.random_stimuli(4), trace, "optimise")
+    assert adjusted_rand(split, labels) == pytest.approx(1.0)  # the refinement keeps the cut
+    pairs = mds.mergeable(labels, stimuli)
+    assert [(a, b) for _, a, b in pairs] == [(0, 3)]  # the halves, and no pair of types
+    merged, merged_stimuli, _ = mds.merge(labels, stimuli, objective, trace)
+    assert adjusted_rand(truth, merged) == pytest.approx(1.0)
+    assert merged_stimuli.shape[0] == 3 and "merge" in trace.objective_step
+    # The planted types themselves are kept apart.
+    labels, stimuli, _ = mds.refine(truth, mds.random_stimuli(3), trace, "optimise")
+    assert adjusted_rand(truth, labels) == pytest.approx(1.0)
+    assert mds.mergeable(labels, stimuli) == []
+
+
+def test_tolerant_responses_are_the_best_over_readout_offsets():
+    model, _ = _typed_model(shift_px=0.0)
+    images = np.random.default_rng(1).normal(size=(20, 15, 15))
+    stimuli = torch.as_tensor(images[:3], dtype=torch.float32)
+    strict = MDSClustering(model, images, shift_tolerance_px=0.0)
+    tolerant = MDSClustering(model, images, shift_tolerance_px=1.0)
+    assert len(strict.offsets) == 1 and len(tolerant.offsets) == 49
+    with torch.no_grad():
+        plain = strict.tolerant_responses(stimuli)
+        best = tolerant.tolerant_responses(stimuli)
+    assert torch.equal(plain, strict.normalised_responses(stimuli))
+    assert torch.all(best >= plain) and torch.any(best > plain * 1.01)
+
+
+def test_position_search_moves_a_readout_back_onto_its_receptive_field():
+    # A teacher model's responses; the student reads neuron 0 two pixels off (a side lobe).
+    teacher = _tiny_model(2, seed=4)
+    size = 15
+    with torch.no_grad():
+        teacher.position.copy_(torch.tensor([[0.1, -0.2], [-0.3, 0.3]]))
+        teacher.bias.fill_(0.5)
+    images = torch.as_tensor(np.random.default_rng(9).normal(size=(300, 1, size, size))).float()
+    with torch.no_grad():
+        responses = teacher(images)
+    student = _tiny_model(2, seed=4)
+    with torch.no_grad():
+        student.load_state_dict(teacher.state_dict())
+        student.position[0, 0] += 2 * 2 / (size - 1)
+        student.features[0] *= 0.5
+    moved = search_positions(student, images, responses, 3.0)
+    assert moved.tolist() == [True, False]
+    assert torch.allclose(student.position, teacher.position, atol=1e-5)
+    assert torch.allclose(student.features, teacher.features, atol=1e-2)
 
 
 @pytest.fixture(scope="module")
@@ -198,6 +279,7 @@ def test_cli_end_to_end(ingest_files, tmp_path):
     assert ds.sizes["step"] >= 1
     assert -1 <= ds.attrs["held_out_correlation_median"] <= 1
     assert ds["validation_n_true_types"].item() == 6
+    assert ds["validation_n_clusters"].item() == ds.sizes["cluster_id"]
     assert "validation_ari" in ds and "validation_ari_kmeans_mean_response" in ds
     assert provenance(ds)["stage"] == "mds"
     assert (tmp_path / "allen.mds.png").stat().st_size > 0

@@ -16,27 +16,44 @@ the others, and reassigning each neuron to the cluster whose stimulus drives it 
    clusters; repeat 2-3 until no neuron moves;
 4. try splitting each cluster in two (2-means on its members' responses to the training images),
    refine as in 2-3, and keep the split when it lowers the objective ``-sum_k w_k L_k`` relative to
-   chance (``-sum_k w_k L_k - log K``: with K clusters no better than chance, ``-L_k = log K``, so
-   the raw value grows with K by itself and is not comparable across K); repeat until no split
-   helps. Two halves of one homogeneous type get near-identical stimuli, so each scores about
-   ``-log 2`` against the other, which costs more than the ``log((K+1)/K)`` that one more cluster
-   adds to chance; halves the model does tell apart can still gain. The weights
-   ``w_k = n_k / N`` are the clusters' shares of the neurons, so the objective is the average
-   over neurons of how well their cluster's MDS tells it apart: with an unweighted mean, a split
-   that carves a handful of neurons off a type gains as much as one that separates two types
-   (0.055 against 0.042-0.060 nats on the planted types); weighted, its gain scales with the
-   neurons it concerns. The weights do not change the
-   stimuli: each ``x_k`` enters its own ``L_k`` only.
+   chance by more than ``split_tolerance`` (default 0) and leaves no pair to merge (step 5);
+   repeat until no split is kept. Relative to chance means ``-sum_k w_k L_k - log K``: with K
+   clusters no better than chance, ``-L_k = log K``, so the raw value grows with K by itself and
+   is not comparable across K. The weights ``w_k = n_k / N`` are the clusters' shares of the
+   neurons, so the objective is the average over neurons of how well their cluster's MDS tells it
+   apart: with an unweighted mean, a split that carves a handful of neurons off a type gains as
+   much as one that separates two types; weighted, its gain scales with the neurons it concerns.
+   The weights do not change the stimuli: each ``x_k`` enters its own ``L_k`` only. The gain
+   alone does not tell a type from half a type: on the planted types the split of one Gabor type
+   into two phase-shifted halves (RFs centred ~0.7 px apart) gained 0.054 nats, the split of
+   two merged types 0.041, so no tolerance on the gain separates them; the merge test does.
+5. merge (the step Burg et al. end with): two clusters whose MDS drive each other's members alike
+   are one type. For clusters ``a`` and ``b``, the cross drive ``c_ab`` is the median over
+   ``b``'s members of their response to ``x_a`` over their response to ``x_b``; the pair merges
+   when ``min(c_ab, c_ba) >= merge_drive`` (0.5: each half answers the other's MDS at least half
+   as much as its own), most alike pair first, refining (2-3) after each merge. Two types each
+   have a stimulus the other barely answers (cross drives at most 0.34 on the planted types), so one
+   of their cross drives stays low; two halves of one type answer both (0.6-0.9). The merge runs
+   after the first refinement (k-means may cut a type), and a split whose result holds a
+   mergeable pair is rejected, so that splits and merges cannot undo each other.
+   Responses here are *shift tolerant*: each neuron's response to a stimulus is the largest over
+   readout offsets within ``shift_tolerance_px`` (0.25 px grid). The centring is good to a pixel
+   or two (0.4-1.7 px on the poorer-fitted planted Gabor neurons), and a sub-pixel error is a
+   phase shift of a fine grating (0.5 px is 36 degrees at a 5 px wavelength); without the
+   tolerance, halves of one Gabor type centred ~0.7 px apart drive each other at 0.3-0.5, as much
+   as some distinct types (with 2 px: halves 0.67, distinct types at most 0.34).
 
 Only neurons the model predicts reliably (``include``: the stage keeps those whose held-out
-correlation reaches ``min_correlation``) take part in steps 1-4; the others are assigned at the
-end to the cluster whose MDS drives them most. A cluster built on poorly modelled neurons follows
-the model's error, not a type: on planted Gabor types the neurons whose readout settled on a side
-lobe of their RF (held-out correlation ~0.6 against ~0.89) have a phase-shifted RF in the model
-and otherwise form clusters of their own.
+correlation reaches ``min_correlation``) take part in steps 1-5. At the end every neuron, these
+and the others, goes to the cluster whose MDS drives it most, shift tolerant as in the merge. A
+cluster built on poorly modelled neurons follows the model's error, not a type: on planted Gabor
+types the neurons whose readout settled on a side lobe of their RF (held-out correlation ~0.6
+against ~0.89) have a phase-shifted RF in the model and otherwise form clusters of their own (the
+model's readout position search, :func:`neurodag.mds.model.search_positions`, moves most of them
+back before clustering).
 
 The objective trace records the objective after every optimisation, with the number of clusters
-and the step that produced it (``optimise``, ``split``, ``rejected_split``).
+and the step that produced it (``optimise``, ``split``, ``rejected_split``, ``merge``).
 """
 
 from __future__ import annotations
@@ -97,7 +114,7 @@ def relabel(labels: np.ndarray) -> np.ndarray:
 class MDSResult:
     labels: np.ndarray  # (neuron,) cluster index
     stimuli: np.ndarray  # (cluster, height, width) in the model's normalised image units
-    responses: np.ndarray  # (cluster stimulus, neuron) normalised predicted responses
+    responses: np.ndarray  # (cluster stimulus, neuron) shift-tolerant normalised responses
     objective: list[float] = field(default_factory=list)
     objective_clusters: list[int] = field(default_factory=list)
     objective_step: list[str] = field(default_factory=list)
@@ -120,7 +137,9 @@ class MDSClustering:
         max_iterations: int = 20,
         max_clusters: int = 15,
         min_cluster_size: int = 3,
-        split_tolerance: float = 0.05,
+        split_tolerance: float = 0.0,
+        shift_tolerance_px: float = 2.0,
+        merge_drive: float = 0.5,
         include: np.ndarray | None = None,
         seed: int = 0,
         device: torch.device | str = "cpu",
@@ -134,6 +153,7 @@ class MDSClustering:
         self.max_clusters = max_clusters
         self.min_cluster_size = min_cluster_size
         self.split_tolerance = split_tolerance
+        self.merge_drive = merge_drive
         self.seed = seed
         self.shape = train_images.shape[1:]
         images = torch.as_tensor(train_images, dtype=torch.float32, device=self.device)
@@ -158,6 +178,8 @@ class MDSClustering:
         self.low, self.high = float(train_images.min()), float(train_images.max())
         self.blur = _gaussian_kernel(smoothing_px).to(self.device) if smoothing_px > 0 else None
         self.generator = torch.Generator().manual_seed(seed)
+        #: readout offsets (offset, 2), grid units (x, y), within ``shift_tolerance_px``
+        self.offsets = _disk_offsets(shift_tolerance_px, self.shape).to(self.device)
 
     # -- pieces ---------------------------------------------------------------------------
     def normalised_responses(self, stimuli: torch.Tensor, every_neuron: bool = False):
@@ -253,6 +275,82 @@ class MDSClustering:
         new[members[halves == 1]] = k
         return new
 
+    def tolerant_responses(self, stimuli: torch.Tensor, every_neuron: bool = False):
+        """Like :meth:`normalised_responses`, each the largest over the readout offsets.
+
+        A neuron's response to a stimulus is taken at the best readout position within
+        ``shift_tolerance_px`` of its centred one: the centring is good to about a pixel, and a
+        sub-pixel error is a phase shift of a fine grating (0.5 px is 36 degrees at a 5 px
+        wavelength), which a type's MDS should not be penalised for.
+        """
+        if not hasattr(self.model, "shifted_responses") or len(self.offsets) == 1:
+            return self.normalised_responses(stimuli, every_neuron)
+        response = self.model.shifted_responses(stimuli[:, None], self.offsets).amax(dim=0)
+        response = response / self.scale
+        return response if every_neuron else response[:, self.include]
+
+    def cross_drive(self, labels: np.ndarray, stimuli: torch.Tensor) -> np.ndarray:
+        """(k, j): median over cluster j's members of (drive by MDS k) / (drive by MDS j).
+
+        Drives are :meth:`tolerant_responses`; the diagonal is 1.
+        """
+        with torch.no_grad():
+            response = self.tolerant_responses(stimuli).cpu().numpy()  # stimulus, neuron
+        k = stimuli.shape[0]
+        drive = np.ones((k, k))
+        for j in range(k):
+            members = labels == j
+            if not members.any():
+                continue
+            own = np.maximum(response[j, members], 1e-6)
+            drive[:, j] = np.median(response[:, members] / own, axis=1)
+        return drive
+
+    def mergeable(self, labels: np.ndarray, stimuli: torch.Tensor) -> list[tuple[float, int, int]]:
+        """Pairs (drive, a, b) whose MDS drive each other's members alike, most alike first.
+
+        ``drive`` is the smaller of the two cross drives (:meth:`cross_drive`): each cluster's
+        members respond to the other's MDS at least ``merge_drive`` times as much as to their
+        own. Two types each have a stimulus the other barely answers, so one of their cross
+        drives stays low; two halves of one type answer both stimuli.
+        """
+        drive = self.cross_drive(labels, stimuli)
+        both = np.minimum(drive, drive.T)
+        pairs = [
+            (float(both[a, b]), a, b)
+            for a in range(len(both))
+            for b in range(a + 1, len(both))
+            if both[a, b] >= self.merge_drive
+        ]
+        return sorted(pairs, reverse=True)
+
+    def merge(self, labels, stimuli, objective, result: MDSResult):
+        """Merge the most alike mergeable pair and refine, until no pair is mergeable."""
+        while stimuli.shape[0] > 1:
+            pairs = self.mergeable(labels, stimuli)
+            if not pairs:
+                break
+            drive, a, b = pairs[0]
+            sizes = np.bincount(labels, minlength=stimuli.shape[0])
+            keep, drop = (a, b) if sizes[a] >= sizes[b] else (b, a)
+            merged = labels.copy()
+            merged[merged == drop] = keep
+            kept = torch.as_tensor(
+                [j for j in range(stimuli.shape[0]) if j != drop], device=self.device
+            )
+            log.info(
+                "mds: merging clusters %d and %d (%d clusters; cross drive %.2f >= %.2f)",
+                a,
+                b,
+                stimuli.shape[0],
+                drive,
+                self.merge_drive,
+            )
+            labels, stimuli, objective = self.refine(
+                relabel(merged), stimuli[kept], result, "merge"
+            )
+        return labels, stimuli, objective
+
     # -- the loop -------------------------------------------------------------------------
     def fit(self, initial_clusters: int = 5) -> MDSResult:
         started = time.perf_counter()
@@ -260,6 +358,7 @@ class MDSClustering:
         result = MDSResult(labels=labels, stimuli=np.empty(0), responses=np.empty(0))
         stimuli = self.random_stimuli(int(labels.max()) + 1)
         labels, stimuli, objective = self.refine(labels, stimuli, result, "optimise")
+        labels, stimuli, objective = self.merge(labels, stimuli, objective, result)
         improved = True
         while improved and stimuli.shape[0] < self.max_clusters:
             improved = False
@@ -282,6 +381,8 @@ class MDSClustering:
                     and versus_chance(new_objective, new_stimuli.shape[0])
                     < versus_chance(objective, stimuli.shape[0]) - self.split_tolerance
                 )
+                alike = accepted and bool(self.mergeable(new_labels, new_stimuli))
+                verdict = "kept" if accepted and not alike else "rejected"
                 log.info(
                     "mds: split of cluster %d (%d -> %d clusters): objective %.4f -> %.4f, %s",
                     cluster,
@@ -289,8 +390,9 @@ class MDSClustering:
                     new_stimuli.shape[0],
                     objective,
                     new_objective,
-                    "kept" if accepted else "rejected",
+                    verdict + (" (a pair would merge)" if alike else ""),
                 )
+                accepted = accepted and not alike
                 if accepted:
                     for value, k_, step in zip(
                         trial_result.objective,
@@ -303,12 +405,16 @@ class MDSClustering:
                     improved = True
                     break
                 self._record(result, new_objective, new_stimuli.shape[0], "rejected_split")
+        # Every neuron, the excluded ones included, goes to the cluster whose MDS drives it most,
+        # shift tolerant: a centring error of a pixel or two does not move a neuron across types.
         with torch.no_grad():
-            responses = self.normalised_responses(stimuli, every_neuron=True).cpu().numpy()
-        # Excluded neurons go to the cluster whose MDS drives them most, as in reassignment.
-        every_label = responses.argmax(axis=0)
-        every_label[self.include.cpu().numpy()] = labels
-        labels = every_label
+            responses = self.tolerant_responses(stimuli, every_neuron=True).cpu().numpy()
+        labels = responses.argmax(axis=0)
+        kept = np.unique(labels)
+        if len(kept) < stimuli.shape[0]:
+            log.info("mds: dropping %d empty cluster(s)", stimuli.shape[0] - len(kept))
+            stimuli, responses = stimuli[torch.as_tensor(kept, device=self.device)], responses[kept]
+            labels = relabel(labels)
         result.labels = labels
         result.stimuli = stimuli.cpu().numpy()
         result.responses = responses
@@ -334,6 +440,24 @@ def versus_chance(objective: float, k: int) -> float:
 
 def membership_count(labels: np.ndarray) -> int:
     return len(np.unique(labels))
+
+
+def _disk_offsets(radius_px: float, shape: tuple[int, int], step_px: float = 0.25) -> torch.Tensor:
+    """Readout offsets (offset, 2) in grid units (x, y) on a ``step_px`` grid within the radius.
+
+    The first offset is 0.
+    """
+    height, width = shape
+    n = int(np.floor(radius_px / step_px))
+    grid = np.arange(-n, n + 1) * step_px
+    offsets = [(0.0, 0.0)] + [
+        (dx, dy)
+        for dy in grid
+        for dx in grid
+        if (dx or dy) and dx * dx + dy * dy <= radius_px**2 + 1e-9
+    ]
+    scale = np.array([2 / max(width - 1, 1), 2 / max(height - 1, 1)])
+    return torch.as_tensor(np.array(offsets) * scale, dtype=torch.float32)
 
 
 def _gaussian_kernel(sigma: float) -> torch.Tensor:

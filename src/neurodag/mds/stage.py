@@ -7,11 +7,13 @@ each image, fits :mod:`neurodag.mds.model`, and clusters with :mod:`neurodag.mds
 
 Output variables: ``cluster(neuron)``, ``mds(cluster_id, y, x)`` (stimuli in the input's pixel
 units; the dimension is ``cluster_id`` because ``cluster`` names the assignment),
-``mds_response(cluster_id, neuron)`` (each neuron's normalised predicted response to each MDS),
+``mds_response(cluster_id, neuron)`` (each neuron's normalised, shift-tolerant predicted response
+to each MDS; its cluster is the argmax),
 ``objective(step)`` with ``objective_clusters(step)`` and ``objective_step(step)``,
 ``held_out_correlation(neuron)`` (test images), ``readout_position(neuron, axis)`` (pixels, learned
-before centring) and, when a truth file with ``true_type(neuron)`` is given, ``validation`` attrs:
-the adjusted Rand index against the planted types and that of k-means on mean responses.
+before centring) and, when a truth file with ``true_type(neuron)`` is given, scalar
+``validation_*`` variables: the adjusted Rand index against the planted types and that of k-means
+on mean responses, and the number of clusters found beside the number of planted types.
 """
 
 from __future__ import annotations
@@ -173,7 +175,8 @@ def run(
     )
     out["mds"].attrs["description"] = "most discriminative stimulus of each cluster, pixel units"
     out["mds_response"].attrs["description"] = (
-        "predicted response (readout centred) / the neuron's largest response to a training image"
+        "predicted response (readout centred, best offset within shift_tolerance_px) / the "
+        "neuron's largest response to a training image; each neuron's cluster is its argmax"
     )
     out["objective"].attrs["description"] = "-sum_k (n_k / N) L_k after each MDS optimisation"
     out["held_out_correlation"].attrs["description"] = (
@@ -209,7 +212,11 @@ def _window_length(params: dict[str, Any], path: Path) -> float:
 
 
 def validate(out: xr.Dataset, truth_path: Path | None) -> xr.Dataset:
-    """ARI of the clusters and of k-means on mean responses against ``true_type(neuron)``."""
+    """ARI of the clusters and of k-means on mean responses against ``true_type(neuron)``.
+
+    Also the number of clusters found beside the number of planted types; k-means is given the
+    true number.
+    """
     if truth_path is None:  # recorded data: nothing planted to recover
         return xr.Dataset()
     from neurodag.mds.clustering import kmeans, zscore_rows
@@ -234,11 +241,26 @@ def validate(out: xr.Dataset, truth_path: Path | None) -> xr.Dataset:
     scores = {
         "validation_ari": ari(labels, found),
         "validation_ari_kmeans_mean_response": ari(labels, baseline),
+        "validation_n_clusters": int(out.sizes["cluster_id"]),
         "validation_n_true_types": n_true,
         "validation_n_neurons": int(known.sum()),
     }
     log.info("mds validation: %s", scores)
-    return xr.Dataset(scores)
+    descriptions = {
+        "validation_ari": "adjusted Rand index of the MDS clusters against the planted types",
+        "validation_ari_kmeans_mean_response": (
+            "ARI of k-means on z-scored mean responses, given the true number of types"
+        ),
+        "validation_n_clusters": "clusters the MDS found (compare n_true_types)",
+        "validation_n_true_types": "planted functional types",
+        "validation_n_neurons": "neurons with a planted type",
+    }
+    return xr.Dataset(
+        {
+            name: xr.DataArray(value, attrs={"description": descriptions[name]})
+            for name, value in scores.items()
+        }
+    )
 
 
 def figures(out: xr.Dataset, stem: Path) -> list[Path]:
