@@ -70,7 +70,7 @@ def validate(result: xr.Dataset, truth: Path | None) -> xr.Dataset:
         "names left out)",
         [round(float(v), 3) for v in validation["validation_time_correlation"].values],
         float(validation["validation_nmi"]),
-        float(validation["validation_nmi_louvain"]),
+        float(validation["validation_nmi_louvain_mean"]),
         int(validation["validation_misidentified_names"]),
     )
     return validation

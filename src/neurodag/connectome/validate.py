@@ -126,7 +126,10 @@ def validate_against_truth(result: xr.Dataset, truth: xr.Dataset) -> xr.Dataset:
             "planted-group NMI of the SBM "
             "communities, mean over conditions, correctly identified names",
         ),
-        "validation_nmi_louvain": (float(np.nanmean(scores["louvain"])), "the same for Louvain"),
+        "validation_nmi_louvain_mean": (
+            float(np.nanmean(scores["louvain"])),
+            "the same for Louvain",
+        ),
         "validation_misidentified_names": (
             int((~identified).sum()),
             "names left out: they carry another neuron's ROI in some worm",
