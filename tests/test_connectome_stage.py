@@ -254,3 +254,6 @@ def test_validation_scores_only_names_whose_rois_are_correctly_identified():
     assert v["validation_nmi_sbm"].values[0] == pytest.approx(1.0)
     assert v["validation_nmi_sbm_all_labels"].values[0] < 0.9
     assert int(v["validation_misidentified_names"]) == 1
+    # the headline scalars reach the summary table beside the per-condition vectors
+    assert v["validation_nmi"].ndim == 0 and v["validation_nmi_louvain_mean"].ndim == 0
+    assert v["validation_nmi_louvain"].dims == ("condition",)
