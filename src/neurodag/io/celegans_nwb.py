@@ -43,6 +43,10 @@ class CalciumRecording:
     labels: list[str]  # (roi,), "" = unlabelled
     identifier: str = ""
     behaviour: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (time,)
+    behaviour_units: dict[str, str] = field(default_factory=dict)  # name -> unit ("" = unknown)
+    # (time,) int: frames of one segment were acquired back to back; between segments the
+    # acquisition skipped frames (a gap in time that no stage interpolates over). None: one segment.
+    segment: np.ndarray | None = None
     epochs: list[tuple[float, float, str]] = field(default_factory=list)  # (start, stop, name)
     description: str = ""
 
