@@ -12,6 +12,16 @@ connectome (``neurodag.homogenize.connectomes.build_connectome``, White 1986 + W
 - ``drive``: during a stimulus epoch each active planted group receives one shared
   Ornstein-Uhlenbeck input, so that its members co-activate; outside its epochs a group gets none.
 
+Behaviour is planted through two more groups, disjoint from the stimulus groups and from each
+other (``group_size`` neurons each, drawn from their own random stream so that the stimulus groups
+of a seed do not change): a **reversal group** driven by the worm's reversal state (a two-state
+Markov chain per worm, onsets at ``reversal_rate_hz`` while moving forward, mean duration
+``reversal_duration_s``: while reversing every member receives ``reversal_drive``, as AVA, AVE,
+AIB and RIM rise during reversals, Gordus et al. 2015, Cell 161), and a **velocity group** with
+its own always-on shared input whose mean rate sets the forward speed, ``v = 0.02 + 0.15 rbar``
+mm/s forward and ``-0.08`` mm/s while reversing, plus 0.005 mm/s measurement noise. The worm's
+``reversal`` (0/1) and ``velocity`` at each frame go into the NWB ``processing/behavior``.
+
 The firing rate ``r = (1 + tanh x) / 2`` is turned into calcium by GCaMP-like kinetics (rise and
 decay first-order filters, as in Chen et al. 2013 for GCaMP6), into fluorescence with a per-ROI
 baseline and slow bleaching, sampled at each worm's own frame rate with jittered frame times, with
@@ -25,6 +35,7 @@ its layout is documented in ``docs/data-model.md``.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,12 +44,16 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from neurodag.errors import ConfigError
 from neurodag.io.celegans_nwb import CalciumRecording, write_celegans_nwb
 from neurodag.neurons import canonical_neurons
 
 log = logging.getLogger(__name__)
 
 INHIBITORY_PATTERN = ("DD", "VD", "RME", "AVL", "DVB", "RIS")
+BEHAVIOUR_UNITS = {"velocity": "mm/s", "reversal": "1"}
+FORWARD_BASE, FORWARD_GAIN, REVERSE_SPEED = 0.02, 0.15, -0.08  # mm/s
+VELOCITY_NOISE = 0.005  # mm/s
 
 
 def simulation_defaults() -> dict[str, Any]:
@@ -118,6 +133,18 @@ def simulate_celegans(
     starts, stops, stimuli, active = _epoch_schedule(
         rng, o["duration_s"], o["epoch_s"], o["n_groups"]
     )
+    # Behaviour groups and states from their own stream: the stimulus groups keep their draws.
+    rng_b = np.random.default_rng([int(o["seed"]), 20])
+    free = np.setdiff1d(np.arange(n_neurons), members)
+    if free.size < 2 * o["group_size"]:
+        raise ConfigError(
+            "simulate celegans: n_groups * group_size leaves too few neurons for the reversal "
+            "and velocity groups"
+        )
+    chosen = rng_b.choice(free, 2 * o["group_size"], replace=False)
+    behaviour_member = np.zeros((2, n_neurons), dtype=bool)
+    behaviour_member[0, chosen[: o["group_size"]]] = True
+    behaviour_member[1, chosen[o["group_size"] :]] = True
 
     # Integrate all worms at once, state (worm, neuron); noise, drive and GCaMP filters are
     # updated in the loop so that no (time, worm, neuron) temporaries are held beside the output.
@@ -138,6 +165,10 @@ def simulate_celegans(
     k = dt_s / o["tau_s"]
     rise = decay = 0.5 * (1.0 + np.tanh(x))
     no_group = np.zeros(o["n_groups"])
+    reversing = reversal_states(rng_b, n_steps, n_worms, dt_s, o)  # (time, worm)
+    reversal_input = o["reversal_drive"] * behaviour_member[0].astype(float)
+    velocity_input = o["drive_amplitude"] * behaviour_member[1].astype(float)
+    shared_v = rng_b.standard_normal(n_worms)
     # Steps before 0 are a burn-in (no stimulus) that forgets the random initial state.
     for step in range(-int(round(BURN_IN_S / dt_s)), n_steps):
         r = 0.5 * (1.0 + np.tanh(x))
@@ -151,6 +182,12 @@ def simulate_celegans(
         # Rectified shared input, so that a co-activation is a rise of the whole group.
         drive = (o["drive_amplitude"] * np.maximum(shared, 0.0) * on) @ membership
         drive += o["private_noise"] * private
+        if step >= 0:
+            drive += reversing[step][:, None] * reversal_input
+            drive += np.maximum(shared_v, 0.0)[:, None] * velocity_input
+            shared_v = a_shared * shared_v + np.sqrt(1 - a_shared**2) * rng_b.standard_normal(
+                n_worms
+            )
         x = x + k * (-x + np.tanh(x) @ J.T - x @ L.T + bias + drive)
         shared = a_shared * shared + np.sqrt(1 - a_shared**2) * rng.standard_normal(shared.shape)
         private = a_private * private + np.sqrt(1 - a_private**2) * rng.standard_normal(
@@ -159,6 +196,8 @@ def simulate_celegans(
 
     truth_step = int(round(o["truth_dt_s"] / dt_s))
     truth_time = t_sim[::truth_step]
+    velocity_rate = rate[:, :, behaviour_member[1]].mean(axis=2)  # (time, worm)
+    velocity = np.where(reversing > 0, REVERSE_SPEED, FORWARD_BASE + FORWARD_GAIN * velocity_rate)
 
     recordings, rois = [], []
     low_rate, high_rate = o["frame_rate_hz"]
@@ -179,6 +218,12 @@ def simulate_celegans(
         fluorescence = baseline * bleach * (1.0 + 2.0 * ca)
         fluorescence += rng.normal(0.0, o["noise_sd"], fluorescence.shape) * baseline
         labels, status = _labels(rng, names, order, recorded, o)
+        at_frame = np.minimum(np.round(frame_t / dt_s).astype(int), n_steps - 1)
+        behaviour = {
+            "velocity": np.interp(frame_t, t_sim, velocity[:, w])
+            + rng_b.normal(0.0, VELOCITY_NOISE, n_frames),
+            "reversal": reversing[at_frame, w].astype(np.float64),
+        }
         recordings.append(
             CalciumRecording(
                 traces=fluorescence.astype(np.float32),
@@ -189,6 +234,8 @@ def simulate_celegans(
                     (float(a), float(b), s) for a, b, s in zip(starts, stops, stimuli, strict=True)
                 ],
                 description=f"simulated worm {w} (seed {o['seed']})",
+                behaviour=behaviour,
+                behaviour_units=dict(BEHAVIOUR_UNITS),
             )
         )
         rois.append((names[order], labels, status, frame_rate, recorded))
@@ -218,6 +265,19 @@ def simulate_celegans(
             "roi_label": (("worm", "roi"), np.array(pad([r[1] for r in rois]), dtype=object)),
             "label_status": (("worm", "roi"), np.array(pad([r[2] for r in rois]), dtype=object)),
             "frame_rate_hz": ("worm", np.array([r[3] for r in rois])),
+            "behavior_member": (("behavior_group", "neuron"), behaviour_member),
+            "behavior_variable": ("behavior_group", np.array(["reversal", "velocity"], object)),
+            "behavior_role": (
+                "behavior_group",
+                np.array(
+                    ["driven by the reversal state", "its mean rate sets the forward velocity"],
+                    dtype=object,
+                ),
+            ),
+            "true_behavior": (
+                ("worm", "time", "variable"),
+                np.stack([reversing[::truth_step].T, velocity[::truth_step].T], axis=2),
+            ),
             "chemical_coupling": (("post", "pre"), J.astype(np.float32)),
             "electrical_laplacian": (("post", "pre"), L.astype(np.float32)),
         },
@@ -225,6 +285,8 @@ def simulate_celegans(
             "worm": worm_ids,
             "neuron": names,
             "group": np.arange(o["n_groups"]),
+            "behavior_group": np.arange(2),
+            "variable": ["reversal", "velocity"],
             "epoch": np.arange(len(starts)),
             "time": truth_time,
             "roi": np.arange(n_roi),
@@ -237,10 +299,30 @@ def simulate_celegans(
         },
     )
     truth["true_rate"].attrs.update(units="1", description="firing rate (1 + tanh x) / 2")
+    truth["true_behavior"].attrs.update(
+        units=json.dumps({"reversal": "1", "velocity": "mm/s"}),
+        description="reversal state (0/1) and noise-free velocity; units: JSON {variable: unit}",
+    )
     truth["epoch_start"].attrs["units"] = "s"
     truth["epoch_stop"].attrs["units"] = "s"
     truth["time"].attrs["units"] = "s"
     return recordings, truth, {"positions": [r[0] for r in rois]}
+
+
+def reversal_states(
+    rng: np.random.Generator, n_steps: int, n_worms: int, dt_s: float, o: Mapping[str, Any]
+) -> np.ndarray:
+    """(time, worm) 0/1: a two-state Markov chain (forward -> reversal at ``reversal_rate_hz``,
+    back after ``reversal_duration_s`` on average), every worm starting forward."""
+    p_on = 1.0 - np.exp(-o["reversal_rate_hz"] * dt_s)
+    p_off = 1.0 - np.exp(-dt_s / o["reversal_duration_s"])
+    u = rng.random((n_steps, n_worms))
+    state = np.zeros((n_steps, n_worms))
+    current = np.zeros(n_worms, dtype=bool)
+    for step in range(n_steps):
+        current = np.where(current, u[step] >= p_off, u[step] < p_on)
+        state[step] = current
+    return state
 
 
 def _labels(rng, names, order, recorded, o) -> tuple[list[str], list[str]]:
