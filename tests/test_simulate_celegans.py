@@ -114,3 +114,28 @@ def test_cli_refuses_a_dataset_that_is_not_simulated(tmp_path):
     result = run_cli("simulate", "celegans", "--spec", spec, "--output", str(tmp_path / "w"))
     assert result.returncode == 2
     assert "simulated" in result.stderr
+
+
+def test_planted_behaviour_follows_its_groups_and_is_written(small_simulation):
+    folder, paths, recordings, truth = small_simulation
+    member = truth["behavior_member"].values
+    assert member.sum(axis=1).tolist() == [12, 12]
+    assert not (member[0] & member[1]).any()
+    assert not (member.any(0) & truth["group_member"].values.any(0)).any()
+    assert list(truth["behavior_variable"].values) == ["reversal", "velocity"]
+    rate = truth["true_rate"].values
+    reversal = truth["true_behavior"].sel(variable="reversal").values
+    velocity = truth["true_behavior"].sel(variable="velocity").values
+    assert set(np.unique(reversal)) == {0.0, 1.0}
+    group_rate = rate[:, :, member[0]].mean(axis=2)
+    assert np.corrcoef(group_rate.ravel(), reversal.ravel())[0, 1] > 0.7
+    forward = reversal == 0
+    speed_rate = rate[:, :, member[1]].mean(axis=2)
+    assert np.corrcoef(speed_rate[forward], velocity[forward])[0, 1] > 0.99
+    assert (velocity[~forward] < 0).all() and (velocity[forward] > 0).all()
+    for path, written in zip(paths[:-1], recordings, strict=True):
+        read = read_celegans_nwb(path)
+        assert set(read.behaviour) == {"velocity", "reversal"}
+        for name, values in written.behaviour.items():
+            np.testing.assert_array_equal(read.behaviour[name], values)
+        assert read.behaviour_units == {"velocity": "mm/s", "reversal": "1"}
