@@ -344,3 +344,22 @@ def test_shared_dag_worms_keep_their_frames_and_read_behaviour(shared_data):
         assert set(rec.behaviour) == {
             "velocity", "head_angle", "angular_velocity", "pumping", "worm_curvature", "reversal",
         }  # fmt: skip
+
+
+# ------------------------------------------------------------------- inspect and the figure
+
+
+def test_inspect_and_figure_show_behaviour_beside_activity(tmp_path):
+    from neurodag.homogenize.figures import plot_homogenized
+    from neurodag.inspect import describe, quick_look
+
+    splits = ((1, 151), (100, 300))
+    path, _ = dag_file(tmp_path / "2024-01-01-01-data.h5", 300, splits)
+    ingest = write_dataset(_ingest(path), tmp_path / "w.nc", stage="ingest")
+    out = homogenize_celegans({"kind": "celegans"}, {}, [ingest], threads=1)
+    text = describe(write_dataset(out, tmp_path / "h.nc", stage="homogenize"))
+    assert "behaviour (behavior(worm, time, variable)):" in text
+    assert "velocity" in text and "[mm/s]" in text and "pumping" in text
+    figure = plot_homogenized(out, tmp_path / "h.png", title="gap")
+    look = quick_look(tmp_path / "h.nc", tmp_path / "look.png")
+    assert figure.stat().st_size > 10_000 and look.stat().st_size > 10_000

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from neurodag.io.celegans import read_recording
 from neurodag.io.celegans_nwb import read_celegans_nwb
 from neurodag.io.netcdf import open_dataset
 from neurodag.simulate.celegans import simulate_celegans, simulation_defaults, write_files
@@ -139,3 +140,9 @@ def test_planted_behaviour_follows_its_groups_and_is_written(small_simulation):
         for name, values in written.behaviour.items():
             np.testing.assert_array_equal(read.behaviour[name], values)
         assert read.behaviour_units == {"velocity": "mm/s", "reversal": "1"}
+    spec = {"kind": "celegans", "format": "simulated"}
+    ds = read_recording(spec, "worm000", [paths[0]], {"behavior": ["reversal"]})
+    assert ds["behavior"].dims == ("worm", "time", "variable")
+    np.testing.assert_array_equal(
+        ds["behavior"].values[0, :, 0], recordings[0].behaviour["reversal"]
+    )
