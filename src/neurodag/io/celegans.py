@@ -3,7 +3,10 @@
 The ingest contract (``docs/data-model.md``): one file per recording with ``activity(worm, time,
 neuron)`` over the 300 canonical neurons (NaN where not recorded or not confidently labelled),
 ``labeled(worm, neuron)``, ``valid_length(worm)``, and every trace without a trusted canonical label
-in ``unlabeled_activity(worm, time, roi)`` with its raw label in ``roi_label(worm, roi)``.
+in ``unlabeled_activity(worm, time, roi)`` with its raw label in ``roi_label(worm, roi)``;
+``segment(worm, time)`` numbers the runs of frames acquired back to back (a recording with skipped
+frames has several) and ``behavior(worm, time, variable)`` holds the reader's behaviour with the
+units as JSON in its ``units`` attribute.
 """
 
 from __future__ import annotations
