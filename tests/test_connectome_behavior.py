@@ -107,3 +107,47 @@ def test_shared_time_factors_equal_the_same_course_in_every_worm():
         np.repeat(shared[:, None], 3, axis=1), starts, 15, behaviour, n_null=100, seed=2
     )
     xr.testing.assert_allclose(a, b)
+
+
+def test_against_a_connectome_result_uses_its_windows_and_each_worms_pairs(tmp_path):
+    from neurodag.connectome.affinity import WindowGrid
+    from neurodag.connectome.behavior import (
+        behaviour_against_components,
+        plot_components_over_behaviour,
+    )
+
+    rng = np.random.default_rng(2)
+    worms, n, dt = 2, 600, 1 / 3
+    behaviour = _behaviour(rng, worms, n)
+    params = {"window_s": 5.0, "step_s": 2.0, "min_valid_fraction": 0.8}
+    grid = WindowGrid.from_seconds(n, dt, params["window_s"], params["step_s"])
+    rev = np.stack(
+        [
+            _shifted_window_means(behaviour.values[w, :, 0], grid.starts, grid.length,
+                                  np.array([0]), 0.8)[0]
+            for w in range(worms)
+        ]
+    )  # fmt: skip
+    affinity = rng.uniform(0, 0.2, size=(3, grid.starts.size, worms))  # (pair, window, worm)
+    affinity[0] += 0.8 * rev.T  # pair 0 follows each worm's reversals
+    result = xr.Dataset(
+        {
+            "affinity": (("pair", "window", "worm"), affinity),
+            "pair_factor": (("component", "pair"), np.array([[1.0, 0, 0], [0, 0.5, 0.5]])),
+            "time_factor": (("component", "window"), rng.uniform(size=(2, grid.starts.size))),
+        },
+        coords={"worm": behaviour.worm.values},
+    )
+    homogenized = xr.Dataset(
+        {"behavior": behaviour, "valid_length": ("worm", [n, n])},
+        coords={"time": np.arange(n) * dt},
+    )
+    ds = behaviour_against_components(result, homogenized, params, n_null=200)
+    assert (ds["behavior_corr"].sel(component=0, variable="reversal") > 0.9).all()
+    assert float(ds["behavior_p_mean"].sel(component=0, variable="reversal")) == 1 / 201
+    assert float(ds["behavior_q_mean"].sel(component=0, variable="reversal")) < 0.05
+    assert float(ds["behavior_p_mean"].sel(component=1, variable="reversal")) > 0.01
+    shared = behaviour_against_components(result, homogenized, params, per_worm=False, n_null=50)
+    assert "behavior_course" not in shared
+    png = plot_components_over_behaviour(ds, grid.centres_s, tmp_path / "c.png")
+    assert png.stat().st_size > 5000

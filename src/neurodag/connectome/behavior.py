@@ -223,3 +223,90 @@ def behaviour_correlations(
     ds["behavior_q"].attrs["description"] = "BH across components and variables, per worm"
     ds["behavior_q_mean"].attrs["description"] = "BH across components and variables"
     return ds
+
+
+def behaviour_against_components(
+    result: xr.Dataset,
+    homogenized: xr.Dataset,
+    params: dict,
+    *,
+    per_worm: bool = True,
+    n_null: int = 1000,
+    seed: int = 0,
+) -> xr.Dataset:
+    """``behaviour_correlations`` for a dynamic-connectome ``result`` and the homogenized file it
+    was computed from (which holds ``behavior``); ``params`` = ``stages.connectome`` (its
+    ``window_s``, ``step_s``, ``min_valid_fraction`` define the windows, as the pipeline's).
+
+    ``per_worm``: correlate each worm's own course of each component (``component_time_courses``
+    of the result's affinity and pair factors); else the shared ``time_factor``.
+    """
+    from neurodag.connectome.affinity import WindowGrid
+
+    time = homogenized["time"].values
+    dt = float(np.median(np.diff(time)))
+    grid = WindowGrid.from_seconds(len(time), dt, params["window_s"], params["step_s"])
+    if grid.starts.size != result.sizes["window"]:
+        raise ValueError(
+            f"{grid.starts.size} windows from the parameters, {result.sizes['window']} in result"
+        )
+    behaviour = homogenized["behavior"].sel(worm=result["worm"].values)
+    if per_worm:
+        affinity = result["affinity"].transpose("worm", "window", "pair").values
+        courses = component_time_courses(affinity, result["pair_factor"].values)
+    else:
+        courses = result["time_factor"].values
+    valid = homogenized["valid_length"].sel(worm=result["worm"].values).values
+    ds = behaviour_correlations(
+        courses,
+        grid.starts,
+        grid.length,
+        behaviour,
+        valid,
+        min_valid_fraction=params["min_valid_fraction"],
+        n_null=n_null,
+        seed=seed,
+    )
+    ds.attrs["behavior_courses"] = "per-worm component courses" if per_worm else "time_factor"
+    if per_worm:
+        ds["behavior_course"] = (("component", "worm", "window"), courses)
+    return ds
+
+
+def plot_components_over_behaviour(
+    ds: xr.Dataset, window_time: np.ndarray, path, worm: int = 0, title: str = ""
+):
+    """One worm: each component's course (scaled) over the window-averaged behaviour that it
+    correlates with most, with r and q in the panel title."""
+    from neurodag.plotting import figure, save_figure
+
+    components = ds["component"].values
+    fig, axes = figure(len(components), 1, width=11, height=1.6 * len(components) + 0.8,
+                       squeeze=False, sharex=True)  # fmt: skip
+    name = str(ds["worm"].values[worm])
+    for ax, c in zip(axes[:, 0], components, strict=True):
+        r = ds["behavior_corr"].values[c, worm]
+        if "behavior_course" in ds:
+            course = ds["behavior_course"].values[c, worm]
+        else:
+            course = np.full(window_time.size, np.nan)
+        if not np.isfinite(r).any():
+            ax.set_title(f"component {c}: no behaviour")
+            continue
+        v = int(np.nanargmax(np.abs(r)))
+        b = ds["behavior_window_mean"].values[worm, :, v]
+
+        def scaled(x):
+            lo, hi = np.nanmin(x), np.nanmax(x)
+            return (x - lo) / (hi - lo) if hi > lo else x * 0
+
+        ax.plot(window_time, scaled(b), color="0.5", lw=1, label=str(ds["variable"].values[v]))
+        if np.isfinite(course).any():
+            ax.plot(window_time, scaled(course), color="C3", lw=1, label=f"component {c}")
+        q = ds["behavior_q"].values[c, worm, v]
+        ax.set_title(f"component {c} vs {ds['variable'].values[v]}: r = {r[v]:.2f}, q = {q:.3g}")
+        ax.legend(loc="upper right", fontsize=7)
+        ax.set_yticks([])
+    axes[-1, 0].set_xlabel("window centre (s)")
+    fig.suptitle(title or f"worm {name}: component courses over behaviour (each scaled)")
+    return save_figure(fig, path)
