@@ -166,7 +166,8 @@ def test_reversal_events_alone_give_the_series(tmp_path):
     replace = {"behavior/reversal_vec": None, "behavior/reversal_events": events}
     path, _ = dag_file(tmp_path / "2024-01-01-01-data.h5", **replace)
     reversal = _ingest(path)["behavior"].sel(variable="reversal").values[0]
-    assert np.flatnonzero(reversal).tolist() == [2, 3, 4, 19, 20, 21]
+    # the lab's events start on the last forward frame: frames 4-5 and 21-22 (1-based)
+    assert np.flatnonzero(reversal).tolist() == [3, 4, 20, 21]
 
 
 @pytest.mark.parametrize(

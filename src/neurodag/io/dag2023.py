@@ -48,7 +48,7 @@ IDX_SPLITS = "gcamp/idx_splits"
 REVERSAL_VEC = "behavior/reversal_vec"
 REVERSAL_EVENTS = "behavior/reversal_events"
 # The behaviour read by default, with units; ``reversal`` is the 0/1 series of reversal_vec
-# (or, in a file without one, of reversal_events).
+# (or, in a file without one, of reversal_events: 1 on a+1..b of each event [a; b], a..b if a is 1).
 BEHAVIOUR_UNITS = {
     "velocity": "mm/s",
     "head_angle": "rad",
@@ -191,10 +191,10 @@ def reversal_series(f: h5py.File, n_frames: int, path: Path) -> np.ndarray | Non
                 REVERSAL_EVENTS,
                 f"event {k + 1} [{a}; {b}] outside the frames 1..{n_frames}",
             )
-    if vec is None:
+    if vec is None:  # the lab's convention, as reversal_vec would have it
         vec = np.zeros(n_frames)
         for a, b in events.T:
-            vec[a - 1 : b] = 1.0
+            vec[(a if a > 1 else 0) : b] = 1.0
         return vec
     # agreement: 1 on a+1..b (a..b when a is 1) of every event, 0 outside every event
     inside = np.zeros(n_frames, dtype=bool)
