@@ -12,15 +12,18 @@ connectome (``neurodag.homogenize.connectomes.build_connectome``, White 1986 + W
 - ``drive``: during a stimulus epoch each active planted group receives one shared
   Ornstein-Uhlenbeck input, so that its members co-activate; outside its epochs a group gets none.
 
-Behaviour is planted through two more groups, disjoint from the stimulus groups and from each
-other (``group_size`` neurons each, drawn from their own random stream so that the stimulus groups
-of a seed do not change): a **reversal group** driven by the worm's reversal state (a two-state
-Markov chain per worm, onsets at ``reversal_rate_hz`` while moving forward, mean duration
-``reversal_duration_s``: while reversing every member receives ``reversal_drive``, as AVA, AVE,
-AIB and RIM rise during reversals, Gordus et al. 2015, Cell 161), and a **velocity group** with
-its own always-on shared input whose mean rate sets the forward speed, ``v = 0.02 + 0.15 rbar``
-mm/s forward and ``-0.08`` mm/s while reversing, plus 0.005 mm/s measurement noise. The worm's
-``reversal`` (0/1) and ``velocity`` at each frame go into the NWB ``processing/behavior``.
+Behaviour is tied to two of the planted groups, as stimulus-evoked behaviour: the **reversal
+group** (``reversal_group``) is driven by the worm's reversal state, a two-state Markov chain per
+worm that leaves forward locomotion at ``reversal_rate_hz`` during the epochs in which that group
+is active (never outside them) and reverses for ``reversal_duration_s`` on average; while
+reversing every member receives ``reversal_drive`` more input (as AVA, AVE, AIB and RIM rise
+during reversals, Gordus et al. 2015, Cell 161). The **velocity group** (the next group,
+``(reversal_group + 1) mod n_groups``) is read out, not driven: its mean rate sets the forward
+speed, ``v = 0.02 + 0.15 rbar`` mm/s, and ``v = -0.08`` mm/s while reversing, plus 0.005 mm/s
+measurement noise. Behaviour thus adds no co-active neuron set that the stimulus epochs do not
+already have. The worm's ``reversal`` (0/1) and ``velocity`` at each frame go into the NWB
+``processing/behavior``; the behaviour states draw from their own random stream, so the stimulus
+groups, epochs and labels of a seed are those without behaviour.
 
 The firing rate ``r = (1 + tanh x) / 2`` is turned into calcium by GCaMP-like kinetics (rise and
 decay first-order filters, as in Chen et al. 2013 for GCaMP6), into fluorescence with a per-ROI
@@ -133,18 +136,14 @@ def simulate_celegans(
     starts, stops, stimuli, active = _epoch_schedule(
         rng, o["duration_s"], o["epoch_s"], o["n_groups"]
     )
-    # Behaviour groups and states from their own stream: the stimulus groups keep their draws.
+    # Behaviour states from their own stream: the stimulus groups of a seed keep their draws.
     rng_b = np.random.default_rng([int(o["seed"]), 20])
-    free = np.setdiff1d(np.arange(n_neurons), members)
-    if free.size < 2 * o["group_size"]:
+    reversal_group = int(o["reversal_group"])
+    if reversal_group >= o["n_groups"]:
         raise ConfigError(
-            "simulate celegans: n_groups * group_size leaves too few neurons for the reversal "
-            "and velocity groups"
+            f"simulate celegans: reversal_group {reversal_group} but only {o['n_groups']} groups"
         )
-    chosen = rng_b.choice(free, 2 * o["group_size"], replace=False)
-    behaviour_member = np.zeros((2, n_neurons), dtype=bool)
-    behaviour_member[0, chosen[: o["group_size"]]] = True
-    behaviour_member[1, chosen[o["group_size"] :]] = True
+    velocity_group = (reversal_group + 1) % o["n_groups"]
 
     # Integrate all worms at once, state (worm, neuron); noise, drive and GCaMP filters are
     # updated in the loop so that no (time, worm, neuron) temporaries are held beside the output.
@@ -165,10 +164,9 @@ def simulate_celegans(
     k = dt_s / o["tau_s"]
     rise = decay = 0.5 * (1.0 + np.tanh(x))
     no_group = np.zeros(o["n_groups"])
-    reversing = reversal_states(rng_b, n_steps, n_worms, dt_s, o)  # (time, worm)
-    reversal_input = o["reversal_drive"] * behaviour_member[0].astype(float)
-    velocity_input = o["drive_amplitude"] * behaviour_member[1].astype(float)
-    shared_v = rng_b.standard_normal(n_worms)
+    allowed = group_on[:, reversal_group] > 0  # reversals only in the group's epochs
+    reversing = reversal_states(rng_b, allowed, n_worms, dt_s, o)  # (time, worm)
+    reversal_input = o["reversal_drive"] * membership[reversal_group]
     # Steps before 0 are a burn-in (no stimulus) that forgets the random initial state.
     for step in range(-int(round(BURN_IN_S / dt_s)), n_steps):
         r = 0.5 * (1.0 + np.tanh(x))
@@ -184,10 +182,6 @@ def simulate_celegans(
         drive += o["private_noise"] * private
         if step >= 0:
             drive += reversing[step][:, None] * reversal_input
-            drive += np.maximum(shared_v, 0.0)[:, None] * velocity_input
-            shared_v = a_shared * shared_v + np.sqrt(1 - a_shared**2) * rng_b.standard_normal(
-                n_worms
-            )
         x = x + k * (-x + np.tanh(x) @ J.T - x @ L.T + bias + drive)
         shared = a_shared * shared + np.sqrt(1 - a_shared**2) * rng.standard_normal(shared.shape)
         private = a_private * private + np.sqrt(1 - a_private**2) * rng.standard_normal(
@@ -196,7 +190,7 @@ def simulate_celegans(
 
     truth_step = int(round(o["truth_dt_s"] / dt_s))
     truth_time = t_sim[::truth_step]
-    velocity_rate = rate[:, :, behaviour_member[1]].mean(axis=2)  # (time, worm)
+    velocity_rate = rate[:, :, group_member[velocity_group]].mean(axis=2)  # (time, worm)
     velocity = np.where(reversing > 0, REVERSE_SPEED, FORWARD_BASE + FORWARD_GAIN * velocity_rate)
 
     recordings, rois = [], []
@@ -265,12 +259,14 @@ def simulate_celegans(
             "roi_label": (("worm", "roi"), np.array(pad([r[1] for r in rois]), dtype=object)),
             "label_status": (("worm", "roi"), np.array(pad([r[2] for r in rois]), dtype=object)),
             "frame_rate_hz": ("worm", np.array([r[3] for r in rois])),
-            "behavior_member": (("behavior_group", "neuron"), behaviour_member),
-            "behavior_variable": ("behavior_group", np.array(["reversal", "velocity"], object)),
+            "behavior_group": ("variable", np.array([reversal_group, velocity_group])),
             "behavior_role": (
-                "behavior_group",
+                "variable",
                 np.array(
-                    ["driven by the reversal state", "its mean rate sets the forward velocity"],
+                    [
+                        "the reversal state drives the group (reversals only in its epochs)",
+                        "the group's mean rate sets the forward velocity",
+                    ],
                     dtype=object,
                 ),
             ),
@@ -285,7 +281,6 @@ def simulate_celegans(
             "worm": worm_ids,
             "neuron": names,
             "group": np.arange(o["n_groups"]),
-            "behavior_group": np.arange(2),
             "variable": ["reversal", "velocity"],
             "epoch": np.arange(len(starts)),
             "time": truth_time,
@@ -310,17 +305,18 @@ def simulate_celegans(
 
 
 def reversal_states(
-    rng: np.random.Generator, n_steps: int, n_worms: int, dt_s: float, o: Mapping[str, Any]
+    rng: np.random.Generator, allowed: np.ndarray, n_worms: int, dt_s: float, o: Mapping[str, Any]
 ) -> np.ndarray:
-    """(time, worm) 0/1: a two-state Markov chain (forward -> reversal at ``reversal_rate_hz``,
-    back after ``reversal_duration_s`` on average), every worm starting forward."""
+    """(time, worm) 0/1: a two-state Markov chain; forward -> reversal at ``reversal_rate_hz``
+    where ``allowed`` (time,), back after ``reversal_duration_s`` on average (a reversal under way
+    runs to its end); every worm starts forward."""
     p_on = 1.0 - np.exp(-o["reversal_rate_hz"] * dt_s)
     p_off = 1.0 - np.exp(-dt_s / o["reversal_duration_s"])
-    u = rng.random((n_steps, n_worms))
-    state = np.zeros((n_steps, n_worms))
+    u = rng.random((allowed.size, n_worms))
+    state = np.zeros((allowed.size, n_worms))
     current = np.zeros(n_worms, dtype=bool)
-    for step in range(n_steps):
-        current = np.where(current, u[step] >= p_off, u[step] < p_on)
+    for step in range(allowed.size):
+        current = np.where(current, u[step] >= p_off, (u[step] < p_on) & allowed[step])
         state[step] = current
     return state
 
