@@ -57,7 +57,7 @@ def component_time_courses(
 
     ``affinity`` is (worm, window, pair) with NaN for pairs a worm did not record; ``pair_factor``
     is (pair, component) or (component, pair) (taken as (component, pair) when its first axis is
-    not the pair axis).
+    not the pair axis); NaN loadings (pairs never recorded together) weigh 0.
     """
     affinity = np.asarray(affinity)
     g = np.asarray(pair_factor, dtype=np.float64)
@@ -66,6 +66,7 @@ def component_time_courses(
         g = g.T
     if g.shape[1] != n_pair:
         raise ValueError(f"pair_factor {g.shape} does not match {n_pair} pairs")
+    g = np.where(np.isfinite(g), g, 0.0)  # a pair no worm recorded has no (NaN) loading
     n_worm, n_window, _ = affinity.shape
     num = np.zeros((g.shape[0], n_worm, n_window))
     den = np.zeros_like(num)
