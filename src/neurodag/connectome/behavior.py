@@ -14,15 +14,17 @@ with another worm's), so the per-worm course is the one to correlate with sponta
 ``f_cw(window) = sum_p a_wp(window) g_cp / sum_p g_cp`` over the pairs ``p`` the worm recorded
 (``g`` = ``pair_factor``), which is the worm's own activation of the component's pairs.
 
-Null (circular shifts, as in Harris 2020 / "shift predictor" tests of neural-behaviour
-correlation): the worm's behaviour over its valid steps is rotated, ``b_k(t) = b((t + k) mod
-n_w)``, for every shift ``k`` with ``min_shift <= k <= n_w - min_shift`` (``min_shift`` = one
-window by default), keeping its autocorrelation while breaking its alignment with the component;
+Null (circular shifts; Harris 2020, "Nonsense correlations in neuroscience", bioRxiv, on why
+autocorrelated series need one): the worm's behaviour over its valid steps is rotated,
+``b_k(t) = b((t + k) mod n_w)``, for every shift ``k`` with ``min_shift <= k <= n_w - min_shift``
+(``min_shift`` = one window by default), keeping its autocorrelation while breaking its
+alignment with the component;
 the window means are recomputed for each shift. Per worm the two-sided p-value is
 ``(1 + #{k: |r_k| >= |r_0|}) / (1 + K)`` over all K allowed shifts (exhaustive, no randomness).
 Across worms, ``corr_mean`` is the mean of the worms' ``r`` and its null draws one random
 allowed shift per worm ``n_null`` times (seeded). P-values are corrected across components and
-variables by Benjamini-Hochberg (within each worm for the per-worm ones), giving q-values.
+variables by Benjamini-Hochberg (Benjamini & Hochberg 1995, J. R. Stat. Soc. B 57; within each
+worm for the per-worm ones), giving q-values.
 """
 
 from __future__ import annotations
