@@ -208,7 +208,7 @@ def test_dag2023_worms_labelled_slots_and_aval_avar(shared_data, tmp_path):
     files = []
     for name in names:
         ds = read(spec, name, recording_files(spec, name), defaults("stages.ingest.celegans"))
-        assert {"velocity", "head_angle", "pumping", "reversing"} <= set(ds.data_vars)
+        assert {"velocity", "head_angle", "pumping", "reversal"} <= set(ds["variable"].values)
         files.append(write_dataset(ds, tmp_path / f"{name}.nc", stage="ingest"))
     out = homogenize_celegans(spec, {}, files, threads=1)
     labelled = out["labeled"].sum("neuron").to_series()

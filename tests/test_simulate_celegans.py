@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
+from neurodag.config import defaults
 from neurodag.io.celegans_nwb import read_celegans_nwb
 from neurodag.io.netcdf import open_dataset
 from neurodag.simulate.celegans import simulate_celegans, simulation_defaults, write_files
@@ -114,3 +115,58 @@ def test_cli_refuses_a_dataset_that_is_not_simulated(tmp_path):
     result = run_cli("simulate", "celegans", "--spec", spec, "--output", str(tmp_path / "w"))
     assert result.returncode == 2
     assert "simulated" in result.stderr
+
+
+def test_planted_behaviour_follows_its_groups_and_is_written(small_simulation):
+    folder, paths, recordings, truth = small_simulation
+    assert truth["behavior_group"].sel(variable="reversal") == 0
+    assert truth["behavior_group"].sel(variable="velocity") == 1
+    member = truth["group_member"].values
+    rate = truth["true_rate"].values
+    reversal = truth["true_behavior"].sel(variable="reversal").values
+    velocity = truth["true_behavior"].sel(variable="velocity").values
+    assert set(np.unique(reversal)) == {0.0, 1.0}
+    # the group commands reversals: they fall in its epochs, where it is driven
+    epoch = np.searchsorted(truth["epoch_start"].values, truth.time.values, side="right") - 1
+    active = np.broadcast_to(truth["group_active"].values[epoch, 0], reversal.shape)
+    assert reversal[active].mean() > 0.03 and reversal[~active].mean() < 0.01
+    # while reversing the commanding group is active, far more than any other group
+    rise = [
+        rate[:, :, m].mean(axis=2)[reversal > 0].mean()
+        - rate[:, :, m].mean(axis=2)[reversal == 0].mean()
+        for m in member
+    ]
+    assert rate[:, :, member[0]].mean(axis=2)[reversal > 0].mean() > 0.5
+    assert rise[0] > 0.2 and rise[0] > max(rise[1:]) + 0.1, rise
+    forward = reversal == 0
+    speed_rate = rate[:, :, member[1]].mean(axis=2)
+    assert np.corrcoef(speed_rate[forward], velocity[forward])[0, 1] > 0.99
+    assert (velocity[~forward] < 0).all() and (velocity[forward] > 0).all()
+    for path, written in zip(paths[:-1], recordings, strict=True):
+        read = read_celegans_nwb(path)
+        assert set(read.behaviour) == {"velocity", "reversal"}
+        for name, values in written.behaviour.items():
+            np.testing.assert_array_equal(read.behaviour[name], values)
+        assert read.behaviour_units == {"velocity": "mm/s", "reversal": "1"}
+    spec = {"kind": "celegans", "format": "simulated"}
+    params = {**defaults("stages.ingest.celegans"), "behavior": ["reversal"]}
+    ds = read(spec, "worm000", [paths[0]], params)
+    assert ds["behavior"].dims == ("worm", "time", "variable")
+    np.testing.assert_array_equal(
+        ds["behavior"].values[0, :, 0], recordings[0].behaviour["reversal"]
+    )
+
+
+def test_behaviour_is_a_readout_unless_it_feeds_back(packaged_connectome):
+    options = {**SMALL, "n_worms": 1, "duration_s": 40.0}
+    plain, truth, _ = simulate_celegans(options, connectome=packaged_connectome)
+    other, truth_other, _ = simulate_celegans(
+        {**options, "reversal_rate_hz": 1.0}, connectome=packaged_connectome
+    )
+    np.testing.assert_array_equal(plain[0].traces, other[0].traces)
+    assert truth_other["true_behavior"].sel(variable="reversal").sum() > 0
+    fed, _, _ = simulate_celegans(
+        {**options, "reversal_rate_hz": 1.0, "reversal_drive": 2.0},
+        connectome=packaged_connectome,
+    )
+    assert not np.array_equal(plain[0].traces, fed[0].traces)

@@ -48,6 +48,8 @@ def describe(path: str | Path, max_values: int = 5) -> str:
         summary = _summary(var)
         if summary:
             lines.append(f"  {'':<{width}}   {summary}")
+    if "behavior" in ds and "variable" in ds.dims:
+        lines.extend(_behaviour_lines(ds))
     prov = provenance(ds)
     lines.append("provenance:")
     for key in ("stage", "neurodag_version", "created"):
@@ -61,6 +63,25 @@ def describe(path: str | Path, max_values: int = 5) -> str:
     for key, value in other.items():
         lines.append(f"  {key}: {value}")
     return "\n".join(lines)
+
+
+def _behaviour_lines(ds: xr.Dataset) -> list[str]:
+    """Per behavioural variable: its unit and summary over every worm and time step."""
+    from neurodag.homogenize.figures import behaviour_units
+
+    units = behaviour_units(ds)
+    lines = ["behaviour (behavior(worm, time, variable)):"]
+    width = max(len(str(v)) for v in ds["variable"].values)
+    for name in ds["variable"].values:
+        var = ds["behavior"].sel(variable=name)
+        unit = units.get(str(name), "") or "-"
+        lines.append(f"  {str(name):<{width}} [{unit}]  {_summary(var)}".rstrip())
+    return lines
+
+
+def _worm_view(ds: xr.Dataset) -> bool:
+    """A C. elegans calcium file with behaviour: activity and behaviour of one worm side by side."""
+    return {"activity", "labeled", "behavior"} <= set(ds.data_vars) and "worm" in ds.dims
 
 
 def _reduce_to_2d(var: xr.DataArray) -> tuple[xr.DataArray, str]:
@@ -80,6 +101,9 @@ def quick_look(path: str | Path, output: str | Path | None = None, max_panels: i
 
     ds = open_dataset(path)
     names = [n for n, v in ds.data_vars.items() if v.dtype.kind in "biuf" and v.size > 1]
+    worm_view = _worm_view(ds)
+    if worm_view:  # one worm's activity and behaviour first, side by side
+        names = ["activity", "behavior", *(n for n in names if n not in ("activity", "behavior"))]
     names = names[:max_panels]
     if not names:
         from neurodag.errors import InputError
@@ -91,6 +115,21 @@ def quick_look(path: str | Path, output: str | Path | None = None, max_panels: i
     for ax in axes.flat[len(names) :]:
         ax.set_axis_off()
     for ax, name in zip(axes.flat, names, strict=False):
+        if worm_view and name in ("activity", "behavior"):
+            from neurodag.homogenize.figures import (
+                draw_behaviour,
+                draw_worm_activity,
+                showcase_worm,
+            )
+
+            w = showcase_worm(ds)
+            if name == "activity":
+                draw_worm_activity(fig, ax, ds, w)
+                ax.set_xlabel("time (s)")
+            else:
+                draw_behaviour(ax, ds, w)
+                ax.set_title(f"worm {ds.worm.values[w]}: behaviour", loc="center")
+            continue
         var, fixed = _reduce_to_2d(ds[name].astype(float))
         units = ds[name].attrs.get("units", "")
         title = name + (f" [{fixed}]" if fixed else "")

@@ -19,6 +19,18 @@ worm, on the traces as recorded (labelled and unlabelled alike):
 4. worms with fewer than ``min_duration_s`` of data are dropped, with the reason logged and kept
    in the file's ``dropped`` attribute.
 
+A recording with gaps (the ingest ``segment`` variable changes where the acquisition skipped
+frames, as in Dag et al. 2023 files whose ``gcamp/idx_splits`` leave volumes out) is smoothed per
+segment (the causal sums restart at each segment's first frame) and resampled per segment: a grid
+step gets a value only if it lies within a segment's first and last frame, so the gap is NaN on
+the grid, never interpolated over; the frame interval is the median within segments; the duration
+is the sum of the segments'; the normalisation statistics skip the NaN steps.
+
+Behaviour (ingest ``behavior(worm, time, variable)``) is carried onto the same grid by the same
+per-segment resampling, without smoothing or normalisation: a 0/1 series such as ``reversal``
+becomes the fraction of each step spent in the state (the block average; linear interpolation
+between frames when the recording is coarser than ``dt``), never z-scored.
+
 Normalising last (the paper normalises first) makes the output exactly z-scored on the common
 grid whatever the smoothing and resampling did. Labelled traces fill their canonical slots;
 unlabelled or untrusted traces are kept in ``unlabeled_activity(worm, time, roi)``, never
@@ -38,7 +50,7 @@ import numpy as np
 import xarray as xr
 
 from neurodag.config import stage_defaults
-from neurodag.errors import ConfigError
+from neurodag.errors import ConfigError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +107,59 @@ def interpolate(t: np.ndarray, x: np.ndarray, t_new: np.ndarray) -> np.ndarray:
     return x[left] * (1.0 - weight) + x[right] * weight
 
 
+def resample_onto(
+    t: np.ndarray, x: np.ndarray, grid: np.ndarray, dt: float, frame_s: float
+) -> np.ndarray:
+    """Frames ``x`` at ``t`` onto the steps ``grid`` (same clock; values clamped at t's ends)."""
+    if t.size == 1:  # a segment of one frame: only a step at that very frame
+        return np.broadcast_to(x[:1], (grid.size, *x.shape[1:])).copy()
+    if frame_s >= dt:
+        return interpolate(t, x, grid)
+    m = math.ceil(dt / frame_s)
+    fine = (grid[:, None] - dt + (np.arange(m)[None, :] + 1) * dt / m).ravel()
+    values = interpolate(t, x, fine)
+    return values.reshape(grid.size, m, *x.shape[1:]).mean(axis=1)
+
+
 def resample(t: np.ndarray, x: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
     """Traces on ``j * dt`` (t relative to the first frame); see the module docstring."""
     t = np.asarray(t, dtype=np.float64) - t[0]
     grid = target_grid(t[-1], dt)
     frame_s = float(np.median(np.diff(t)))
-    if frame_s >= dt:
-        return grid, interpolate(t, x, grid)
-    m = math.ceil(dt / frame_s)
-    fine = (grid[:, None] - dt + (np.arange(m)[None, :] + 1) * dt / m).ravel()
-    values = interpolate(t, x, fine)
-    return grid, values.reshape(grid.size, m, *x.shape[1:]).mean(axis=1)
+    return grid, resample_onto(t, x, grid, dt, frame_s)
+
+
+def segment_bounds(segment: np.ndarray | None, n: int) -> list[tuple[int, int]]:
+    """``(first, stop)`` frame slices of each run of equal ``segment`` numbers."""
+    if segment is None or n == 0:
+        return [(0, n)]
+    cuts = np.flatnonzero(np.diff(np.asarray(segment)[:n]) != 0) + 1
+    edges = [0, *cuts.tolist(), n]
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def frame_interval(t: np.ndarray, bounds: list[tuple[int, int]]) -> float:
+    """Median frame interval within segments (a gap is not a frame interval)."""
+    steps = np.concatenate([np.diff(t[a:b]) for a, b in bounds])
+    if not steps.size:  # every segment one frame long: the interval between them
+        steps = np.diff(t)
+    return float(np.median(steps)) if steps.size else float("nan")
+
+
+def resample_segments(
+    t: np.ndarray, x: np.ndarray, dt: float, bounds: list[tuple[int, int]], frame_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-segment resampling onto ``j * dt`` (t relative to the first frame); NaN in gaps."""
+    t = np.asarray(t, dtype=np.float64) - t[0]
+    grid = target_grid(t[-1], dt)
+    if len(bounds) == 1:
+        return grid, resample_onto(t, x, grid, dt, frame_s)
+    out = np.full((grid.size, *x.shape[1:]), np.nan)
+    for a, b in bounds:
+        inside = (grid >= t[a] - 1e-9) & (grid <= t[b - 1] + 1e-9)
+        if inside.any():
+            out[inside] = resample_onto(t[a:b], x[a:b], grid[inside], dt, frame_s)
+    return grid, out
 
 
 def _nonzero_std(std: np.ndarray, mean: np.ndarray) -> np.ndarray:
@@ -118,6 +172,8 @@ def normalise(x: np.ndarray, method: str) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if method == "none":
         return x.copy()
+    if np.isnan(x).any():
+        return _normalise_skipping_nan(x, method)
     if method == "zscore":
         mean, std = x.mean(axis=0), x.std(axis=0)
         ok = _nonzero_std(std, mean)
@@ -132,13 +188,50 @@ def normalise(x: np.ndarray, method: str) -> np.ndarray:
     raise ConfigError(f"stages.homogenize.celegans.normalise: unknown method {method!r}")
 
 
+def _normalise_skipping_nan(x: np.ndarray, method: str) -> np.ndarray:
+    """``normalise`` over the non-NaN steps of each column (NaN stays NaN)."""
+    valid = ~np.isnan(x)
+    if method == "zscore":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            count = valid.sum(axis=0)
+            mean = np.where(valid, x, 0.0).sum(axis=0) / np.maximum(count, 1)
+            std = np.sqrt(np.where(valid, (x - mean) ** 2, 0.0).sum(axis=0) / np.maximum(count, 1))
+        ok = _nonzero_std(std, mean)
+        out = np.where(ok, (x - mean) / np.where(ok, std, 1.0), 0.0)
+    elif method == "causal":
+        first_row = np.argmax(valid, axis=0)
+        first = x[first_row, np.arange(x.shape[1])] if x.ndim == 2 else x[first_row]
+        shifted = np.where(valid, x - first, 0.0)
+        n = np.maximum(np.cumsum(valid, axis=0), 1)
+        mean = np.cumsum(shifted, axis=0) / n
+        std = np.sqrt(np.maximum(np.cumsum(shifted * shifted, axis=0) / n - mean**2, 0.0))
+        ok = _nonzero_std(std, mean + first)
+        out = np.where(ok, (shifted - mean) / np.where(ok, std, 1.0), 0.0)
+    else:
+        raise ConfigError(f"stages.homogenize.celegans.normalise: unknown method {method!r}")
+    return np.where(valid, out, np.nan)
+
+
 def homogenize_traces(
-    t: np.ndarray, x: np.ndarray, params: Mapping[str, Any]
+    t: np.ndarray,
+    x: np.ndarray,
+    params: Mapping[str, Any],
+    segment: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Smooth, resample and normalise one worm's traces ``x(time, roi)``; returns (grid, traces)."""
-    frame_s = float(np.median(np.diff(t)))
-    smoothed = smooth(x, params["smooth"], frame_s, params)
-    grid, resampled = resample(t, smoothed, params["dt"])
+    """Smooth, resample and normalise one worm's traces ``x(time, roi)``; returns (grid, traces).
+
+    ``segment`` (time,): runs of equal numbers were acquired back to back; each run is smoothed
+    and resampled on its own and the grid is NaN between runs (see the module docstring).
+    """
+    bounds = segment_bounds(segment, t.size)
+    frame_s = frame_interval(t, bounds)
+    if len(bounds) == 1:
+        smoothed = smooth(x, params["smooth"], frame_s, params)
+    else:
+        smoothed = np.concatenate(
+            [smooth(x[a:b], params["smooth"], frame_s, params) for a, b in bounds]
+        )
+    grid, resampled = resample_segments(t, smoothed, params["dt"], bounds, frame_s)
     return grid, normalise(resampled, params["normalise"])
 
 
@@ -153,7 +246,9 @@ def homogenize_recording(path: str | Path, params: Mapping[str, Any]) -> dict[st
     worm = str(ds["worm"].values[0])
     n = int(ds["valid_length"].values[0])
     t = ds["time"].values[:n]
-    duration = float(t[-1] - t[0]) if n > 1 else 0.0
+    segment = ds["segment"].values[0, :n] if "segment" in ds else None
+    bounds = segment_bounds(segment, n)
+    duration = sum(float(t[b - 1] - t[a]) for a, b in bounds) if n > 1 else 0.0
     if duration < params["min_duration_s"]:
         return {
             "worm": worm,
@@ -165,9 +260,10 @@ def homogenize_recording(path: str | Path, params: Mapping[str, Any]) -> dict[st
     traces = np.concatenate(
         [ds["activity"].values[0, :n][:, slots], ds["unlabeled_activity"].values[0, :n]], axis=1
     )
-    grid, out = homogenize_traces(t, traces, params)
+    grid, out = homogenize_traces(t, traces, params, segment)
     activity = np.full((grid.size, labeled.size), np.nan, dtype=np.float32)
     activity[:, slots] = out[:, : slots.size]
+    frame_s = frame_interval(t, bounds)
     result = {
         "worm": worm,
         "time": grid,
@@ -176,21 +272,26 @@ def homogenize_recording(path: str | Path, params: Mapping[str, Any]) -> dict[st
         "unlabeled_activity": out[:, slots.size :].astype(np.float32),
         "roi_label": [str(v) for v in ds["roi_label"].values[0]],
         "roi_flag": [str(v) for v in ds["roi_flag"].values[0]],
-        "original_frame_s": float(np.median(np.diff(t))),
+        "original_frame_s": frame_s,
         "original_length": n,
         "source_file": ds.attrs.get("source_file", str(path)),
         "ingest_file": str(path),
-        "behaviour": {},
+        "labels": {},
+        "behavior": None,
     }
+    if "behavior" in ds:
+        values = ds["behavior"].values[0, :n].astype(np.float64)
+        result["behavior"] = {
+            "variable": [str(v) for v in ds["variable"].values],
+            "units": json.loads(ds["behavior"].attrs.get("units", "{}")),
+            "values": resample_segments(t, values, params["dt"], bounds, frame_s)[1],
+        }
     for name, var in ds.data_vars.items():
-        if var.dims != ("worm", "time"):
-            continue
-        values = var.values[0, :n]
-        if values.dtype.kind in "fiub":
-            result["behaviour"][name] = resample(t, values.astype(np.float64), params["dt"])[1]
-        else:  # labels such as the stimulus: the value of the last frame at or before t_j
-            index = np.searchsorted(t - t[0], grid + 1e-9, side="right") - 1
-            result["behaviour"][name] = np.asarray(values, dtype=object)[index]
+        if var.dims != ("worm", "time") or var.dtype.kind in "biuf":
+            continue  # the segment numbers; behaviour is behavior(worm, time, variable)
+        # labels such as the stimulus: the value of the last frame at or before t_j
+        index = np.searchsorted(t - t[0], grid + 1e-9, side="right") - 1
+        result["labels"][name] = np.asarray(var.values[0, :n], dtype=object)[index]
     return result
 
 
@@ -240,6 +341,27 @@ def homogenize_celegans(
     return _assemble(results, params, dropped)
 
 
+def _behaviour_variables(results: list[dict]) -> tuple[list[str], dict[str, str]]:
+    """Every behavioural variable of any worm (first-seen order) and its unit (one per name)."""
+    variables: list[str] = []
+    units: dict[str, str] = {}
+    for r in results:
+        if r["behavior"] is None:
+            continue
+        for name in r["behavior"]["variable"]:
+            unit = r["behavior"]["units"].get(name, "")
+            if name not in units:
+                variables.append(name)
+                units[name] = unit
+            elif unit != units[name]:
+                raise InputError(
+                    r["ingest_file"],
+                    f"behavior/{name}",
+                    f"unit {unit!r}, but another worm has {units[name]!r}",
+                )
+    return variables, units
+
+
 def _assemble(results: list[dict], params: Mapping[str, Any], dropped: dict[str, str]):
     n_worms = len(results)
     n_time = max(r["time"].size for r in results)
@@ -251,8 +373,10 @@ def _assemble(results: list[dict], params: Mapping[str, Any], dropped: dict[str,
     unlabeled = np.full((n_worms, n_time, n_roi), np.nan, dtype=np.float32)
     roi_label = np.full((n_worms, n_roi), "", dtype=object)
     roi_flag = np.full((n_worms, n_roi), "", dtype=object)
-    behaviour_names = sorted({k for r in results for k in r["behaviour"]})
-    behaviour = {}
+    label_names = sorted({k for r in results for k in r["labels"]})
+    labels = {name: np.full((n_worms, n_time), "", dtype=object) for name in label_names}
+    variables, units = _behaviour_variables(results)
+    behaviour = np.full((n_worms, n_time, len(variables)), np.nan)
     for w, r in enumerate(results):
         n = r["time"].size
         activity[w, :n] = r["activity"]
@@ -260,17 +384,12 @@ def _assemble(results: list[dict], params: Mapping[str, Any], dropped: dict[str,
         unlabeled[w, :n, :k] = r["unlabeled_activity"]
         roi_label[w, :k] = r["roi_label"]
         roi_flag[w, :k] = r["roi_flag"]
-        for name in behaviour_names:
-            values = r["behaviour"].get(name)
-            if name not in behaviour:
-                kind_object = values is not None and np.asarray(values).dtype == object
-                behaviour[name] = (
-                    np.full((n_worms, n_time), "", dtype=object)
-                    if kind_object
-                    else np.full((n_worms, n_time), np.nan)
-                )
-            if values is not None:
-                behaviour[name][w, :n] = values
+        for name, values in r["labels"].items():
+            labels[name][w, :n] = values
+        if r["behavior"] is not None:
+            columns = [variables.index(v) for v in r["behavior"]["variable"]]
+            rows = behaviour[w, :n]  # a view: filling it fills the worm's steps
+            rows[:, columns] = r["behavior"]["values"]
     ds = xr.Dataset(
         {
             "activity": (("worm", "time", "neuron"), activity),
@@ -282,7 +401,7 @@ def _assemble(results: list[dict], params: Mapping[str, Any], dropped: dict[str,
             "original_frame_s": ("worm", np.array([r["original_frame_s"] for r in results])),
             "original_length": ("worm", np.array([r["original_length"] for r in results])),
             "source_file": ("worm", np.array([r["source_file"] for r in results], dtype=object)),
-            **{name: (("worm", "time"), values) for name, values in behaviour.items()},
+            **{name: (("worm", "time"), values) for name, values in labels.items()},
         },
         coords={
             "worm": [r["worm"] for r in results],
@@ -297,6 +416,18 @@ def _assemble(results: list[dict], params: Mapping[str, Any], dropped: dict[str,
         },
     )
     ds["time"].attrs["units"] = "s"
+    if variables:
+        ds["behavior"] = xr.DataArray(
+            behaviour,
+            dims=("worm", "time", "variable"),
+            coords={"variable": variables},
+            attrs={
+                "units": json.dumps(units),
+                "description": "behaviour resampled per segment like the activity (no smoothing, "
+                "no normalisation; a 0/1 series becomes the fraction of each step); units: JSON "
+                "{variable: unit}",
+            },
+        )
     ds["activity"].attrs["description"] = (
         f"{params['smooth']} smoothed, resampled, {params['normalise']} normalised"
     )

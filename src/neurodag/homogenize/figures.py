@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -52,17 +53,40 @@ def plot_connectome(ds: xr.Dataset, path: str | Path, title: str = "") -> Path:
     return save_figure(fig, path)
 
 
-def plot_activity(ds: xr.Dataset, path: str | Path, title: str = "") -> Path:
-    """First worm's homogenized traces (labelled neurons) and labelled neurons per worm."""
-    fig, axes = figure(1, 2, width=14, height=5, gridspec_kw={"width_ratios": [2.2, 1]})
-    ax = axes[0]
-    worm = str(ds.worm.values[0])
-    n = int(ds["valid_length"].values[0])
-    labeled = ds["labeled"].values[0].astype(bool)
-    traces = ds["activity"].values[0, :n][:, labeled]
+def behaviour_units(ds: xr.Dataset) -> dict[str, str]:
+    """{variable: unit} of ``behavior`` (units are stored as JSON in its attrs)."""
+    try:
+        return json.loads(ds["behavior"].attrs.get("units", "{}"))
+    except (TypeError, ValueError):
+        return {}
+
+
+def showcase_worm(ds: xr.Dataset) -> int:
+    """The worm a figure shows: the first with a labelled neuron (else the first)."""
+    labelled = np.flatnonzero(ds["labeled"].values.any(axis=1)) if "labeled" in ds else []
+    return int(labelled[0]) if len(labelled) else 0
+
+
+def draw_worm_activity(fig, ax, ds: xr.Dataset, w: int, colorbar_axes=None) -> None:
+    """Heatmap of one worm's labelled traces over time (unlabelled ones where none is labelled)."""
+    worm = str(ds.worm.values[w])
+    n = int(ds["valid_length"].values[w]) if "valid_length" in ds else ds.sizes["time"]
+    labeled = ds["labeled"].values[w].astype(bool)
+    traces = ds["activity"].values[w, :n][:, labeled]
     names = ds.neuron.values[labeled]
+    kind = "labelled neurons"
+    if not labeled.any() and "unlabeled_activity" in ds:
+        traces = ds["unlabeled_activity"].values[w, :n]
+        keep = np.isfinite(traces).any(axis=0)
+        traces, names = traces[:, keep], np.array([f"roi {k}" for k in np.flatnonzero(keep)])
+        kind = "unlabelled traces (no labelled neuron)"
     time = ds.time.values[:n]
-    limit = float(np.nanpercentile(np.abs(traces), 99)) if traces.size else 1.0
+    if not names.size or n < 1:
+        ax.text(0.5, 0.5, "no traces", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(f"worm {worm}: no traces")
+        return
+    finite = traces[np.isfinite(traces)]
+    limit = float(np.percentile(np.abs(finite), 99)) if finite.size else 1.0
     image = ax.imshow(
         traces.T,
         aspect="auto",
@@ -72,11 +96,76 @@ def plot_activity(ds: xr.Dataset, path: str | Path, title: str = "") -> Path:
         vmax=limit,
         extent=(time[0], time[-1] if n > 1 else 1.0, len(names) - 0.5, -0.5),
     )
-    fig.colorbar(image, ax=ax, shrink=0.8, label="normalised activity (z)")
+    fig.colorbar(
+        image,
+        ax=ax if colorbar_axes is None else colorbar_axes,
+        shrink=0.8,
+        label="activity (z; blank: not imaged or a gap)",
+    )
     step = max(1, len(names) // 40)
     ax.set_yticks(np.arange(0, len(names), step), names[::step], fontsize=6)
-    ax.set(xlabel="time (s)", ylabel="labelled neuron", title=f"worm {worm}: labelled neurons")
-    ax = axes[1]
+    ax.set(ylabel=kind, title=f"worm {worm}: {kind}")
+
+
+def draw_behaviour(ax, ds: xr.Dataset, w: int) -> None:
+    """One worm's behaviour on the activity's time axis: each variable min-max scaled in a band
+    of its own (range in the label), reversals shaded."""
+    n = int(ds["valid_length"].values[w]) if "valid_length" in ds else ds.sizes["time"]
+    time = ds.time.values[:n]
+    units = behaviour_units(ds)
+    variables = [str(v) for v in ds["variable"].values]
+    values = ds["behavior"].values[w, :n]
+    ticks, labels = [], []
+    for k, name in enumerate(variables):
+        y = values[:, k]
+        finite = y[np.isfinite(y)]
+        unit = f" ({units[name]})" if units.get(name) else ""
+        ticks.append(len(variables) - 1 - k + 0.4)
+        if not finite.size:
+            labels.append(f"{name}{unit}: no data")
+            continue
+        low, high = float(finite.min()), float(finite.max())
+        span = high - low if high > low else 1.0
+        base = len(variables) - 1 - k
+        ax.plot(time, base + 0.8 * (y - low) / span, lw=0.8, color=f"C{k % 10}")
+        labels.append(f"{name}{unit}\n[{low:.3g}, {high:.3g}]")
+        if name == "reversal":
+            on = np.nan_to_num(y) > 0.5
+            edges = np.diff(np.concatenate([[0], on.astype(np.int8), [0]]))
+            for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1), strict=True):
+                ax.axvspan(time[a], time[b - 1], color="0.85", lw=0, zorder=0)
+    ax.set_yticks(ticks, labels, fontsize=6)
+    ax.set_ylim(-0.2, len(variables))
+    ax.set(xlabel="time (s)", title="behaviour (each scaled to its range; grey: reversing)")
+
+
+def plot_activity(ds: xr.Dataset, path: str | Path, title: str = "") -> Path:
+    """One worm's homogenized traces (the first with labelled neurons) with its behaviour below
+    them on the same time axis, and the traces of every worm."""
+    has_behaviour = "behavior" in ds and ds.sizes.get("variable", 0) > 0
+    w = showcase_worm(ds)
+    if has_behaviour:
+        fig, grid = figure(
+            2,
+            2,
+            width=14,
+            height=7,
+            gridspec_kw={"width_ratios": [2.2, 1], "height_ratios": [2.4, 1.2]},
+        )
+        ax, counts_ax = grid[0, 0], grid[0, 1]
+        grid[1, 1].set_axis_off()
+        draw_behaviour(grid[1, 0], ds, w)
+        ax.sharex(grid[1, 0])
+        ax.tick_params(labelbottom=False)
+        draw_worm_activity(fig, ax, ds, w, colorbar_axes=[ax, grid[1, 0]])
+    else:
+        fig, (ax, counts_ax) = figure(
+            1, 2, width=14, height=5, gridspec_kw={"width_ratios": [2.2, 1]}
+        )
+        draw_worm_activity(fig, ax, ds, w)
+    if not has_behaviour:
+        ax.set_xlabel("time (s)")
+    ax = counts_ax
     per_worm = ds["labeled"].sum("neuron").values
     unlabeled = np.isfinite(ds["unlabeled_activity"]).any("time").sum("roi").values
     positions = np.arange(ds.sizes["worm"])

@@ -3,7 +3,10 @@
 The ingest contract (``docs/data-model.md``): one file per recording with ``activity(worm, time,
 neuron)`` over the 300 canonical neurons (NaN where not recorded or not confidently labelled),
 ``labeled(worm, neuron)``, ``valid_length(worm)``, and every trace without a trusted canonical label
-in ``unlabeled_activity(worm, time, roi)`` with its raw label in ``roi_label(worm, roi)``.
+in ``unlabeled_activity(worm, time, roi)`` with its raw label in ``roi_label(worm, roi)``;
+``segment(worm, time)`` numbers the runs of frames acquired back to back (a recording with skipped
+frames has several) and ``behavior(worm, time, variable)`` holds the reader's behaviour with the
+units as JSON in its ``units`` attribute.
 """
 
 from __future__ import annotations
@@ -217,8 +220,18 @@ def recording_dataset(
     ds["time"].attrs["units"] = "s"
     ds["roi_index"].attrs["description"] = "column of the trace in the source file"
     ds["roi_flag"].attrs["description"] = "why the trace is not in a canonical slot"
-    for key, values in recording.behaviour.items():
-        ds[key] = (("worm", "time"), np.asarray(values, dtype=np.float64)[None])
+    segment = np.zeros(n_time, dtype=np.int64)
+    if recording.segment is not None:
+        segment = np.asarray(recording.segment, dtype=np.int64)
+        if segment.shape != (n_time,) or np.any(np.diff(segment) < 0):
+            raise InputError(source, "segment", "expected one non-decreasing number per frame")
+    ds["segment"] = (("worm", "time"), segment[None])
+    ds["segment"].attrs["description"] = (
+        "frames of one segment were acquired back to back; between segments frames were "
+        "skipped (a gap in time, never interpolated over)"
+    )
+    if recording.behaviour:
+        ds["behavior"] = behaviour_array(recording, source, n_time)
     if recording.epochs:
         stimulus = np.full(n_time, "", dtype=object)
         for start, stop, label in recording.epochs:
@@ -227,17 +240,37 @@ def recording_dataset(
     return ds
 
 
+def behaviour_array(recording: CalciumRecording, source: str | Path, n_time: int) -> xr.DataArray:
+    """``behavior(worm, time, variable)`` with the units of each variable (JSON) in its attrs."""
+    import json
+
+    names = list(recording.behaviour)
+    for name in names:
+        shape = np.shape(recording.behaviour[name])
+        if shape != (n_time,):
+            raise InputError(
+                source, f"behavior/{name}", f"shape {shape}: expected one value per frame"
+            )
+    values = np.stack([np.asarray(recording.behaviour[n], dtype=np.float64) for n in names], 1)
+    units = {n: recording.behaviour_units.get(n, "") for n in names}
+    return xr.DataArray(
+        values[None],
+        dims=("worm", "time", "variable"),
+        coords={"variable": names},
+        attrs={
+            "units": json.dumps(units),
+            "description": "per-frame behaviour; units: JSON {variable: unit}",
+        },
+    )
+
+
 def read_nwb_recording(
     spec: Mapping[str, Any], recording: str, files: list[Path], parameters: Mapping[str, Any]
 ) -> xr.Dataset:
     from neurodag.io.celegans_nwb import read_celegans_nwb
 
-    return recording_dataset(
-        read_celegans_nwb(files[0]),
-        recording,
-        files[0],
-        max_nan_gap=parameters["max_nan_gap_frames"],
-    )
+    rec = read_celegans_nwb(files[0], behaviour=parameters["behavior"])
+    return recording_dataset(rec, recording, files[0], max_nan_gap=parameters["max_nan_gap_frames"])
 
 
 def read_dag2023_recording(
@@ -245,7 +278,9 @@ def read_dag2023_recording(
 ) -> xr.Dataset:
     from neurodag.io.dag2023 import read_dag2023
 
-    rec, confidence = read_dag2023(files[0], files[1] if len(files) > 1 else None)
+    rec, confidence = read_dag2023(
+        files[0], files[1] if len(files) > 1 else None, behaviour=parameters["behavior"]
+    )
     return recording_dataset(
         rec,
         recording,
@@ -261,6 +296,13 @@ def read_parquet_recording(
 ) -> xr.Dataset:
     from neurodag.io.homogenized_parquet import read_parquet_recording as read
 
+    if parameters["behavior"]:
+        raise InputError(
+            files[0],
+            f"behavior/{parameters['behavior'][0]}",
+            "missing: the homogenized parquet collection holds no behaviour "
+            "(stages.ingest.celegans.behavior names it)",
+        )
     rec, _ = read(files, recording)
     return recording_dataset(rec, recording, files[0], max_nan_gap=parameters["max_nan_gap_frames"])
 

@@ -13,7 +13,17 @@ Two layouts are read, both through h5py so that no NWB extension has to be insta
 
 An empty label means an unlabelled ROI. The writer (used by ``neurodag simulate celegans``) writes
 the plain-core layout inside a ``CalciumActivity`` module with the NWBelegans names, so files open
-in pynwb without any extension, and records stimulus epochs in the NWB ``epochs`` table.
+in pynwb without any extension, records stimulus epochs in the NWB ``epochs`` table and the
+behaviour as one ``TimeSeries`` per variable in a ``BehavioralTimeSeries`` of the ``behavior``
+processing module (the NWB best-practice place for behaviour).
+
+Behaviour is read from every ``TimeSeries`` (or subtype, such as ``SpatialSeries``) under the
+``behavior`` processing module (any letter case, ``behaviour`` too), named by the series (columns
+of a 2-D series as ``<name>_0``, ``<name>_1``, ...), with its ``unit``. A series on the calcium
+frames' own timestamps is taken as is; one on another clock is brought onto the frames causally:
+frame ``k`` gets the mean of the samples in ``(t[k-1], t[k]]`` (the first frame: one frame
+interval back), or, where no sample falls there, the linear interpolation at ``t[k]``; NaN outside
+the series' time span.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ SERIES_NAME = "SignalCalciumImResponseSeries"
 SEGMENTATION_NAME = "CalciumSeriesSegmentation"
 PLANE_NAME = "NeuronSegmentation"
 LABEL_COLUMNS = ("ID_labels", "neuron_label", "label", "neuron_id")
+BEHAVIOUR_MODULE = "behavior"
+TIME_SERIES_TYPES = ("TimeSeries", "SpatialSeries")
 
 
 @dataclass
@@ -43,6 +55,10 @@ class CalciumRecording:
     labels: list[str]  # (roi,), "" = unlabelled
     identifier: str = ""
     behaviour: dict[str, np.ndarray] = field(default_factory=dict)  # name -> (time,)
+    behaviour_units: dict[str, str] = field(default_factory=dict)  # name -> unit ("" = unknown)
+    # (time,) int: frames of one segment were acquired back to back; between segments the
+    # acquisition skipped frames (a gap in time that no stage interpolates over). None: one segment.
+    segment: np.ndarray | None = None
     epochs: list[tuple[float, float, str]] = field(default_factory=list)  # (start, stop, name)
     description: str = ""
 
@@ -136,6 +152,25 @@ def write_celegans_nwb(
             timestamps=np.asarray(recording.timestamps, dtype=np.float64),
         )
     )
+    if recording.behaviour:
+        from pynwb import TimeSeries
+        from pynwb.behavior import BehavioralTimeSeries
+
+        behaviour_module = nwb.create_processing_module(
+            BEHAVIOUR_MODULE, "behaviour of the worm at each calcium frame"
+        )
+        container = BehavioralTimeSeries(name="BehavioralTimeSeries")
+        for name, values in recording.behaviour.items():
+            container.add_timeseries(
+                TimeSeries(
+                    name=name,
+                    description=f"{name} at each calcium frame",
+                    data=np.asarray(values, dtype=np.float64),
+                    unit=recording.behaviour_units.get(name) or "n.a.",
+                    timestamps=np.asarray(recording.timestamps, dtype=np.float64),
+                )
+            )
+        behaviour_module.add(container)
     if recording.epochs:
         nwb.add_epoch_column("stimulus", "stimulus presented during the epoch")
         for start, stop, name in recording.epochs:
@@ -226,8 +261,99 @@ def _epochs(f: h5py.File) -> list[tuple[float, float, str]]:
     return [(float(a), float(b), n) for a, b, n in zip(starts, stops, names, strict=True)]
 
 
-def read_celegans_nwb(path: str | Path) -> CalciumRecording:
-    """Read one worm's traces, ROI labels and epochs from an NWB file (either layout)."""
+def align_to_frames(ts: np.ndarray, values: np.ndarray, frame_t: np.ndarray) -> np.ndarray:
+    """A series sampled at ``ts`` on the frames at ``frame_t`` (see the module docstring)."""
+    if ts.size == frame_t.size and np.allclose(ts, frame_t, rtol=0, atol=1e-9):
+        return values.astype(np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    first = frame_t[0] - (frame_t[1] - frame_t[0] if frame_t.size > 1 else 0.0)
+    edges = np.concatenate([[first], frame_t])
+    index = np.searchsorted(ts, edges, side="right")  # samples in (edge[k], edge[k+1]]
+    finite = np.isfinite(values)
+    sums = np.concatenate([[0.0], np.cumsum(np.where(finite, values, 0.0))])
+    counts = np.concatenate([[0], np.cumsum(finite)])
+    n = counts[index[1:]] - counts[index[:-1]]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (sums[index[1:]] - sums[index[:-1]]) / n
+    if finite.sum() >= 2:
+        between = np.interp(frame_t, ts[finite], values[finite])
+    else:
+        between = np.full(frame_t.size, values[finite][0] if finite.any() else np.nan)
+    out = np.where(n > 0, mean, between)
+    out[(frame_t < ts[0]) | (frame_t > ts[-1])] = np.nan
+    return out
+
+
+def _behaviour_series(f: h5py.File) -> dict[str, str]:
+    """{name: HDF5 path} of every TimeSeries under the behaviour processing module."""
+    if "processing" not in f:
+        return {}
+    modules = [m for m in f["processing"] if m.lower() in ("behavior", "behaviour")]
+    found: dict[str, str] = {}
+    for module in modules:
+
+        def visit(name, obj, module=module):
+            kind = _text([obj.attrs.get("neurodata_type", "")])[0]
+            if isinstance(obj, h5py.Group) and kind in TIME_SERIES_TYPES and "data" in obj:
+                found.setdefault(name.split("/")[-1], f"processing/{module}/{name}")
+
+        f["processing"][module].visititems(visit)
+    return found
+
+
+def read_behaviour(
+    f: h5py.File, frame_t: np.ndarray, path: Path, names: list[str] | None
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Behaviour on the calcium frames: ``names`` (each must be in the file), or all there is."""
+    series = _behaviour_series(f)
+    values: dict[str, np.ndarray] = {}
+    units: dict[str, str] = {}
+    for name, where in series.items():
+        group = f[where]
+        data = np.asarray(group["data"][:])
+        if data.dtype.kind not in "biuf" or data.ndim not in (1, 2) or data.shape[0] < 1:
+            raise InputError(
+                path, f"{where}/data", f"expected numeric (time,) data, got {data.shape}"
+            )
+        ts = _series_time(group, data.shape[0], path, where)
+        if ts.shape != (data.shape[0],):
+            raise InputError(
+                path, f"{where}/timestamps", f"{ts.size} timestamps for {data.shape[0]} samples"
+            )
+        if ts.size > 1 and not np.all(np.diff(ts) > 0):
+            raise InputError(path, f"{where}/timestamps", "not strictly increasing")
+        unit = _text([group["data"].attrs.get("unit", "")])[0]
+        unit = "" if unit in ("n.a.", "n/a") else unit
+        columns = (
+            {name: data}
+            if data.ndim == 1
+            else (
+                {name: data[:, 0]}
+                if data.shape[1] == 1
+                else {f"{name}_{k}": data[:, k] for k in range(data.shape[1])}
+            )
+        )
+        for key, column in columns.items():
+            values[key] = align_to_frames(ts, column, frame_t)
+            units[key] = unit
+    if names is None:
+        return values, units
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise InputError(
+            path,
+            f"processing/{BEHAVIOUR_MODULE}/{missing[0]}",
+            f"missing, but stages.ingest.celegans.behavior names it (the file has: "
+            f"{', '.join(values) or 'no behavioural TimeSeries'})",
+        )
+    return {n: values[n] for n in names}, {n: units[n] for n in names}
+
+
+def read_celegans_nwb(path: str | Path, behaviour: list[str] | None = None) -> CalciumRecording:
+    """Read one worm's traces, ROI labels, epochs and behaviour from an NWB file (either layout).
+
+    ``behaviour``: the behavioural TimeSeries to read (each must be in the file); None: all.
+    """
     path = Path(path)
     try:
         f = h5py.File(path, "r")
@@ -253,8 +379,15 @@ def read_celegans_nwb(path: str | Path) -> CalciumRecording:
             labels = _labels_for(f, series, path, name)
             identifier = _text([f["identifier"][()]])[0] if "identifier" in f else path.stem
             epochs = _epochs(f)
+            values, units = read_behaviour(f, timestamps, path, behaviour)
     except (OSError, KeyError) as exc:  # truncated file: h5py fails when data is read
         raise InputError(path, None, f"corrupt or truncated NWB file ({exc})") from exc
     return CalciumRecording(
-        traces=data, timestamps=timestamps, labels=labels, identifier=identifier, epochs=epochs
+        traces=data,
+        timestamps=timestamps,
+        labels=labels,
+        identifier=identifier,
+        epochs=epochs,
+        behaviour=values,
+        behaviour_units=units,
     )

@@ -5,9 +5,20 @@ whole-brain scale", Cell: one ``YYYY-MM-DD-NN-data.h5`` per worm, written from J
 arrays as time x neuron):
 
 - ``gcamp/trace_array_original`` (time, roi): ratiometric GCaMP traces (the z-scored
-  ``trace_array`` would be z-scored twice by homogenize); ``timing/timestamp_confocal`` (s);
-- ``behavior/*``: velocity, head_angle, pumping, angular_velocity (time,), and
-  ``reversal_events`` (2, n): first and last frame (1-based) of each reversal;
+  ``trace_array`` would be z-scored twice by homogenize); ``timing/timestamp_confocal`` (s), one per
+  confocal volume;
+- ``gcamp/idx_splits`` (2, n): 1-based, inclusive ``[start; stop]`` ranges of confocal volumes;
+  the trace frames are those ranges concatenated in order, so trace frame ``k`` was imaged at the
+  timestamp of its volume. Volumes between two ranges were not traced: a gap in time, kept as a
+  gap (``CalciumRecording.segment`` numbers the runs of back-to-back volumes). Absent: one trace
+  frame per timestamp;
+- ``behavior/*`` (one value per trace frame): ``velocity`` (mm/s, negative when reversing),
+  ``head_angle`` (rad), ``angular_velocity`` (rad/s), ``pumping`` (pumps/s; all NaN where not
+  scored), ``worm_curvature`` (rad), ``reversal_vec`` (0/1) and ``reversal_events`` (2, n): first
+  and last trace frame (1-based, inclusive) of each reversal. In the lab's files an event's first
+  frame is the last forward frame before ``reversal_vec`` switches on (the first frame of the
+  recording excepted), so an event ``[a; b]`` agrees with the 0/1 series when the series is 1 on
+  ``a+1..b`` (``a..b`` when ``a`` is 1) and 0 outside every event; the reader checks that;
 - ``neuropal_registration/roi_match`` (n_roi,): NeuroPAL ROI k (1-based) is trace column
   ``roi_match[k-1] - 1``; 0 means unmatched.
 
@@ -33,7 +44,19 @@ log = logging.getLogger(__name__)
 TRACES = "gcamp/trace_array_original"
 TIMESTAMPS = "timing/timestamp_confocal"
 ROI_MATCH = "neuropal_registration/roi_match"
-BEHAVIOUR = ("velocity", "head_angle", "pumping", "angular_velocity")
+IDX_SPLITS = "gcamp/idx_splits"
+REVERSAL_VEC = "behavior/reversal_vec"
+REVERSAL_EVENTS = "behavior/reversal_events"
+# The behaviour read by default, with units; ``reversal`` is the 0/1 series of reversal_vec
+# (or, in a file without one, of reversal_events: 1 on a+1..b of each event [a; b], a..b if a is 1).
+BEHAVIOUR_UNITS = {
+    "velocity": "mm/s",
+    "head_angle": "rad",
+    "angular_velocity": "rad/s",
+    "pumping": "pumps/s",
+    "worm_curvature": "rad",
+    "reversal": "1",
+}
 LABEL_COLUMNS = ("Neuron Class", "ROI ID", "Confidence")
 
 
@@ -88,8 +111,166 @@ def read_labels(path: Path, n_traces: int, roi_match: np.ndarray):
     return labels, confidence
 
 
-def read_dag2023(path: str | Path, labels_path: str | Path | None = None):
-    """One worm: its CalciumRecording and per-trace label confidence (None if unlabelled)."""
+def trace_frames(splits: np.ndarray, n_frames: int, n_timestamps: int, path: Path):
+    """Confocal volume (0-based) and segment number of each trace frame, from ``idx_splits``.
+
+    ``splits`` is (2, n) of 1-based inclusive ``[start; stop]`` ranges; ranges that follow each
+    other without a skipped volume share a segment.
+    """
+    splits = np.asarray(splits)
+    if splits.ndim == 1 and splits.size == 2:
+        splits = splits.reshape(2, 1)
+    if splits.ndim != 2 or splits.shape[0] != 2 or splits.shape[1] == 0:
+        raise InputError(path, IDX_SPLITS, f"expected a 2 x n array of ranges, got {splits.shape}")
+    if splits.dtype.kind not in "iu":
+        if splits.dtype.kind != "f" or not np.all(
+            np.isfinite(splits) & (splits == np.round(splits))
+        ):
+            raise InputError(path, IDX_SPLITS, f"expected integer frame numbers ({splits.dtype})")
+        splits = splits.astype(np.int64)
+    starts, stops = splits[0].astype(np.int64), splits[1].astype(np.int64)
+    for k, (a, b) in enumerate(zip(starts, stops, strict=True)):
+        if a < 1 or b < a:
+            raise InputError(path, IDX_SPLITS, f"range {k + 1} [{a}; {b}]: start after stop or < 1")
+        if b > n_timestamps:
+            raise InputError(
+                path,
+                IDX_SPLITS,
+                f"range {k + 1} [{a}; {b}] runs past the {n_timestamps} confocal timestamps "
+                f"({TIMESTAMPS})",
+            )
+        if k and a <= stops[k - 1]:
+            raise InputError(
+                path,
+                IDX_SPLITS,
+                f"range {k + 1} [{a}; {b}] overlaps or precedes range {k} "
+                f"[{starts[k - 1]}; {stops[k - 1]}]",
+            )
+    covered = int((stops - starts + 1).sum())
+    if covered != n_frames:
+        raise InputError(
+            path,
+            IDX_SPLITS,
+            f"the ranges cover {covered} frames but {TRACES} has {n_frames}",
+        )
+    volume = np.concatenate([np.arange(a - 1, b) for a, b in zip(starts, stops, strict=True)])
+    segment = np.concatenate([[0], np.cumsum(np.diff(volume) > 1)]).astype(np.int64)
+    return volume, segment
+
+
+def reversal_series(f: h5py.File, n_frames: int, path: Path) -> np.ndarray | None:
+    """The 0/1 reversal series, checked against the event table where the file has both."""
+    vec = None
+    if REVERSAL_VEC in f:
+        vec = np.asarray(f[REVERSAL_VEC][:])
+        if vec.shape != (n_frames,):
+            raise InputError(
+                path, REVERSAL_VEC, f"shape {vec.shape}, the traces have {n_frames} frames"
+            )
+        if not np.all(np.isin(vec, (0, 1))):
+            raise InputError(path, REVERSAL_VEC, "values other than 0 and 1")
+        vec = vec.astype(np.float64)
+    if REVERSAL_EVENTS not in f:
+        return vec
+    events = np.asarray(f[REVERSAL_EVENTS][:])
+    if events.size == 0:
+        events = np.zeros((2, 0), dtype=np.int64)
+    if events.ndim != 2 or events.shape[0] != 2:
+        raise InputError(path, REVERSAL_EVENTS, f"expected a 2 x n array, got {events.shape}")
+    if events.dtype.kind not in "iu" and not np.all(events == np.round(events)):
+        raise InputError(path, REVERSAL_EVENTS, "frame numbers are not integers")
+    events = events.astype(np.int64)
+    for k, (a, b) in enumerate(events.T):
+        if a > b:
+            raise InputError(
+                path, REVERSAL_EVENTS, f"event {k + 1} starts ({a}) after its stop ({b})"
+            )
+        if a < 1 or b > n_frames:
+            raise InputError(
+                path,
+                REVERSAL_EVENTS,
+                f"event {k + 1} [{a}; {b}] outside the frames 1..{n_frames}",
+            )
+    if vec is None:  # the lab's convention, as reversal_vec would have it
+        vec = np.zeros(n_frames)
+        for a, b in events.T:
+            vec[(a if a > 1 else 0) : b] = 1.0
+        return vec
+    # agreement: 1 on a+1..b (a..b when a is 1) of every event, 0 outside every event
+    inside = np.zeros(n_frames, dtype=bool)
+    for k, (a, b) in enumerate(events.T):
+        on = vec[(a if a > 1 else 0) : b]
+        if not on.all():
+            raise InputError(
+                path,
+                REVERSAL_EVENTS,
+                f"event {k + 1} [{a}; {b}] disagrees with {REVERSAL_VEC} (0 on frame "
+                f"{(a if a > 1 else 0) + int(np.argmin(on)) + 1})",
+            )
+        inside[a - 1 : b] = True
+    stray = np.flatnonzero((vec == 1) & ~inside)
+    if stray.size:
+        raise InputError(
+            path,
+            REVERSAL_EVENTS,
+            f"{REVERSAL_VEC} is 1 on frame {stray[0] + 1}, which no reversal event holds",
+        )
+    return vec
+
+
+def read_behaviour(
+    f: h5py.File, n_frames: int, path: Path, names: list[str] | None
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Per-frame behaviour: ``names`` (each must be in the file), or every default one present."""
+    wanted = list(BEHAVIOUR_UNITS) if names is None else list(names)
+    values, units = {}, {}
+    for name in wanted:
+        if name == "reversal":
+            series = reversal_series(f, n_frames, path)
+            if series is None:
+                if names is not None:
+                    raise InputError(
+                        path,
+                        REVERSAL_VEC,
+                        "missing (nor reversal_events), but stages.ingest.celegans.behavior "
+                        "names 'reversal'",
+                    )
+                log.info("%s: no reversal_vec or reversal_events", path.name)
+                continue
+        else:
+            key = f"behavior/{name}"
+            if key not in f or not isinstance(f[key], h5py.Dataset):
+                if names is not None:
+                    raise InputError(
+                        path, key, "missing, but stages.ingest.celegans.behavior names it"
+                    )
+                log.info("%s: no %s", path.name, key)
+                continue
+            series = np.asarray(f[key][:])
+            if series.shape != (n_frames,):
+                raise InputError(
+                    path,
+                    key,
+                    f"shape {series.shape}: expected one value per trace frame ({n_frames},)",
+                )
+            if series.dtype.kind not in "biuf":
+                raise InputError(path, key, f"not numeric ({series.dtype})")
+            series = series.astype(np.float64)
+        values[name] = series
+        units[name] = BEHAVIOUR_UNITS.get(name, "")
+    return values, units
+
+
+def read_dag2023(
+    path: str | Path,
+    labels_path: str | Path | None = None,
+    behaviour: list[str] | None = None,
+):
+    """One worm: its CalciumRecording and per-trace label confidence (None if unlabelled).
+
+    ``behaviour``: the ``behavior/*`` variables to read (each must be in the file); None reads
+    every one of ``BEHAVIOUR_UNITS`` that the file has.
+    """
     path = Path(path)
     try:
         f = h5py.File(path, "r")
@@ -102,22 +283,24 @@ def read_dag2023(path: str | Path, labels_path: str | Path | None = None):
                     raise InputError(path, key, "missing dataset")
             traces = np.asarray(f[TRACES][:], dtype=np.float64)
             timestamps = np.asarray(f[TIMESTAMPS][:], dtype=np.float64)
+            if traces.ndim != 2:
+                raise InputError(path, TRACES, f"expected (time, roi), got {traces.shape}")
+            segment = None
+            if IDX_SPLITS in f:
+                volume, segment = trace_frames(
+                    f[IDX_SPLITS][:], traces.shape[0], timestamps.size, path
+                )
+                timestamps = timestamps[volume]
+            elif traces.shape[0] != timestamps.size:
+                raise InputError(
+                    path,
+                    TRACES,
+                    f"shape {traces.shape} vs {timestamps.size} timestamps and no {IDX_SPLITS}",
+                )
             roi_match = np.asarray(f[ROI_MATCH][:]) if ROI_MATCH in f else None
-            behaviour = {
-                key: np.asarray(f[f"behavior/{key}"][:], dtype=np.float64)
-                for key in BEHAVIOUR
-                if f"behavior/{key}" in f and f[f"behavior/{key}"].shape == (traces.shape[0],)
-            }
-            if "behavior/reversal_events" in f:
-                events = np.asarray(f["behavior/reversal_events"][:]).reshape(2, -1)
-                reversing = np.zeros(traces.shape[0])
-                for first, last in events.T:
-                    reversing[max(int(first) - 1, 0) : int(last)] = 1.0
-                behaviour["reversing"] = reversing
+            values, units = read_behaviour(f, traces.shape[0], path, behaviour)
     except (OSError, KeyError) as exc:
         raise InputError(path, None, f"corrupt or truncated HDF5 file ({exc})") from exc
-    if traces.ndim != 2 or traces.shape[0] != timestamps.size:
-        raise InputError(path, TRACES, f"shape {traces.shape} vs {timestamps.size} timestamps")
     labels, confidence = [""] * traces.shape[1], None
     if labels_path is not None:
         if roi_match is None:
@@ -128,7 +311,9 @@ def read_dag2023(path: str | Path, labels_path: str | Path | None = None):
         timestamps=timestamps,
         labels=labels,
         identifier=path.stem,
-        behaviour=behaviour,
+        behaviour=values,
+        behaviour_units=units,
+        segment=segment,
         description="Dag et al. 2023 whole-brain GCaMP recording",
     )
     return recording, confidence
