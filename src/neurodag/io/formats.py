@@ -108,6 +108,15 @@ FORMATS: dict[tuple[str, str], Format] = {
             figures=("neurodag.ingest_allen", "figures"),
         ),
         Format(
+            "spikes",
+            "nwb",
+            (".nwb",),
+            files=(CELEGANS, "recording_file"),
+            recordings=(CELEGANS, "file_recordings"),
+            read=("neurodag.io.nwb_spikes", "read_recording"),
+            figures=("neurodag.ingest_allen", "figures"),
+        ),
+        Format(
             "connectome",
             "wormneuroatlas",
             (".csv", ".xlsx", ".json"),
