@@ -170,8 +170,12 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         paths = write_simulation(args.output, options)
         log.info("wrote %d files into %s", len(paths), args.output)
         return
-    from neurodag.simulate.allen import simulate, write_session
+    from neurodag.simulate.allen import simulate
 
+    if args.kind == "spikes":  # the same composed session, in the generic NWB layout
+        from neurodag.simulate.spikes import write_session
+    else:
+        from neurodag.simulate.allen import write_session
     session = simulate(options)
     paths = write_session(session, args.output, parameters={"dataset": spec})
     log.info(
@@ -249,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
             "allen: an Allen Neuropixels session.nwb with planted structure and truth.nc."
         ),
     )
-    p.add_argument("kind", choices=["celegans", "allen"], help="what to simulate")
+    p.add_argument("kind", choices=["celegans", "allen", "spikes"], help="what to simulate")
     _add_dataset_args(p, output_help="folder to write the files into")
     p.set_defaults(func=cmd_simulate)
 

@@ -54,9 +54,11 @@ def spiking_datasets():
 
 def aligned_names(dataset):
     """The trial responses a spiking dataset's ingest writes: an allen dataset's stimuli (its own
-    responses, else the ingest stage's), a spikes dataset's stages.ingest.spikes.alignments."""
+    responses, else the ingest stage's), a spikes dataset's alignments (its own, else the stage's)."""
     if dataset_entry(dataset)["kind"] == "spikes":
-        return sorted(config["stages"]["ingest"]["spikes"]["alignments"])
+        from neurodag.io.nwb_spikes import alignments_for
+
+        return sorted(alignments_for(dataset_entry(dataset), config["stages"]["ingest"]["spikes"]))
     from neurodag.ingest_allen import responses_for
 
     return sorted(responses_for(dataset_entry(dataset), config["stages"]["ingest"]["allen"]))

@@ -117,6 +117,15 @@ FORMATS: dict[tuple[str, str], Format] = {
             figures=("neurodag.ingest_allen", "figures"),
         ),
         Format(
+            "spikes",
+            "simulated",
+            (".nwb",),
+            files=None,
+            recordings=("neurodag.ingest_allen", "simulated_recordings"),
+            read=("neurodag.io.nwb_spikes", "read_recording"),
+            figures=("neurodag.ingest_allen", "figures"),
+        ),
+        Format(
             "connectome",
             "wormneuroatlas",
             (".csv", ".xlsx", ".json"),

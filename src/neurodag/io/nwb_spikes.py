@@ -576,6 +576,11 @@ def epoch_blocks(frame: pd.DataFrame, tags: list, table: str, label_column: str 
     return blocks.sort_values("start", kind="stable").reset_index(drop=True)
 
 
+def alignments_for(spec: dict, params: dict) -> dict[str, dict]:
+    """The trial alignments of a dataset: its own ``alignments`` entry replaces the stage's."""
+    return dict(spec.get("alignments", params["alignments"]) or {})
+
+
 def check_alignments(alignments: dict) -> None:
     """Configuration checks that need no file (run before anything is read)."""
     for name, options in alignments.items():
@@ -755,6 +760,7 @@ def ingest_session(path: str | Path, spec: dict, params: dict) -> dict[str, xr.D
     ``stages.ingest.spikes``; every check runs before anything is returned, so a bad input or
     setting leaves no output."""
     bin_size_s = check_bin_size(params["bin_size_s"], f"{KEY}.bin_size_s")
+    params = {**params, "alignments": alignments_for(spec, params)}
     check_alignments(params["alignments"])
     session = read_session(path, params)
     outputs = {COUNTS: session_counts(session, bin_size_s)}
