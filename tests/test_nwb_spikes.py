@@ -132,6 +132,11 @@ def test_trials_aligned_on_an_event_column(session, caplog):
         for u, spikes in enumerate(planted["spikes"]):
             expected, _ = np.histogram(spikes - onset, edges)
             np.testing.assert_array_equal(go["responses"].values[k, u], expected)
+    # the behaviour at each trial's bin centres
+    assert go["behavior"].dims == ("trial", "time", "variable")
+    times = planted["go"][kept][:, None] + go["time"].values[None, :]
+    x = go["behavior"].sel(variable="position_x").values
+    np.testing.assert_allclose(x, np.sin(times * 20 / 50), atol=1e-3)
     # the planted preference: units of the first region fire more for target 0
     rate = go["responses"].sel(time=slice(0, 0.3)).mean("time")
     first = go["region"].values.astype(str) == "CA1"

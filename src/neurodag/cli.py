@@ -261,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="read one recording into the data model (any registered kind and format)",
         description=(
-            "C. elegans recordings are written to OUTPUT (one .nc); Allen sessions into the "
-            "folder OUTPUT: counts.nc and one {stimulus}.nc per aligned stimulus, with figures."
+            "C. elegans recordings are written to OUTPUT (one .nc); spiking sessions (kinds allen "
+            "and spikes) into the folder OUTPUT: counts.nc and one {name}.nc per aligned stimulus "
+            "or trial alignment, with figures."
         ),
     )
     p.add_argument("--recording", required=True, help="recording name (the output's stem)")
@@ -270,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", nargs="+", metavar="FILE", help="files to read (default: found from the spec)"
     )
     p.add_argument("--no-figures", action="store_true", help="write the NetCDF files only")
-    _add_dataset_args(p, "NetCDF file, or folder for kinds with several outputs (allen)")
+    _add_dataset_args(p, "NetCDF file, or folder for kinds with several outputs (allen, spikes)")
     p.set_defaults(func=cmd_ingest)
 
     for name in stages():

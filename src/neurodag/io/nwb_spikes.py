@@ -684,7 +684,8 @@ def trial_responses(
     """``responses(trial, neuron, time)`` of one configured alignment: the trials of
     ``options["table"]`` aligned on ``options["column"]`` (NaN: trial dropped, counted in the
     log), every column as a trial variable, ``condition`` from the condition columns and
-    ``frame`` its integer code (the stimulus identity geometry groups by)."""
+    ``frame`` its integer code (the stimulus identity geometry groups by), and the behaviour at
+    the trial's bin centres as ``behavior(trial, time, variable)``."""
     key = f"{KEY}.alignments.{name}"
     table_name, column = options["table"], options["column"]
     where = f"intervals/{table_name}"
@@ -743,6 +744,14 @@ def trial_responses(
         float(options["bin_size_s"]),
         relative_to=column,
     )
+    grid = onsets[:, None] + ds["time"].values[None, :]
+    behavior = resample_behavior(session.behavior, grid.ravel())
+    if behavior is not None:  # the behaviour on the trial's bins, for decoding from responses
+        ds = ds.assign_coords(variable=behavior["variable"].values)
+        ds["behavior"] = (
+            ("trial", "time", "variable"),
+            behavior.values.reshape(*grid.shape, behavior.sizes["variable"]),
+        )
     ds.attrs.update(
         stimulus_name=name,
         alignment_table=table_name,
