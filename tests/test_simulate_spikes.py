@@ -89,7 +89,7 @@ def test_geometry_recovers_the_planted_regions(sessions):
         "stimulus": "natural_scenes",
         "n_bootstrap": 5,
         "grid_step": 0.5,
-        "splits": 2,
+        "splits": 3,
         "min_neurons": 4,
         "regions": [str(r) for r in truth["rdm_region"].values],  # the piece's, not demo_states'
     }
@@ -100,7 +100,7 @@ def test_geometry_recovers_the_planted_regions(sessions):
         true = truth["true_rdm"].sel(rdm_region=region).values[iu]
         assert spearmanr(ours, true)[0] > 0.5, region
     accuracy = score(result, None)["validation_identification_accuracy"]
-    assert float(accuracy.sel(transform="raw")) >= 0.75
+    assert float(accuracy.sel(transform="raw")) >= 0.75  # chance 0.25 (4 regions)
 
 
 def test_neurodag_simulate_spikes(tmp_path):
