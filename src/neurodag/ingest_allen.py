@@ -10,7 +10,11 @@ From a session read by :mod:`neurodag.io.allen_nwb` this builds
   (``time`` = bin centre relative to the presentation's start) with every column of the stimulus
   table as a variable on ``trial`` and, for image stimuli, ``image(frame, y, x)``.
 
-Binning is vectorised over units (:mod:`neurodag.spikes`).
+Binning is vectorised over units (:mod:`neurodag.spikes`). The outputs are built by the generic
+NWB spiking reader's functions (:mod:`neurodag.io.nwb_spikes`: ``counts_dataset``,
+``aligned_responses``, ``select_regions``); this module adds the Allen rules: AllenSDK's unit
+filter, the ``*_presentations`` stimulus tables and their blocks, ``invalid_times``, running speed
+and image templates.
 """
 
 from __future__ import annotations
