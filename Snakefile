@@ -44,8 +44,8 @@ include: "workflow/rules/summary.smk"
 
 rule all:
     input:
-        [f for d in datasets("allen") for r in recordings(d) for f in
-         [allen_output(d, r, "counts")] + [allen_output(d, r, s) for s in allen_stimuli(d)]],
+        [f for d in spiking_datasets() for r in recordings(d) for f in
+         [spiking_output(d, r, "counts")] + [spiking_output(d, r, s) for s in aligned_names(d)]],
         analysis_files(),
         "results/validation.html",
     default_target: True

@@ -54,7 +54,7 @@ def test_real_sessions_are_found_by_path(workdir, tmp_path):  # noqa: F811
     # the stage default aligns natural_scenes; this file has none, which the job would report
     assert "results/ingest/mine/session_715093703/natural_scenes.nc" in result.stdout
     assert "simulate_allen" not in result.stdout
-    assert "ingest_allen_mine" in result.stdout
+    assert "ingest_mine" in result.stdout
 
 
 @pytest.mark.slow

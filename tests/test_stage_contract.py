@@ -96,7 +96,7 @@ STAGE_DATASETS["toy"] = lambda: datasets("allen")
 
 rule toy:
     input:
-        counts=lambda w: allen_output(w.dataset, None, "counts"),
+        counts=lambda w: spiking_output(w.dataset, None, "counts"),
         truth=lambda w: truth_file(w.dataset),
     output:
         nc="results/toy/{dataset}.nc",

@@ -170,8 +170,12 @@ def cmd_simulate(args: argparse.Namespace) -> None:
         paths = write_simulation(args.output, options)
         log.info("wrote %d files into %s", len(paths), args.output)
         return
-    from neurodag.simulate.allen import simulate, write_session
+    from neurodag.simulate.allen import simulate
 
+    if args.kind == "spikes":  # the same composed session, in the generic NWB layout
+        from neurodag.simulate.spikes import write_session
+    else:
+        from neurodag.simulate.allen import write_session
     session = simulate(options)
     paths = write_session(session, args.output, parameters={"dataset": spec})
     log.info(
@@ -249,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
             "allen: an Allen Neuropixels session.nwb with planted structure and truth.nc."
         ),
     )
-    p.add_argument("kind", choices=["celegans", "allen"], help="what to simulate")
+    p.add_argument("kind", choices=["celegans", "allen", "spikes"], help="what to simulate")
     _add_dataset_args(p, output_help="folder to write the files into")
     p.set_defaults(func=cmd_simulate)
 
@@ -257,8 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest",
         help="read one recording into the data model (any registered kind and format)",
         description=(
-            "C. elegans recordings are written to OUTPUT (one .nc); Allen sessions into the "
-            "folder OUTPUT: counts.nc and one {stimulus}.nc per aligned stimulus, with figures."
+            "C. elegans recordings are written to OUTPUT (one .nc); spiking sessions (kinds allen "
+            "and spikes) into the folder OUTPUT: counts.nc and one {name}.nc per aligned stimulus "
+            "or trial alignment, with figures."
         ),
     )
     p.add_argument("--recording", required=True, help="recording name (the output's stem)")
@@ -266,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--input", nargs="+", metavar="FILE", help="files to read (default: found from the spec)"
     )
     p.add_argument("--no-figures", action="store_true", help="write the NetCDF files only")
-    _add_dataset_args(p, "NetCDF file, or folder for kinds with several outputs (allen)")
+    _add_dataset_args(p, "NetCDF file, or folder for kinds with several outputs (allen, spikes)")
     p.set_defaults(func=cmd_ingest)
 
     for name in stages():

@@ -10,7 +10,11 @@ From a session read by :mod:`neurodag.io.allen_nwb` this builds
   (``time`` = bin centre relative to the presentation's start) with every column of the stimulus
   table as a variable on ``trial`` and, for image stimuli, ``image(frame, y, x)``.
 
-Binning is vectorised over units (:mod:`neurodag.spikes`).
+Binning is vectorised over units (:mod:`neurodag.spikes`). The outputs are built by the generic
+NWB spiking reader's functions (:mod:`neurodag.io.nwb_spikes`: ``counts_dataset``,
+``aligned_responses``, ``select_regions``); this module adds the Allen rules: AllenSDK's unit
+filter, the ``*_presentations`` stimulus tables and their blocks, ``invalid_times``, running speed
+and image templates.
 """
 
 from __future__ import annotations
@@ -23,19 +27,21 @@ import pandas as pd
 import xarray as xr
 
 from neurodag.errors import ConfigError, InputError
+from neurodag.io import nwb_spikes
 from neurodag.io.allen_nwb import AllenSession, read_session
-from neurodag.spikes import (
-    align_spikes,
-    bin_centres,
-    bin_spikes,
-    check_bin_size,
-    smallest_int_dtype,
+from neurodag.io.nwb_spikes import (  # the generic NWB spiking code (one code path)
+    COUNTS,
+    NO_EPOCH,  # noqa: F401 (re-exported)
+    aligned_responses,
+    counts_dataset,
+    epochs_of,  # noqa: F401 (re-exported)
+    session_grid,
+    trial_variables,  # noqa: F401 (re-exported)
 )
+from neurodag.spikes import check_bin_size
 
 log = logging.getLogger(__name__)
 
-NO_EPOCH = "none"
-COUNTS = "counts"  # the name of the session-long counts output (counts.nc)
 SIMULATED_RECORDING = "session"  # neurodag simulate allen writes session.nwb
 
 
@@ -48,26 +54,7 @@ def responses_for(spec: dict, params: dict) -> dict[str, dict]:
 
 def select_regions(session: AllenSession, regions: list[str] | None) -> AllenSession:
     """Keep the units of ``regions`` (None: all). A region no unit of the file has is an error."""
-    if not regions:
-        return session
-    absent = [r for r in regions if r not in session.all_regions]
-    if absent:
-        raise InputError(
-            session.path,
-            "electrodes/location",
-            f"no unit is in region {', '.join(map(repr, absent))}; the file's units are in "
-            f"{', '.join(session.all_regions)}",
-        )
-    keep = session.units["region"].isin(regions).to_numpy()
-    empty = [r for r in regions if r not in set(session.units["region"][keep])]
-    if empty:
-        log.warning("%s: every unit of %s fails the unit filter", session.path.name, empty)
-    lengths = np.diff(session.spike_index, prepend=0)
-    spike_keep = np.repeat(keep, lengths)
-    session.spike_times = session.spike_times[spike_keep]
-    session.spike_index = np.cumsum(lengths[keep])
-    session.units = session.units[keep]
-    return session
+    return nwb_spikes.select_regions(session, regions, "electrodes/location")
 
 
 def stimulus_blocks(presentations: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -84,36 +71,6 @@ def stimulus_blocks(presentations: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return blocks.sort_values("start", kind="stable").reset_index(drop=True)
 
 
-def epochs_of(time: np.ndarray, blocks: pd.DataFrame) -> np.ndarray:
-    """The stimulus block name of each time (NO_EPOCH outside every block)."""
-    epoch = np.full(len(time), NO_EPOCH, dtype=object)
-    if len(blocks) == 0:
-        return epoch.astype(str)
-    k = np.searchsorted(blocks["start"].to_numpy(), time, side="right") - 1
-    inside = (k >= 0) & (time < blocks["stop"].to_numpy()[np.maximum(k, 0)])
-    epoch[inside] = blocks["stimulus"].to_numpy()[k[inside]]
-    return epoch.astype(str)
-
-
-def _unit_coords(session: AllenSession) -> dict:
-    units = session.units
-    return {
-        "neuron": ("neuron", units.index.astype(str).to_numpy()),
-        "region": ("neuron", units["region"].astype(str).to_numpy()),
-        "probe": ("neuron", units["probe"].astype(str).to_numpy()),
-    }
-
-
-def _unit_variables(session: AllenSession) -> dict:
-    """The units table's scalar columns (quality metrics, ...) as variables on ``neuron``."""
-    skip = {"region", "probe"}
-    return {
-        f"unit_{name}" if name in ("counts", "responses") else name: ("neuron", values.to_numpy())
-        for name, values in session.units.items()
-        if name not in skip
-    }
-
-
 def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
     """Session-long ``counts(neuron, time)`` and what belongs with it (see the module doc)."""
     bin_size_s = check_bin_size(bin_size_s, "stages.ingest.allen.bin_size_s")
@@ -126,56 +83,37 @@ def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
         last.append(table["stop_time"].max())
     if not first:
         raise InputError(session.path, "units/spike_times", "no spikes and no stimuli to bin")
-    start = np.floor(min(first) / bin_size_s) * bin_size_s
-    n_bins = int(np.floor((max(last) - start) / bin_size_s)) + 1
-    counts = bin_spikes(session.spike_times, session.spike_index, start, bin_size_s, n_bins)
-    time = bin_centres(start, bin_size_s, n_bins)
-    blocks = stimulus_blocks(session.presentations)
+    start, n_bins = session_grid(min(first), max(last), bin_size_s)
+    ds = counts_dataset(
+        session.spike_times,
+        session.spike_index,
+        session.units,
+        start,
+        bin_size_s,
+        n_bins,
+        stimulus_blocks(session.presentations),
+    )
+    time = ds["time"].values
     invalid = session.invalid_times
     edges_lo, edges_hi = time - bin_size_s / 2, time + bin_size_s / 2
     valid = np.ones(n_bins, dtype=bool)
     for lo, hi in zip(invalid["start_time"], invalid["stop_time"], strict=True):
         valid &= ~((edges_lo < hi) & (edges_hi > lo))
-    data = {
-        "counts": (("neuron", "time"), counts.astype(smallest_int_dtype(counts.max(initial=0)))),
-        "valid": ("time", valid),
-        "block_stimulus": ("block", blocks["stimulus"].astype(str).to_numpy()),
-        "block_start": ("block", blocks["start"].to_numpy(dtype=float)),
-        "block_stop": ("block", blocks["stop"].to_numpy(dtype=float)),
-        "invalid_start": ("invalid", invalid["start_time"].to_numpy(dtype=float)),
-        "invalid_stop": ("invalid", invalid["stop_time"].to_numpy(dtype=float)),
-        "invalid_tags": ("invalid", invalid["tags"].astype(str).to_numpy()),
-        **_unit_variables(session),
-    }
+    ds["valid"] = ("time", valid)
+    ds["invalid_start"] = ("invalid", invalid["start_time"].to_numpy(dtype=float))
+    ds["invalid_stop"] = ("invalid", invalid["stop_time"].to_numpy(dtype=float))
+    ds["invalid_tags"] = ("invalid", invalid["tags"].astype(str).to_numpy())
     if session.running_speed is not None:
-        data["running_speed"] = ("running_time", session.running_speed["speed"].to_numpy())
-    coords = {**_unit_coords(session), "time": time, "epoch": ("time", epochs_of(time, blocks))}
-    if session.running_speed is not None:
-        coords["running_time"] = session.running_speed["time"].to_numpy()
-    ds = xr.Dataset(data, coords=coords)
-    ds["counts"].attrs.update(units="spikes per bin", long_name="spike counts")
-    ds["time"].attrs.update(units="s", long_name="bin centre")
-    if "running_speed" in ds:
+        ds = ds.assign_coords(running_time=session.running_speed["time"].to_numpy())
+        ds["running_speed"] = ("running_time", session.running_speed["speed"].to_numpy())
         ds["running_speed"].attrs["units"] = "cm/s"
     ds.attrs.update(
-        bin_size_s=bin_size_s,
         session_id=session.session_id,
         source=str(session.path),
         units_in_file=session.filter_counts.get("units", len(session.units)),
         units_kept=len(session.units),
     )
     return ds
-
-
-def trial_variables(table: pd.DataFrame) -> dict:
-    """Every stimulus-table column as a variable on ``trial``."""
-    out = {}
-    for name, values in table.items():
-        array = values.to_numpy()
-        if array.dtype == object:
-            array = array.astype(str)
-        out[name] = ("trial", array)
-    return out
 
 
 def stimulus_responses(
@@ -190,35 +128,21 @@ def stimulus_responses(
             f"no such stimulus table; the file has {', '.join(sorted(session.presentations))}",
         )
     table = session.presentations[stimulus]
-    onsets = table["start_time"].to_numpy(dtype=float)
-    counts = align_spikes(
-        session.spike_times, session.spike_index, onsets, tuple(window_s), bin_size_s
-    )
-    time = bin_centres(window_s[0], bin_size_s, counts.shape[2])
-    ds = xr.Dataset(
-        {
-            "responses": (
-                ("trial", "neuron", "time"),
-                counts.astype(smallest_int_dtype(counts.max(initial=0))),
-            )
-        },
-        coords={**_unit_coords(session), "trial": table.index.to_numpy(), "time": time},
-    )
+    extra = {}
     if stimulus in session.templates:
-        ds["image"] = (("frame", "y", "x"), session.templates[stimulus])
-    # A column named like a dimension (frame, beside image(frame, y, x)) must be a coordinate.
-    variables = trial_variables(table)
-    ds = ds.assign_coords({k: v for k, v in variables.items() if k in ds.dims})
-    ds = ds.assign({k: v for k, v in variables.items() if k not in ds.dims})
-    ds["responses"].attrs.update(units="spikes per bin")
-    ds["time"].attrs.update(units="s", long_name="bin centre relative to presentation start")
-    ds.attrs.update(
-        bin_size_s=bin_size_s,
-        window_s=list(map(float, window_s)),
-        stimulus_name=stimulus,
-        session_id=session.session_id,
-        source=str(session.path),
+        extra["image"] = (("frame", "y", "x"), session.templates[stimulus])
+    ds = aligned_responses(
+        session.spike_times,
+        session.spike_index,
+        session.units,
+        table,
+        table["start_time"].to_numpy(dtype=float),
+        window_s,
+        bin_size_s,
+        relative_to="presentation start",
+        extra=extra,
     )
+    ds.attrs.update(stimulus_name=stimulus, session_id=session.session_id, source=str(session.path))
     return ds
 
 

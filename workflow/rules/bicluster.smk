@@ -1,13 +1,14 @@
 # Bicluster (Wei et al.): Bayesian bi-clustering of one recording's binned spike counts (the
-# allen ingest's counts.nc of stages.bicluster.recording, default the first), chains in parallel.
+# spiking ingest's counts.nc of stages.bicluster.recording, default the first; kinds allen and
+# spikes), chains in parallel.
 # This file is the example to copy for a new stage (docs/stages.md).
 
-STAGE_DATASETS["bicluster"] = lambda: datasets("allen")
+STAGE_DATASETS["bicluster"] = spiking_datasets
 
 
 rule bicluster:
     input:
-        counts=lambda w: allen_output(
+        counts=lambda w: spiking_output(
             w.dataset, config["stages"]["bicluster"]["recording"], "counts"
         ),
         truth=lambda w: truth_file(w.dataset),

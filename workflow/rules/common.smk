@@ -44,21 +44,34 @@ def truth_file(dataset):
     return [f"results/simulate/{dataset}/truth.nc"] if is_simulated(dataset) else []
 
 
-def allen_stimuli(dataset):
-    """The stimuli aligned for an allen dataset (its own responses, else the ingest stage's)."""
+SPIKING_KINDS = ("allen", "spikes")  # kinds whose ingest writes counts.nc and trial responses
+
+
+def spiking_datasets():
+    """Datasets whose ingest writes a folder per recording: counts.nc and {name}.nc."""
+    return [d for kind in SPIKING_KINDS for d in datasets(kind)]
+
+
+def aligned_names(dataset):
+    """The trial responses a spiking dataset's ingest writes: an allen dataset's stimuli (its own
+    responses, else the ingest stage's), a spikes dataset's alignments (its own, else the stage's)."""
+    if dataset_entry(dataset)["kind"] == "spikes":
+        from neurodag.io.nwb_spikes import alignments_for
+
+        return sorted(alignments_for(dataset_entry(dataset), config["stages"]["ingest"]["spikes"]))
     from neurodag.ingest_allen import responses_for
 
     return sorted(responses_for(dataset_entry(dataset), config["stages"]["ingest"]["allen"]))
 
 
-def allen_datasets_aligning(stimulus):
-    """Allen datasets whose ingest aligns ``stimulus``: a stage reading its trial responses runs
-    only where they exist (add the stimulus to a dataset's responses to run the stage on it)."""
-    return [d for d in datasets("allen") if stimulus in allen_stimuli(d)]
+def datasets_aligning(name):
+    """Spiking datasets whose ingest writes the trial responses ``name``: a stage reading them
+    runs only where they exist (add the stimulus or alignment to run the stage on a dataset)."""
+    return [d for d in spiking_datasets() if name in aligned_names(d)]
 
 
-def allen_output(dataset, recording, name):
-    """An allen ingest output: counts, or an aligned stimulus (recording None: the first one)."""
+def spiking_output(dataset, recording, name):
+    """A spiking ingest output: counts, or trial responses (recording None: the first one)."""
     recording = recording or recordings(dataset)[0]
     return f"results/ingest/{dataset}/{recording}/{name}.nc"
 

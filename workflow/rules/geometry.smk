@@ -1,8 +1,8 @@
 # Geometry (Lin & Kriegeskorte): RDMs, topological RSA (geo-topological transforms), model
-# comparison and population geometry, from trial responses (kind allen: every recording's
+# comparison and population geometry, from trial responses (kinds allen and spikes: every recording's
 # {stages.geometry.stimulus}.nc) or RDM files (kind rdm).
 
-STAGE_DATASETS["geometry"] = lambda: datasets("rdm") + allen_datasets_aligning(
+STAGE_DATASETS["geometry"] = lambda: datasets("rdm") + datasets_aligning(
     config["stages"]["geometry"]["stimulus"]
 )
 
@@ -13,7 +13,7 @@ rule geometry:
             raw_files(w.dataset)
             if dataset_entry(w.dataset)["kind"] == "rdm"
             else [
-                allen_output(w.dataset, r, config["stages"]["geometry"]["stimulus"])
+                spiking_output(w.dataset, r, config["stages"]["geometry"]["stimulus"])
                 for r in recordings(w.dataset)
             ]
         ),

@@ -1,7 +1,8 @@
 # Ingest: each recording into the data model through the format registry (`neurodag ingest`).
-# C. elegans: results/ingest/{dataset}/{recording}.nc. Allen sessions: one job per recording reads
-# the NWB once and writes counts.nc and one {stimulus}.nc per aligned stimulus (+ figures) into
-# results/ingest/{dataset}/{recording}/; one rule per dataset, so the stimulus files are declared.
+# C. elegans: results/ingest/{dataset}/{recording}.nc. Spiking sessions (kind allen, and kind
+# spikes: any lab's NWB file): one job per recording reads the NWB once and writes counts.nc and one
+# {name}.nc per aligned stimulus or trial alignment (+ figures) into
+# results/ingest/{dataset}/{recording}/; one rule per dataset, so the trial files are declared.
 
 
 def ingest_flags(dataset):
@@ -43,7 +44,7 @@ for _name in datasets("celegans"):
             "neurodag ingest {params.flags} --output {output.nc:q} 2> {log:q}"
 
 
-for _name in datasets("allen"):
+for _name in spiking_datasets():
 
     rule:
         name:
@@ -53,8 +54,8 @@ for _name in datasets("allen"):
         output:
             nc=f"results/ingest/{_name}/{{recording}}/counts.nc",
             figure=f"results/ingest/{_name}/{{recording}}/counts.png",
-            responses=[f"results/ingest/{_name}/{{recording}}/{s}.nc" for s in allen_stimuli(_name)],
-            figures=[f"results/ingest/{_name}/{{recording}}/{s}.png" for s in allen_stimuli(_name)],
+            responses=[f"results/ingest/{_name}/{{recording}}/{s}.nc" for s in aligned_names(_name)],
+            figures=[f"results/ingest/{_name}/{{recording}}/{s}.png" for s in aligned_names(_name)],
         log:
             f"results/logs/ingest/{_name}/{{recording}}.log",
         benchmark:

@@ -3,12 +3,12 @@
 # output (not declared, so Snakemake keeps them when a job is killed) and an interrupted training
 # resumes from them on the next run.
 
-STAGE_DATASETS["latents"] = lambda: allen_datasets_aligning(config["stages"]["latents"]["stimulus"])
+STAGE_DATASETS["latents"] = lambda: datasets_aligning(config["stages"]["latents"]["stimulus"])
 
 
 rule latents:
     input:
-        responses=lambda w: allen_output(
+        responses=lambda w: spiking_output(
             w.dataset, config["stages"]["latents"]["recording"], config["stages"]["latents"]["stimulus"]
         ),
         truth=lambda w: truth_file(w.dataset),

@@ -1,13 +1,13 @@
 # MDS (Burg et al. 2024): most-discriminative-stimuli clustering of functional cell types, from
 # every recording's responses to the image stimulus stages.mds.stimulus.
 
-STAGE_DATASETS["mds"] = lambda: allen_datasets_aligning(config["stages"]["mds"]["stimulus"])
+STAGE_DATASETS["mds"] = lambda: datasets_aligning(config["stages"]["mds"]["stimulus"])
 
 
 rule mds:
     input:
         responses=lambda w: [
-            allen_output(w.dataset, r, config["stages"]["mds"]["stimulus"])
+            spiking_output(w.dataset, r, config["stages"]["mds"]["stimulus"])
             for r in recordings(w.dataset)
         ],
         truth=lambda w: truth_file(w.dataset),

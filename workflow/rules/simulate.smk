@@ -1,8 +1,9 @@
 # Simulate: datasets with format `simulated` are written by `neurodag simulate <kind>` in their real
-# format (C. elegans: one NWB per worm; Allen: session.nwb) plus truth.nc. One rule per dataset, so
-# that every file it writes is a declared output that ingest and the stages can depend on.
+# format (C. elegans: one NWB per worm; Allen: session.nwb; spikes: session.nwb in the generic
+# layout) plus truth.nc. One rule per dataset, so that every file it writes is a declared output
+# that ingest and the stages can depend on.
 
-for _name in simulated_datasets("celegans") + simulated_datasets("allen"):
+for _name in [d for kind in ("celegans", "allen", "spikes") for d in simulated_datasets(kind)]:
 
     rule:
         name:

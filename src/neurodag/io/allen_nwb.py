@@ -22,18 +22,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from neurodag.errors import InputError
-from neurodag.spikes import check_index
+from neurodag.io.nwb_spikes import (  # the generic NWB units reader (one code path)
+    MISSING_TEXT,  # noqa: F401 (re-exported)
+    _scalar_columns,
+    open_nwb,
+    parse_column,  # noqa: F401 (re-exported)
+    read_electrodes,
+    read_units,
+    select_units,
+)
 
 log = logging.getLogger(__name__)
 
-#: Text values that Allen stimulus tables use for "no value".
-MISSING_TEXT = frozenset({"N/A", "n/a", "NA", "null", "None", "none", "nan", "NaN", ""})
 #: AllenSDK's default unit filter (EcephysSession defaults), in the config's key names.
 DEFAULT_UNIT_FILTER = {
     "quality": "good",
@@ -64,148 +69,6 @@ class AllenSession:
         """Spike times of the unit at row ``position`` of ``units``."""
         start = self.spike_index[position - 1] if position > 0 else 0
         return self.spike_times[start : self.spike_index[position]]
-
-
-def _text(values: np.ndarray) -> np.ndarray:
-    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=object)
-
-
-def parse_column(values: Any) -> np.ndarray:
-    """A stimulus/unit column as numbers when every present value is a number, else as text.
-
-    Text marking a missing value (``MISSING_TEXT``) becomes NaN in a numeric column and "" in a
-    text column. Integer-valued columns without missing values stay integer.
-    """
-    array = np.asarray(values)
-    if array.dtype.kind in "biu":
-        return array.astype(np.int64)
-    if array.dtype.kind == "f":
-        return array.astype(np.float64)
-    if array.dtype.kind == "b":
-        return array
-    text = _text(array.ravel())
-    missing = np.array([t.strip() in MISSING_TEXT for t in text], dtype=bool)
-    try:
-        numbers = np.array([np.nan if m else float(t) for t, m in zip(text, missing, strict=True)])
-    except ValueError:
-        text[missing] = ""
-        return text.astype(str)
-    whole = np.all(numbers == np.round(numbers)) and np.all(np.abs(numbers) < 2**53)
-    if numbers.size and not missing.any() and whole:
-        return numbers.astype(np.int64)
-    return numbers
-
-
-def _scalar_columns(table, path: Path, where: str) -> dict[str, np.ndarray]:
-    """Every scalar (not ragged, one value per row) column of a DynamicTable, parsed."""
-    from hdmf.common import VectorIndex
-
-    columns = {}
-    for name in table.colnames:
-        column = table[name]
-        if isinstance(column, VectorIndex):
-            continue  # ragged (spike_times, tags, waveforms): read separately where needed
-        if len(getattr(column.data, "shape", (0,))) != 1:
-            continue  # multi-dimensional (waveform_mean): not loaded at all
-        if getattr(getattr(column.data, "dtype", None), "kind", "") == "V":
-            continue  # compound (a TimeSeries reference: start, count, series)
-        data = column.data[:]
-        if len(data) and _is_reference(data[0]):
-            continue  # object references (electrode group, timeseries)
-        try:
-            columns[name] = parse_column(data)
-        except (TypeError, ValueError) as exc:
-            raise InputError(path, f"{where}/{name}", f"unreadable column ({exc})") from exc
-    return columns
-
-
-def _is_reference(value: Any) -> bool:
-    return not isinstance(value, str | bytes | int | float | bool | np.generic)
-
-
-def open_nwb(path: str | Path):
-    """An open ``NWBHDF5IO`` (extension namespaces from the file) and its NWBFile."""
-    from pynwb import NWBHDF5IO
-
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, None, "file not found")
-    try:
-        io = NWBHDF5IO(str(path), mode="r", load_namespaces=True)
-    except Exception as exc:
-        raise InputError(path, None, f"not a readable NWB file ({exc})") from exc
-    try:
-        nwb = io.read()
-    except Exception as exc:
-        io.close()
-        field, reason = _construct_error(exc)
-        raise InputError(path, field, reason) from exc
-    return io, nwb
-
-
-def _construct_error(exc: BaseException) -> tuple[str | None, str]:
-    """The innermost NWB object that failed to build (its path in the file) and why. A stimulus
-    table missing start_time or stop_time is named down to the column."""
-    from hdmf.build.errors import ConstructError
-
-    innermost = None
-    while exc is not None:
-        if isinstance(exc, ConstructError) and len(exc.args) == 2:
-            innermost = exc
-        exc = exc.__cause__ or exc.__context__
-    if innermost is None:
-        return None, "NWB file does not read"
-    builder, reason = innermost.args
-    where = str(getattr(builder, "path", "")).removeprefix("root/") or None
-    if getattr(builder, "attributes", {}).get("neurodata_type") == "TimeIntervals":
-        for column in ("start_time", "stop_time"):
-            if column not in builder.datasets:
-                return f"{where}/{column}", "the interval table has no such column"
-    return where, f"NWB object does not read ({reason})"
-
-
-def read_units(nwb, path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """All units: scalar columns (index unit id), flat spike times, and the ragged index."""
-    units = nwb.units
-    if units is None:
-        raise InputError(path, "units", "the file has no units table (no sorted spikes)")
-    if len(units.id) == 0:
-        raise InputError(path, "units", "the units table is empty")
-    if "spike_times" not in units.colnames:
-        raise InputError(path, "units/spike_times", "the units table has no spike_times column")
-    ragged = units["spike_times"]
-    index = np.asarray(ragged.data[:], dtype=np.int64)
-    times_data = ragged.target.data
-    problem = check_index(index, len(times_data))
-    if problem is None and len(index) != len(units.id):
-        problem = f"has {len(index)} offsets for {len(units.id)} units"
-    if problem:
-        raise InputError(path, "units/spike_times_index", problem)
-    times = np.asarray(times_data[: index[-1] if len(index) else 0], dtype=np.float64)
-    if not np.isfinite(times).all():
-        raise InputError(path, "units/spike_times", "spike times must be finite numbers")
-    table = pd.DataFrame(_scalar_columns(units, path, "units"))
-    table.index = pd.Index(np.asarray(units.id.data[:], dtype=np.int64), name="unit_id")
-    return table, times, index
-
-
-def read_electrodes(nwb, path: Path) -> pd.DataFrame:
-    """Channels (index channel id) with ``location`` and ``probe`` (the electrode group's name)."""
-    electrodes = nwb.electrodes
-    if electrodes is None or len(electrodes.id) == 0:
-        raise InputError(path, "electrodes", "the file has no electrodes table")
-    if "location" not in electrodes.colnames:
-        raise InputError(path, "electrodes/location", "the electrodes table has no location")
-    table = pd.DataFrame(_scalar_columns(electrodes, path, "electrodes"))
-    table.index = pd.Index(np.asarray(electrodes.id.data[:], dtype=np.int64), name="channel_id")
-    if "group_name" in table:
-        table["probe"] = table["group_name"].astype(str)
-    elif "group" in electrodes.colnames:
-        table["probe"] = [group.name for group in electrodes["group"].data[:]]
-    else:
-        table["probe"] = ""
-    table["location"] = table["location"].astype(str)
-    return table
 
 
 def unit_regions(units: pd.DataFrame, electrodes: pd.DataFrame, path: Path) -> pd.DataFrame:
@@ -259,13 +122,6 @@ def unit_filter_mask(units: pd.DataFrame, unit_filter: dict | None, path: Path) 
         log.info("%s: unit filter %s=%s drops %d units", path.name, key, value, int((~ok).sum()))
         keep &= ok
     return keep
-
-
-def select_units(times: np.ndarray, index: np.ndarray, keep: np.ndarray):
-    """Flat spike times and index of the kept units only (vectorised: one boolean mask)."""
-    lengths = np.diff(index, prepend=0)
-    spike_keep = np.repeat(keep, lengths)
-    return times[spike_keep[: len(times)]], np.cumsum(lengths[keep])
 
 
 def read_presentations(nwb, path: Path) -> dict[str, pd.DataFrame]:

@@ -59,6 +59,6 @@ def _select(ds, path, label: str, dim: str, wanted, key: str) -> xr.Dataset:
     keep = np.isin(values, wanted)
     if not keep.any():
         raise InputError(
-            path, label, f"none of {wanted} ({key}); the file has {sorted(set(values))}"
+            path, label, f"none of {wanted} ({key}); the file has {sorted(set(values.tolist()))}"
         )
     return ds.isel({dim: keep})

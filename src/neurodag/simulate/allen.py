@@ -667,12 +667,15 @@ def simulate(options: dict) -> SimulatedSession:
     )
 
 
-def write_session(session: SimulatedSession, outdir: str | Path, parameters: dict) -> list[Path]:
-    """``session.nwb`` and ``truth.nc`` (one group per piece) in ``outdir``."""
+def write_session(
+    session: SimulatedSession, outdir: str | Path, parameters: dict, *, write=None
+) -> list[Path]:
+    """``session.nwb`` and ``truth.nc`` (one group per piece) in ``outdir``; ``write(session,
+    path)`` writes the NWB file (default :func:`write_nwb`, the Allen layout)."""
     from neurodag.io.netcdf import write_dataset
 
     outdir = Path(outdir)
-    nwb_path = write_nwb(session, outdir / "session.nwb")
+    nwb_path = (write or write_nwb)(session, outdir / "session.nwb")
     truth_path = write_dataset(
         session.truth,
         outdir / "truth.nc",
