@@ -150,3 +150,28 @@ def test_bad_params_name_the_key(tmp_path):
     )
     assert result.returncode == 2
     assert "stages.latents" in result.stderr and "stepz" in result.stderr
+
+
+@pytest.mark.slow  # torch start-up
+def test_behaviour_beside_the_trials_is_decoded_as_nlb_velocity_r2(tmp_path):
+    """A generic NWB session's trial files carry behavior(trial, time, variable): the stage scores
+    NLB velocity decoding from its rates on the validation trials."""
+    piece = lorenz_trials(seed=3, n_conditions=4, trials_per_condition=5, n_neurons=8, n_time=12)
+    source = ingest_file(
+        tmp_path / "reach.nc", n_conditions=4, trials_per_condition=5, n_neurons=8, n_time=12
+    )
+    ds = open_dataset(source).load()
+    latent = piece["true_latent"].transpose("trial", "time", "dim").values[..., :2]
+    ds["behavior"] = (("trial", "time", "variable"), latent)
+    ds = ds.assign_coords(variable=["x", "y"])
+    with_behaviour = tmp_path / "with_behaviour.nc"
+    write_dataset(ds, with_behaviour, stage="ingest")
+    out = tmp_path / "latents.nc"
+    result = run_cli(
+        "latents", "--input", str(with_behaviour), "--params", json.dumps(TINY),
+        "--device", "cpu", "--threads", "1", "--no-figures", "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    value = open_dataset(out)["velocity_r2"]
+    assert np.isfinite(value.item()) and value.item() <= 1
+    assert "x, y" in value.attrs["description"]

@@ -89,7 +89,7 @@ def run(
 
     import torch
 
-    from neurodag.latents.metrics import bits_per_spike, condition_psth, psth_r2
+    from neurodag.latents.metrics import bits_per_spike, condition_psth, psth_r2, velocity_r2
     from neurodag.latents.smoothing import smooth
     from neurodag.latents.train import TrainSettings, fingerprint, infer, split_trials, train
 
@@ -149,6 +149,13 @@ def run(
             smoothed = smooth(counts[:, :t_in], params["psth_smoothing_bins"])
             labels, psth = condition_psth(smoothed, cond)
             metrics["psth_r2"] = psth_r2(rates[valid, :t_in], psth, cond[valid], labels)
+    if "behavior" in ds and set(ds["behavior"].dims) == {"trial", "time", "variable"}:
+        # NLB velocity decoding (nlb_tools evaluation.velocity_decoding): a ridge decoder from the
+        # held-in bins' rates to the behaviour, fit on the training trials, scored on validation
+        behaviour = ds["behavior"].transpose("trial", "time", "variable").values[:, :t_in]
+        metrics["velocity_r2"] = velocity_r2(
+            rates[data.train, :t_in], behaviour[data.train], rates[valid, :t_in], behaviour[valid]
+        )
 
     out = xr.Dataset(
         {
@@ -187,6 +194,11 @@ def run(
     out["latent"].attrs["description"] = "LangevinFlow latent position z_t (posterior mean path)"
     out["co_bps"].attrs["description"] = "bits/spike, held-out neurons, held-in bins, validation"
     out["fp_bps"].attrs["description"] = "bits/spike, all neurons, forward bins, validation"
+    if "velocity_r2" in out:
+        variables = ", ".join(map(str, ds["variable"].values))
+        out["velocity_r2"].attrs["description"] = (
+            f"NLB velocity R2: ridge decoding of {variables} from the rates, validation trials"
+        )
     out["psth_r2"].attrs["description"] = (
         "R2 of condition-averaged validation rates to the smoothed PSTH of all trials (NLB)"
     )
