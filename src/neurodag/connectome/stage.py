@@ -53,7 +53,17 @@ def run(
     anatomy = open_dataset(inputs["anatomy"][0]).load() if inputs.get("anatomy") else None
     with compute.client() as client:
         result = dynamic_connectome(activity, params, client=client, connectome=anatomy)
-    return result.merge(stimulus_epochs(activity))
+    result = result.merge(stimulus_epochs(activity))
+    if "behavior" in activity:
+        from neurodag.connectome.behavior import behaviour_against_components
+
+        log.info("components against behaviour: %s", ", ".join(activity["variable"].values))
+        behaviour = behaviour_against_components(
+            result, activity, params, n_null=params["behavior_null_draws"], seed=params["seed"]
+        )
+        result = result.assign(behaviour.data_vars)
+        result.attrs.update(behaviour.attrs)
+    return result
 
 
 def validate(result: xr.Dataset, truth: Path | None) -> xr.Dataset:
@@ -63,7 +73,10 @@ def validate(result: xr.Dataset, truth: Path | None) -> xr.Dataset:
     from neurodag.connectome.validate import validate_against_truth
     from neurodag.io.netcdf import open_dataset
 
-    validation = validate_against_truth(result, open_dataset(truth).load())
+    truth = open_dataset(truth).load()
+    validation = validate_against_truth(result, truth)
+    if "behavior_corr_mean" in result and "behavior_group" in truth:
+        validation = validation.assign(behaviour_validation(result, truth, validation).data_vars)
     log.info(
         "validation: time-factor correlation of matched components %s; planted-group NMI "
         "%.3f (SBM) vs %.3f (Louvain) over correctly identified names (%d misidentified "
@@ -76,12 +89,55 @@ def validate(result: xr.Dataset, truth: Path | None) -> xr.Dataset:
     return validation
 
 
+def behaviour_validation(
+    result: xr.Dataset, truth: xr.Dataset, validation: xr.Dataset
+) -> xr.Dataset:
+    """For each planted behaviour, is the component that tracks it best (largest mean |r| over
+    worms) one that carries its driving group (matched to a condition that activates the group)?
+    And that component's BH q-value."""
+    from neurodag.connectome.validate import planted_conditions
+
+    active = np.asarray(truth["group_active"].values, dtype=bool)  # (epoch, group)
+    matched = validation["validation_matched_component"].values
+    carriers: dict[int, set[int]] = {}
+    for k, epochs in enumerate(planted_conditions(active)):
+        if matched[k] >= 0:
+            for group in np.flatnonzero(active[epochs[0]]):
+                carriers.setdefault(int(group), set()).add(int(matched[k]))
+    variables = [str(v) for v in truth["variable"].values]
+    found, q = [], []
+    for v, name in enumerate(variables):
+        corr = result["behavior_corr_mean"].sel(variable=name).values
+        best = int(np.nanargmax(np.abs(corr))) if np.isfinite(corr).any() else -1
+        group = int(truth["behavior_group"].values[v])
+        found.append(float(best in carriers.get(group, set())))
+        q.append(float(result["behavior_q_mean"].sel(variable=name).values[best]))
+    out = xr.Dataset(
+        {
+            "validation_behavior_component_found": ("behavior_variable", found),
+            "validation_behavior_q": ("behavior_variable", q),
+        },
+        coords={"behavior_variable": variables},
+    )
+    out["validation_behavior_component_found"].attrs["description"] = (
+        "1 if the component tracking the behaviour best carries its planted driving group"
+    )
+    out["validation_behavior_q"].attrs["description"] = "BH q-value of that component (mean r)"
+    return out
+
+
 def figures(result: xr.Dataset, stem: Path) -> list[Path]:
-    """Time factors over the stimulus epochs, communities, and the rank-selection curves."""
+    """Time factors over the stimulus epochs, communities, the rank-selection curves and, when
+    the worms have behaviour, component courses over behaviour (first worm)."""
+    from neurodag.connectome.behavior import plot_components_over_behaviour
     from neurodag.connectome.figures import community_figure, rank_figure, time_factor_figure
 
-    return [
+    paths = [
         time_factor_figure(result, stem.with_name(stem.name + ".time_factors.png")),
         community_figure(result, stem.with_name(stem.name + ".communities.png")),
         rank_figure(result, stem.with_name(stem.name + ".rank.png")),
     ]
+    if "behavior_corr" in result:
+        path = stem.with_name(stem.name + ".behavior.png")
+        paths.append(plot_components_over_behaviour(result, result["window_time"].values, path))
+    return paths
