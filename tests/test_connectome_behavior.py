@@ -153,3 +153,31 @@ def test_against_a_connectome_result_uses_its_windows_and_each_worms_pairs(tmp_p
     assert "behavior_course" not in shared
     png = plot_components_over_behaviour(ds, grid.centres_s, tmp_path / "c.png")
     assert png.stat().st_size > 5000
+
+
+def test_the_behaviour_validation_finds_the_driving_groups_component():
+    """The component tracking a behaviour best must be one matched to a condition that activates
+    the behaviour's planted driving group."""
+    import xarray as xr
+
+    from neurodag.connectome.stage import behaviour_validation
+
+    truth = xr.Dataset(
+        {
+            "group_active": (("epoch", "group"), np.array([[0, 0], [1, 0], [0, 1]], dtype=bool)),
+            "behavior_group": ("variable", [0, 1]),
+        },
+        coords={"variable": ["reversal", "velocity"]},
+    )
+    validation = xr.Dataset({"validation_matched_component": ("condition", [1, 0])})
+    result = xr.Dataset(
+        {
+            # reversal tracked best by component 1 (carries group 0); velocity by component 1 too
+            "behavior_corr_mean": (("component", "variable"), [[0.1, 0.2], [0.6, -0.5]]),
+            "behavior_q_mean": (("component", "variable"), [[0.5, 0.4], [0.01, 0.02]]),
+        },
+        coords={"variable": ["reversal", "velocity"]},
+    )
+    out = behaviour_validation(result, truth, validation)
+    assert out["validation_behavior_component_found"].values.tolist() == [1.0, 0.0]
+    assert out["validation_behavior_q"].values.tolist() == [0.01, 0.02]
