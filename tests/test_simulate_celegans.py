@@ -6,6 +6,7 @@ from conftest import run_cli
 
 from neurodag.config import defaults
 from neurodag.io.celegans_nwb import read_celegans_nwb
+from neurodag.io.formats import read as ingest_read
 from neurodag.io.netcdf import open_dataset
 from neurodag.simulate.celegans import simulate_celegans, simulation_defaults, write_files
 
@@ -150,7 +151,7 @@ def test_planted_behaviour_follows_its_groups_and_is_written(small_simulation):
         assert read.behaviour_units == {"velocity": "mm/s", "reversal": "1"}
     spec = {"kind": "celegans", "format": "simulated"}
     params = {**defaults("stages.ingest.celegans"), "behavior": ["reversal"]}
-    ds = read(spec, "worm000", [paths[0]], params)
+    ds = ingest_read(spec, "worm000", [paths[0]], params)
     assert ds["behavior"].dims == ("worm", "time", "variable")
     np.testing.assert_array_equal(
         ds["behavior"].values[0, :, 0], recordings[0].behaviour["reversal"]

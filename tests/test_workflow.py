@@ -39,6 +39,8 @@ def test_default_run_writes_the_connectome(default_run):
     ds = open_dataset(path)
     assert ds.sizes["pre"] == 300
     assert provenance(ds)["stage"] == "homogenize"
-    assert (default_run / "results" / "homogenize" / "connectome.png").stat().st_size > 10_000
+    assert (
+        default_run / "results" / "homogenize" / "connectome.summary.png"
+    ).stat().st_size > 10_000
     assert (default_run / "results" / "logs" / "homogenize" / "connectome.log").exists()
     assert (default_run / "results" / "benchmarks" / "homogenize" / "connectome.tsv").exists()

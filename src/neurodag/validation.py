@@ -69,54 +69,39 @@ def to_html(table: pd.DataFrame, title: str = "Ground-truth recovery and headlin
     )
 
 
-def _rst_cell(value: object) -> str:
-    return str(value).replace("\n", " ").replace("|", "/") or "-"
-
-
-def landing_text(table: pd.DataFrame, paths: Iterable[str | Path]) -> str:
-    """The Snakemake report's opening page (reStructuredText): what ran on which datasets, the
-    validation table, and a link to each stage's headline figure (its first declared figure)."""
+def landing_text(table: pd.DataFrame, paths: Iterable[str | Path], most: int = 6) -> str:
+    """The Snakemake report's opening page (reStructuredText): what ran on which datasets and,
+    per stage and dataset, its ground-truth recovery (the table's scalar figures, else its first
+    ``most`` ones) and a link to its headline figure (the stage's first declared figure). Short
+    on purpose: the report centres this page, and the whole table is a result of its own."""
     from neurodag.stages import stages
 
     registered = stages()
-    ran: dict[str, list[str]] = {}
     datasets: dict[str, str] = {}
+    lines = [
+        "What ran in this neurodag run, and how well each stage recovered the planted truth",
+        "(the whole table: `validation.html`_, and ``results/validation.tsv``).",
+        "",
+    ]
+    runs = []
     for path in map(Path, paths):
         meta = provenance(open_dataset(path))
         stage = meta.get("stage", path.parent.name)
-        ran.setdefault(stage, []).append(path.stem)
         spec = (meta.get("parameters") or {}).get("dataset") or {}
         if spec:
             datasets[path.stem] = f"kind {spec.get('kind')}, format {spec.get('format')}"
-    lines = ["neurodag run", "============", "", "Datasets:", ""]
-    lines += [f"- **{name}** ({what})" for name, what in sorted(datasets.items())] + [""]
-    lines += ["Stages and the datasets they ran on:", ""]
-    for stage, names in ran.items():
-        figures = []
+        runs.append((stage, path.stem))
+    for stage, name in runs:
+        rows = table[(table["stage"] == stage) & (table["dataset"] == name)]
+        scalars = rows[~rows["figure"].str.contains("[", regex=False)]
+        shown = scalars if len(scalars) else rows.head(most)
+        figures = ", ".join(f"{r.figure} {r.value:.3g}" for r in shown.itertuples())
+        line = f"- **{stage}** on {name}" + (f": {figures}" if figures else "")
         if stage in registered:
-            headline = registered[stage].figure_names[0]
-            figures = [f"`{name}.{headline}.png`_" for name in names]
-        lines.append(
-            f"- **{stage}**: {', '.join(names)}"
-            + (f" (headline figure: {', '.join(figures)})" if figures else "")
-        )
-    lines += ["", "Ground-truth recovery (``results/validation.tsv``)", "-" * 49, ""]
-    if table.empty:
-        lines.append("No stage output has validation figures.")
-    else:
-        lines += [".. list-table::", "   :header-rows: 1", ""]
-        for row in [("stage", "dataset", "figure", "value")] + [
-            (r.stage, r.dataset, r.figure, f"{r.value:.4g}") for r in table.itertuples()
-        ]:
-            lines.append(f"   * - {_rst_cell(row[0])}")
-            lines += [f"     - {_rst_cell(cell)}" for cell in row[1:]]
-    lines += [
-        "",
-        "Each stage's figures are under Results; methods and variables are described "
-        "in docs/data-model.md.",
-        "",
-    ]
-    return "\n".join(lines)
+            line += f" (`{name}.{registered[stage].figure_names[0]}.png`_)"
+        lines.append(line)
+    lines += ["", "Datasets: " + "; ".join(f"{k} ({v})" for k, v in sorted(datasets.items()))]
+    return "\n".join(lines) + "\n"
 
 
 def write_summary(paths: Iterable[str | Path], html_path: str | Path) -> pd.DataFrame:
