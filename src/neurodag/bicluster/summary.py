@@ -98,3 +98,53 @@ def diagnostics(chains: dict[str, np.ndarray]):
 
     idata = az.from_dict(posterior={k: np.asarray(v) for k, v in chains.items()})
     return idata, az.rhat(idata), az.ess(idata)
+
+
+def pair_indicators(labels: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Co-clustering indicators 1[label_i == label_j] of the given item pairs, per draw:
+    labels (..., items) -> (..., pairs), float. Label-free: the entries of the co-clustering
+    matrix are their means."""
+    labels = np.asarray(labels)
+    return (labels[..., pairs[0]] == labels[..., pairs[1]]).astype(float)
+
+
+def sorted_occupancy(states: np.ndarray, n_states: int) -> np.ndarray:
+    """Fraction of bins in each state, sorted from the largest state down, per draw:
+    states (..., T) -> (..., n_states). Label-free (the largest state's share, the second...)."""
+    states = np.asarray(states)
+    onehot = states[..., None] == np.arange(n_states)
+    return -np.sort(-onehot.mean(axis=-2), axis=-1)
+
+
+def convergence(chains: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Rank-normalised split R-hat and bulk ESS (Vehtari et al. 2021, as ArviZ computes them) of
+    each quantity: name -> (chain, draw, ...) array; returns name -> (rhat, ess), each of shape
+    (...).
+
+    A quantity identical in every draw of every chain (a pair of neurons always together) has no
+    sampling variation to diagnose: R-hat 1 and ESS NaN (left out of the worst ESS). One that is
+    constant within each chain but differs between chains has not mixed at all: R-hat inf and
+    ESS the number of chains.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import arviz as az
+
+        out = {}
+        for name, values in chains.items():
+            values = np.asarray(values, dtype=float)
+            flat = values.reshape(values.shape[:2] + (-1,))
+            rhat = np.full(flat.shape[-1], np.nan)
+            ess = np.full(flat.shape[-1], np.nan)
+            within = flat.std(axis=1).max(axis=0) > 0
+            constant = ~within & (np.ptp(flat.mean(axis=1), axis=0) == 0)
+            stuck = ~within & ~constant
+            rhat[constant], rhat[stuck], ess[stuck] = 1.0, np.inf, flat.shape[0]
+            if within.any():
+                data = az.convert_to_dataset({"x": flat[..., within]})
+                rhat[within] = az.rhat(data, method="rank")["x"].values
+                ess[within] = az.ess(data, method="bulk")["x"].values
+            out[name] = (rhat.reshape(values.shape[2:]), ess.reshape(values.shape[2:]))
+    return out
