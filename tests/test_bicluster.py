@@ -155,6 +155,45 @@ def test_collapsed_evidence_matches_the_dense_gaussian_integral():
     np.testing.assert_allclose(got, want, rtol=1e-8)
 
 
+def test_collapsed_state_moves_sample_the_exact_conditional():
+    """The boundary-shift moves with the trajectories integrated out leave p(s | omega, ...)
+    invariant: with one boundary among T = 8 bins, the visited boundary positions follow the
+    exact conditional computed from the (dense-tested) collapsed evidence and the HMM prior."""
+    rng = np.random.default_rng(5)
+    T = 8
+    y = rng.poisson(3.0, size=(4, T))
+    cfg = Settings(
+        latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=1,
+        state_shift_max=3,
+    )  # fmt: skip
+    sampler = BiclusterSampler(y, cfg, seed=0)
+    st = sampler.initial_state()
+    st.z[:] = 0
+    st.A[0, 0], st.A[1, 0] = np.eye(2), 0.8 * np.eye(2)
+    st.b = rng.normal(0.0, 0.1, st.b.shape)
+    st.Q[0, 0], st.Q[1, 0] = 0.3 * np.eye(2), 0.5 * np.eye(2)
+    st.trans = np.array([[0.7, 0.3], [0.2, 0.8]])
+    st.beta = np.array([0.6, 0.4])
+    omega = rng.uniform(0.5, 2.0, size=y.shape)
+    terms = sampler._evidence_terms(st, omega, st.offset, st.loading)
+    members = [np.arange(4)]
+    log_p = []
+    for boundary in range(1, T):
+        st.s = np.array([0] * boundary + [1] * (T - boundary))
+        evidence = sampler._log_evidence(members, sampler._slot_prior(st, np.array([0])), terms)
+        hmm = np.log(st.beta[0]) + np.log(st.trans[st.s[:-1], st.s[1:]]).sum()
+        log_p.append(evidence[0] + hmm)
+    want = np.exp(np.array(log_p) - max(log_p))
+    want /= want.sum()
+    st.s = np.array([0] * 4 + [1] * 4)
+    visits = np.zeros(T - 1)
+    for _ in range(6000):
+        sampler.sample_states_collapsed(st, omega)
+        visits[np.flatnonzero(np.diff(st.s))[0]] += 1
+    np.testing.assert_allclose(visits / visits.sum(), want, atol=0.03)
+    assert st.extras["state_moves_accepted"] > 100
+
+
 @pytest.mark.slow
 def test_split_merge_splits_two_merged_clusters():
     """Started with two planted clusters merged, the label Gibbs step alone never splits them;

@@ -618,15 +618,20 @@ class BiclusterSampler:
         # The pseudo-observations' information does not depend on the states: once per sweep.
         info_mat, info_vec = self._pseudo_information(st, omega, member, st.offset, st.loading)
         log_beta, log_trans = np.log(st.beta), np.log(st.trans)
+        # The prior's normaliser in closed form (a normalised Gauss-Markov chain): per
+        # transition in state l, 0.5 (b' Q^-1 b + log|Q|), summed over the occupied slots.
+        b, Q = st.b[:, occupied], st.Q[:, occupied]
+        quad = np.einsum("lki,lki->lk", b, np.linalg.solve(Q, b[..., None])[..., 0])
+        prior_per_state = 0.5 * (quad + np.linalg.slogdet(Q)[1]).sum(axis=1)  # (L,)
 
         def log_target(states):
             # Terms free of the states (each neuron's exp(kappa a - omega a^2 / 2)) are dropped.
             st.s = states
             diag, off, lin = _trajectory_prior(*self._transition_dynamics(st, occupied))
-            prior = _gaussian_log_normaliser(*_banded_cholesky(diag, off, lin)).sum()
             post = _gaussian_log_normaliser(
                 *_banded_cholesky(diag + info_mat, off, lin + info_vec)
             ).sum()
+            prior = prior_per_state[states[1:]].sum()
             return post - prior + log_beta[states[0]] + log_trans[states[:-1], states[1:]].sum()
 
         s = st.s
