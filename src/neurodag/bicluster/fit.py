@@ -64,7 +64,12 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
     s = np.concatenate([d["s"] for d in draws])
     neuron_cluster = summary.point_estimate(z, settings.n_clusters_max)
     state = summary.point_estimate(s, settings.n_states_max)
-    h = summary.relabelled_trajectories(z, np.concatenate([d["h"] for d in draws]), neuron_cluster)
+    stride = draws[0]["latent_stride"]  # latents were kept every stride-th draw
+    h = summary.relabelled_trajectories(
+        np.concatenate([d["z"][::stride] for d in draws]),
+        np.concatenate([d["h"] for d in draws]),
+        neuron_cluster,
+    )
     # Latent means are identified up to the neurons' offsets; report them with credible bands.
     lo, med, hi = np.nanpercentile(h, [2.5, 50, 97.5], axis=0)
     del h
@@ -107,7 +112,9 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
             "diagnostic_bin": bins,
         },
     )
-    ds["latent"].attrs["description"] = "posterior median of (mu_k, x_k), relabelled"
+    ds["latent"].attrs["description"] = (
+        f"posterior median of (mu_k, x_k), relabelled, from every {stride}-th kept draw"
+    )
     ds["diagnostic_bin"].attrs["description"] = (
         "time-bin indices whose log rates (every neuron) and pairwise state co-clustering are "
         "diagnosed: every k-th bin, at most 50"

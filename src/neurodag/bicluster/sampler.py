@@ -78,7 +78,7 @@ class Settings:
     coefficient_prior_sd: float = 1.0  # prior sd of (b, A) around (0, I)
     laplace_steps: int = 4
     dispersion_steps: int = 5  # Metropolis steps on log r per sweep
-    state_moves: int = 10  # collapsed boundary-shift proposals on the states per sweep
+    state_moves: int = 20  # collapsed boundary-shift proposals on the states per sweep
     state_shift_max: int = 4  # bins a boundary moves at most per proposal
     split_merge_proposals: int = _CONFIG["split_merge_proposals"]  # per burn-in sweep
     seed: int = _CONFIG["seed"]
@@ -896,6 +896,9 @@ def _k_subspaces(
     return best
 
 
+LATENT_DRAWS = 250  # latent trajectories kept per chain for the credible bands
+
+
 def diagnostic_bins(n_time: int, max_bins: int = 50) -> np.ndarray:
     """The time bins whose log rates are kept per draw for the convergence diagnostics: every
     ``ceil(n_time / max_bins)``-th bin from bin 0 (at most ``max_bins``), for every neuron."""
@@ -908,7 +911,8 @@ def run_chain(
     """Run one chain; returns its kept draws (after burn-in, thinned) with a draw axis.
 
     Only what the summary needs is kept per draw: labels ``z`` and states ``s``, dispersions,
-    cluster latents ``h`` (float32), the numbers of clusters and states, and the log rates of
+    cluster latents ``h`` (float32, every ``latent_stride``-th kept draw, at most
+    ``LATENT_DRAWS``: they only serve the credible bands), the numbers of clusters and states, and the log rates of
     the :func:`diagnostic_bins`; the full (neuron, time) log rate is accumulated as a running
     sum (``log_rate_sum``, with ``n_kept``) instead of being stored draw by draw.
     """
@@ -919,6 +923,8 @@ def run_chain(
         key: [] for key in ("z", "s", "dispersion", "h", "n_clusters", "n_states", "log_rate")
     }
     log_rate_sum = np.zeros((sampler.N, sampler.T))
+    n_kept = len(range(settings.burn_in, settings.n_iterations, settings.thin))
+    latent_stride = max(1, math.ceil(n_kept / LATENT_DRAWS))
     iterator = range(settings.n_iterations)
     if progress_desc:
         from neurodag.progress import progress
@@ -937,7 +943,13 @@ def run_chain(
             keep["dispersion"].append(st.dispersion.copy())
             keep["n_clusters"].append(np.unique(st.z).size)
             keep["n_states"].append(np.unique(st.s).size)
-            keep["h"].append(st.h.astype(np.float32))
+            if (it - settings.burn_in) % (settings.thin * latent_stride) == 0:
+                keep["h"].append(st.h.astype(np.float32))
     out = {k: np.asarray(v) for k, v in keep.items()}
-    out.update(log_rate_sum=log_rate_sum, n_kept=len(keep["z"]), diagnostic_bins=bins)
+    out.update(
+        log_rate_sum=log_rate_sum,
+        n_kept=len(keep["z"]),
+        diagnostic_bins=bins,
+        latent_stride=latent_stride,
+    )
     return out

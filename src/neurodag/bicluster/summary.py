@@ -18,9 +18,14 @@ from scipy.spatial.distance import squareform
 def coclustering(labels: np.ndarray) -> np.ndarray:
     """Posterior probability that items i and j share a label: labels (draws, items) -> (n, n)."""
     labels = np.asarray(labels)
+    n_labels = int(labels.max()) + 1 if labels.size else 1
     out = np.zeros((labels.shape[1], labels.shape[1]))
-    for draw in labels:
-        out += draw[:, None] == draw[None, :]
+    # sum over draws of onehot onehot': one matrix product per chunk of draws
+    for start in range(0, len(labels), 256):
+        chunk = labels[start : start + 256]
+        onehot = (chunk[:, :, None] == np.arange(n_labels)).astype(np.float32)
+        onehot = onehot.transpose(1, 0, 2).reshape(labels.shape[1], -1)
+        out += onehot @ onehot.T
     return out / len(labels)
 
 
