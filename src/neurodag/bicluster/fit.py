@@ -3,7 +3,16 @@
 ``fit(counts, settings, n_chains, client)`` runs the chains of :mod:`.sampler` (on a Dask client
 when given, one task per chain) and returns an ``xr.Dataset`` with co-clustering matrices, point
 estimates ``neuron_cluster(neuron)`` and ``state(time)``, latent trajectories with 95% credible
-bands (relabelled to the point estimate), and R-hat / ESS of the continuous parameters.
+bands (relabelled to the point estimate), and the convergence diagnostics.
+
+Diagnostics (rank-normalised split R-hat and bulk ESS, Vehtari et al. 2021, as ArviZ computes
+them) are computed on label-invariant quantities only, so label switching between chains does
+not count as non-convergence and a chain stuck in one labelling cannot hide behind it: each
+neuron's dispersion; the log rate of every neuron at a stated subset of time bins (every k-th,
+at most 50: the full neuron x bin grid cost as much as the chains at real size); the neuron
+co-clustering indicator of every pair; the state co-clustering indicator of every pair of those
+bins; the state occupancy sorted by size; the numbers of clusters and states. The worst values
+per quantity go to the attributes, ``not_converged`` names those past R-hat 1.05 or ESS 100.
 """
 
 from __future__ import annotations
@@ -129,9 +138,7 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
     ds.attrs["rhat_max"] = max(worst_rhat.values())
     ds.attrs["ess_min"] = float(np.nanmin(list(worst_ess.values())))
     ds.attrs["not_converged"] = ", ".join(
-        name
-        for name in DIAGNOSED
-        if worst_rhat[name] > RHAT_LIMIT or worst_ess[name] < ESS_LIMIT
+        name for name in DIAGNOSED if worst_rhat[name] > RHAT_LIMIT or worst_ess[name] < ESS_LIMIT
     )
     ds.attrs["diagnostics"] = (
         f"rank-normalised split R-hat and bulk ESS (Vehtari et al. 2021, ArviZ) over "
