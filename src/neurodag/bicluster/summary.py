@@ -29,11 +29,16 @@ def coclustering(labels: np.ndarray) -> np.ndarray:
     return out / len(labels)
 
 
-def expected_adjusted_rand(psm: np.ndarray, partition: np.ndarray) -> float:
-    """Posterior expected adjusted Rand (PEAR) of a partition given the co-clustering matrix."""
-    iu = np.triu_indices(len(partition), 1)
-    same = (partition[:, None] == partition[None, :])[iu].astype(float)
-    prob = psm[iu]
+def expected_adjusted_rand(
+    psm: np.ndarray, partition: np.ndarray, pairs: tuple | None = None, prob=None
+) -> float:
+    """Posterior expected adjusted Rand (PEAR) of a partition given the co-clustering matrix
+    (``pairs``, the upper-triangle indices, and ``prob = psm[pairs]`` may be passed in when
+    many partitions are scored against one matrix)."""
+    iu = np.triu_indices(len(partition), 1) if pairs is None else pairs
+    partition = np.asarray(partition)
+    same = (partition[iu[0]] == partition[iu[1]]).astype(float)
+    prob = psm[iu] if prob is None else prob
     n_pairs = iu[0].size
     sum_same, sum_prob = same.sum(), prob.sum()
     expected = sum_same * sum_prob / n_pairs
@@ -52,7 +57,9 @@ def point_estimate(labels: np.ndarray, max_clusters: int = 20) -> np.ndarray:
         tree = linkage(squareform(1.0 - psm, checks=False), method="average")
         for k in range(1, min(max_clusters, len(psm)) + 1):
             candidates.append(fcluster(tree, k, criterion="maxclust"))
-    scores = [expected_adjusted_rand(psm, c) for c in candidates]
+    pairs = np.triu_indices(len(psm), 1)
+    prob = psm[pairs]
+    scores = [expected_adjusted_rand(psm, c, pairs, prob) for c in candidates]
     return canonical_labels(candidates[int(np.argmax(scores))])
 
 
