@@ -198,6 +198,7 @@ class BiclusterSampler:
         self.nu0 = self.d + 2.0
         self.Psi0 = settings.noise_prior_scale * (self.nu0 - self.d - 1) * np.eye(self.d)
         self.split_merge_active = True  # run_chain switches it off after burn-in
+        self.burn_in = False  # run_chain sets it during burn-in: step sizes adapt
 
     # -- initialisation ------------------------------------------------------------------------
 
@@ -749,7 +750,7 @@ class BiclusterSampler:
             accept = np.log(self.rng.random(self.N)) < log_ratio
             r = np.where(accept, proposal, r)
             current = np.where(accept, candidate, current)
-            if getattr(self, "burn_in", False):
+            if self.burn_in:
                 step *= np.exp(0.1 * (np.exp(log_ratio) - 0.44))
         st.dispersion = r
 
