@@ -88,8 +88,6 @@ class Settings:
     dispersion_steps: int = 5  # Metropolis steps on log r per sweep
     state_moves: int = 20  # collapsed boundary-shift proposals on the states per sweep
     state_shift_max: int = 4  # bins a boundary moves at most per proposal
-    noise_moves: int = 1  # collapsed scale proposals per cluster and used state per sweep
-    noise_step: float = 0.8  # sd of the log scale of those proposals
     split_merge_proposals: int = _CONFIG["split_merge_proposals"]  # per burn-in sweep
     seed: int = _CONFIG["seed"]
 
@@ -607,64 +605,6 @@ class BiclusterSampler:
             s[t] = min(bisect.bisect_left(back[t][s[t + 1]], u[t]), L - 1)
         st.s = np.asarray(s, dtype=np.int64)
 
-    def log_dynamics_prior(self, W: np.ndarray, Q: np.ndarray) -> np.ndarray:
-        """log MNIW density of (W = [b, A], Q) up to a constant, batched over leading axes."""
-        d = self.d
-        resid = W - self.M0
-        scatter = self.Psi0 + resid @ self.V0_inv @ np.swapaxes(resid, -1, -2)
-        trace = np.einsum("...ij,...ji->...", np.linalg.inv(Q), scatter)
-        return -0.5 * (self.nu0 + 2 * d + 2) * np.linalg.slogdet(Q)[1] - 0.5 * trace
-
-    def sample_noise_collapsed(self, st: ChainState, omega: np.ndarray) -> None:
-        """Metropolis scale moves on each occupied cluster's noise covariances Q (one per used
-        state) with the cluster's trajectory integrated out given omega.
-
-        Q and the trajectory are strongly coupled (a trajectory drawn under small noise is
-        smooth, and a smooth trajectory gives small noise), which is what kept the log rates
-        from mixing; integrating the trajectory out breaks the coupling. Proposal Q' = c Q with
-        log c ~ N(0, step^2); the acceptance carries the MNIW prior and the Jacobian c^(d(d+1)/2)
-        of the scaling. The latents are then drawn given the new Q (partially collapsed Gibbs).
-        """
-        if self.cfg.noise_moves == 0:
-            return
-        rng, d = self.rng, self.d
-        occupied = np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0)
-        member = (st.z[None, :] == occupied[:, None]).astype(float)
-        info_mat, info_vec = self._pseudo_information(st, omega, member, st.offset, st.loading)
-        used = np.unique(st.s[1:])
-        n_transitions = np.bincount(st.s[1:], minlength=self.L)
-        W = np.concatenate([st.b[..., None], st.A], axis=-1)  # (L, K, d, d + 1)
-        jacobian = d * (d + 1) / 2
-        accepted = 0
-        for g, slot in enumerate(occupied):
-            info = (info_mat[g : g + 1], info_vec[g : g + 1])
-
-            def log_target(Q_slot, slot=slot, info=info):
-                st.Q[:, slot] = Q_slot
-                diag, off, lin = _trajectory_prior(*self._transition_dynamics(st, slot[None]))
-                post = _gaussian_log_normaliser(
-                    *_banded_cholesky(diag + info[0], off, lin + info[1])
-                ).sum()
-                b = st.b[:, slot]
-                quad = np.einsum("li,li->l", b, np.linalg.solve(Q_slot, b[..., None])[..., 0])
-                prior_norm = 0.5 * (quad + np.linalg.slogdet(Q_slot)[1])  # per transition
-                dynamics = self.log_dynamics_prior(W[:, slot], Q_slot)
-                return post - (n_transitions * prior_norm).sum() + dynamics[used].sum()
-
-            Q_slot = st.Q[:, slot].copy()
-            current = log_target(Q_slot)
-            for _ in range(self.cfg.noise_moves):
-                for state in used:
-                    log_c = self.cfg.noise_step * rng.standard_normal()
-                    proposal = Q_slot.copy()
-                    proposal[state] *= math.exp(log_c)
-                    candidate = log_target(proposal)
-                    if math.log(rng.random()) < candidate - current + jacobian * log_c:
-                        Q_slot, current = proposal, candidate
-                        accepted += 1
-            st.Q[:, slot] = Q_slot
-        st.extras["noise_moves_accepted"] = st.extras.get("noise_moves_accepted", 0) + accepted
-
     def sample_states_collapsed(self, st: ChainState, omega: np.ndarray) -> None:
         """Metropolis moves of the state sequence with every latent trajectory integrated out.
 
@@ -823,7 +763,6 @@ class BiclusterSampler:
         omega = self.sample_polya_gamma(st)
         if self.split_merge_active:
             self.split_merge(st, omega)
-        self.sample_noise_collapsed(st, omega)
         self.sample_states_collapsed(st, omega)
         self.sample_latents(st, omega)
         self.sample_offsets_loadings(st, omega)
