@@ -17,6 +17,13 @@ In one run:
 
 Targets: neuron ARI >= 0.9, state ARI >= 0.8, R-hat <= 1.05, ESS >= 100.
 
+Measured 2026-12-05 on the shared 2-core machine (load average 3-5 from other jobs), defaults
+(2 chains x 1200 iterations, 200 burn-in): 0.057 s CPU per sweep after burn-in, 0.079 s with
+the burn-in merge-split moves (reference ~2 s: 35x and 25x faster); seed 0: ARI 1.000 / 0.992,
+worst R-hat 1.044, smallest ESS 43.6 (a log rate; dispersions 892, state occupancy 140),
+0.26 ESS/s of wall time. Real size (67 x 3,000, 40 iterations): about 2 s per sweep of wall
+time with burn-in moves under that load, summary 5.9 s, peak memory 1.08 GB.
+
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds --real-size
 """
