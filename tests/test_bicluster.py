@@ -48,6 +48,45 @@ def test_relabelling_follows_overlap():
     np.testing.assert_array_equal(out[0, 1], h[0, 0])
 
 
+def test_label_invariant_summaries_ignore_relabelling():
+    z = np.array([[0, 0, 1, 2], [2, 2, 0, 1]])  # the same partition under two labellings
+    pairs = np.triu_indices(4, 1)
+    indicators = summary.pair_indicators(z, pairs)
+    np.testing.assert_array_equal(indicators[0], indicators[1])
+    np.testing.assert_array_equal(indicators[0], [1, 0, 0, 0, 0, 0])
+    states = np.array([[0, 0, 0, 1], [3, 1, 1, 1]])
+    np.testing.assert_allclose(
+        summary.sorted_occupancy(states, 4), [[0.75, 0.25, 0, 0], [0.75, 0.25, 0, 0]]
+    )
+
+
+def test_convergence_flags_chains_that_disagree():
+    """Independent draws pass; a chain shifted away from the other, a quantity constant within
+    each chain but different between them, and a slowly drifting chain do not; a quantity
+    constant everywhere has nothing to diagnose (R-hat 1, ESS left out)."""
+    rng = np.random.default_rng(0)
+    mixed = rng.normal(size=(2, 500, 3))
+    shifted = mixed.copy()
+    shifted[1] += 1.0
+    stuck = np.zeros((2, 500))
+    stuck[1] = 1.0
+    walk = np.cumsum(rng.normal(size=(2, 500)), axis=1)
+    out = summary.convergence(
+        {
+            "mixed": mixed,
+            "shifted": shifted,
+            "stuck": stuck,
+            "walk": walk,
+            "fixed": np.ones((2, 500)),
+        }
+    )
+    assert np.all(out["mixed"][0] < 1.01) and np.all(out["mixed"][1] > 500)
+    assert np.all(out["shifted"][0] > 1.1)
+    assert out["stuck"][0] == np.inf and out["stuck"][1] == 2
+    assert out["walk"][0] > 1.05 and out["walk"][1] < 100
+    assert out["fixed"][0] == 1.0 and np.isnan(out["fixed"][1])
+
+
 def test_inverse_wishart_mean():
     rng = np.random.default_rng(1)
     scale = np.array([[2.0, 0.5], [0.5, 1.0]])
@@ -155,6 +194,45 @@ def test_collapsed_evidence_matches_the_dense_gaussian_integral():
     np.testing.assert_allclose(got, want, rtol=1e-8)
 
 
+def test_collapsed_state_moves_sample_the_exact_conditional():
+    """The boundary-shift moves with the trajectories integrated out leave p(s | omega, ...)
+    invariant: with one boundary among T = 8 bins, the visited boundary positions follow the
+    exact conditional computed from the (dense-tested) collapsed evidence and the HMM prior."""
+    rng = np.random.default_rng(5)
+    T = 8
+    y = rng.poisson(3.0, size=(4, T))
+    cfg = Settings(
+        latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=1,
+        state_shift_max=3,
+    )  # fmt: skip
+    sampler = BiclusterSampler(y, cfg, seed=0)
+    st = sampler.initial_state()
+    st.z[:] = 0
+    st.A[0, 0], st.A[1, 0] = np.eye(2), 0.8 * np.eye(2)
+    st.b = rng.normal(0.0, 0.1, st.b.shape)
+    st.Q[0, 0], st.Q[1, 0] = 0.3 * np.eye(2), 0.5 * np.eye(2)
+    st.trans = np.array([[0.7, 0.3], [0.2, 0.8]])
+    st.beta = np.array([0.6, 0.4])
+    omega = rng.uniform(0.5, 2.0, size=y.shape)
+    terms = sampler._evidence_terms(st, omega, st.offset, st.loading)
+    members = [np.arange(4)]
+    log_p = []
+    for boundary in range(1, T):
+        st.s = np.array([0] * boundary + [1] * (T - boundary))
+        evidence = sampler._log_evidence(members, sampler._slot_prior(st, np.array([0])), terms)
+        hmm = np.log(st.beta[0]) + np.log(st.trans[st.s[:-1], st.s[1:]]).sum()
+        log_p.append(evidence[0] + hmm)
+    want = np.exp(np.array(log_p) - max(log_p))
+    want /= want.sum()
+    st.s = np.array([0] * 4 + [1] * 4)
+    visits = np.zeros(T - 1)
+    for _ in range(6000):
+        sampler.sample_states_collapsed(st, omega)
+        visits[np.flatnonzero(np.diff(st.s))[0]] += 1
+    np.testing.assert_allclose(visits / visits.sum(), want, atol=0.03)
+    assert st.extras["state_moves_accepted"] > 100
+
+
 @pytest.mark.slow
 def test_split_merge_splits_two_merged_clusters():
     """Started with two planted clusters merged, the label Gibbs step alone never splits them;
@@ -217,6 +295,12 @@ def test_cli_writes_posterior_summary_and_figures(tmp_path):
     assert np.allclose(np.diag(ds["neuron_coclustering"]), 1.0)
     assert ds["state"].dims == ("time",) and ds["neuron_cluster"].dims == ("neuron",)
     assert "rhat_log_rate" in ds and "ess_dispersion" in ds
+    assert ds["rhat_log_rate"].dims == ("neuron", "diagnostic_bin")
+    assert ds["rhat_neuron_coclustering"].dims == ("neuron", "neuron2")
+    # six iterations cannot converge: the validation scalars and the attributes say so
+    assert float(ds["validation_rhat_max"]) == ds.attrs["rhat_max"]
+    assert float(ds["validation_ess_min"]) < 100 and ds.attrs["not_converged"]
+    assert "have not converged" in result.stderr
     assert json.loads(ds.attrs["parameters"])["regions"] == ["LP"]
     assert (tmp_path / "bicluster" / "sim.coclustering.png").stat().st_size > 0
     assert (tmp_path / "bicluster" / "sim.states.png").stat().st_size > 0

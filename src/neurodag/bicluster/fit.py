@@ -3,7 +3,16 @@
 ``fit(counts, settings, n_chains, client)`` runs the chains of :mod:`.sampler` (on a Dask client
 when given, one task per chain) and returns an ``xr.Dataset`` with co-clustering matrices, point
 estimates ``neuron_cluster(neuron)`` and ``state(time)``, latent trajectories with 95% credible
-bands (relabelled to the point estimate), and R-hat / ESS of the continuous parameters.
+bands (relabelled to the point estimate), and the convergence diagnostics.
+
+Diagnostics (rank-normalised split R-hat and bulk ESS, Vehtari et al. 2021, as ArviZ computes
+them) are computed on label-invariant quantities only, so label switching between chains does
+not count as non-convergence and a chain stuck in one labelling cannot hide behind it: each
+neuron's dispersion; the log rate of every neuron at a stated subset of time bins (every k-th,
+at most 50: the full neuron x bin grid cost as much as the chains at real size); the neuron
+co-clustering indicator of every pair; the state co-clustering indicator of every pair of those
+bins; the state occupancy sorted by size; the numbers of clusters and states. The worst values
+per quantity go to the attributes, ``not_converged`` names those past R-hat 1.05 or ESS 100.
 """
 
 from __future__ import annotations
@@ -25,22 +34,66 @@ def run_chains(counts: np.ndarray, settings: Settings, n_chains: int, client=Non
     return client.gather(futures)
 
 
+# Label-invariant quantities whose convergence is diagnosed, in the order they are reported.
+DIAGNOSED = (
+    "dispersion",
+    "log_rate",
+    "neuron_coclustering",
+    "time_coclustering",
+    "state_occupancy",
+    "n_clusters",
+    "n_states",
+)
+RHAT_LIMIT, ESS_LIMIT = 1.05, 100.0
+
+
+def diagnosed_quantities(draws: list[dict], settings: Settings) -> dict[str, np.ndarray]:
+    """The label-invariant quantities of each chain's draws, (chain, draw, ...): dispersions,
+    log rates at the diagnostic bins, neuron co-clustering indicators of every pair, state
+    co-clustering indicators of every pair of diagnostic bins, the sorted state occupancy, and
+    the numbers of clusters and states."""
+    z = np.stack([d["z"] for d in draws])
+    s = np.stack([d["s"] for d in draws])
+    bins = draws[0]["diagnostic_bins"]
+    neuron_pairs = np.triu_indices(z.shape[-1], 1)
+    bin_pairs = tuple(bins[side] for side in np.triu_indices(len(bins), 1))
+    return {
+        "dispersion": np.stack([d["dispersion"] for d in draws]),
+        "log_rate": np.stack([d["log_rate"] for d in draws]),
+        "neuron_coclustering": summary.pair_indicators(z, neuron_pairs),
+        "time_coclustering": summary.pair_indicators(s, bin_pairs),
+        "state_occupancy": summary.sorted_occupancy(s, settings.n_states_max),
+        "n_clusters": np.stack([d["n_clusters"] for d in draws]).astype(float),
+        "n_states": np.stack([d["n_states"] for d in draws]).astype(float),
+    }
+
+
 def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.Dataset:
     z = np.concatenate([d["z"] for d in draws])
     s = np.concatenate([d["s"] for d in draws])
     neuron_cluster = summary.point_estimate(z, settings.n_clusters_max)
     state = summary.point_estimate(s, settings.n_states_max)
-    h = summary.relabelled_trajectories(z, np.concatenate([d["h"] for d in draws]), neuron_cluster)
+    stride = draws[0]["latent_stride"]  # latents were kept every stride-th draw
+    h = summary.relabelled_trajectories(
+        np.concatenate([d["z"][::stride] for d in draws]),
+        np.concatenate([d["h"] for d in draws]),
+        neuron_cluster,
+    )
     # Latent means are identified up to the neurons' offsets; report them with credible bands.
     lo, med, hi = np.nanpercentile(h, [2.5, 50, 97.5], axis=0)
-    chains = {
-        "dispersion": np.stack([d["dispersion"] for d in draws]),
-        "log_rate": np.stack([d["log_rate"] for d in draws]),
-        "n_clusters": np.stack([d["n_clusters"] for d in draws]).astype(float),
-        "n_states": np.stack([d["n_states"] for d in draws]).astype(float),
-    }
-    idata, rhat, ess = summary.diagnostics(chains)
-    log_rate_mean = chains["log_rate"].mean(axis=(0, 1))
+    del h
+    quantities = diagnosed_quantities(draws, settings)
+    diag = summary.convergence(quantities)
+    bins = draws[0]["diagnostic_bins"]
+    n_neurons = z.shape[1]
+    pair_rhat = np.full((n_neurons, n_neurons), np.nan)
+    pair_ess = np.full((n_neurons, n_neurons), np.nan)
+    iu = np.triu_indices(n_neurons, 1)
+    for matrix, values in ((pair_rhat, diag["neuron_coclustering"][0]),
+                           (pair_ess, diag["neuron_coclustering"][1])):  # fmt: skip
+        matrix[iu] = values
+        matrix[iu[::-1]] = values
+    log_rate_mean = sum(d["log_rate_sum"] for d in draws) / sum(d["n_kept"] for d in draws)
     ds = xr.Dataset(
         {
             "neuron_coclustering": (("neuron", "neuron2"), summary.coclustering(z)),
@@ -51,23 +104,53 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
             "latent_lower": (("cluster", "time", "factor"), lo),
             "latent_upper": (("cluster", "time", "factor"), hi),
             "rate_fitted": (("neuron", "time"), np.exp(log_rate_mean)),
-            "dispersion": (("neuron",), chains["dispersion"].mean(axis=(0, 1))),
-            "n_clusters_draws": (("chain", "draw"), chains["n_clusters"]),
-            "n_states_draws": (("chain", "draw"), chains["n_states"]),
-            "rhat_dispersion": (("neuron",), rhat["dispersion"].values),
-            "ess_dispersion": (("neuron",), ess["dispersion"].values),
-            "rhat_log_rate": (("neuron", "time"), rhat["log_rate"].values),
-            "ess_log_rate": (("neuron", "time"), ess["log_rate"].values),
+            "dispersion": (("neuron",), quantities["dispersion"].mean(axis=(0, 1))),
+            "n_clusters_draws": (("chain", "draw"), quantities["n_clusters"]),
+            "n_states_draws": (("chain", "draw"), quantities["n_states"]),
+            "rhat_dispersion": (("neuron",), diag["dispersion"][0]),
+            "ess_dispersion": (("neuron",), diag["dispersion"][1]),
+            "rhat_log_rate": (("neuron", "diagnostic_bin"), diag["log_rate"][0]),
+            "ess_log_rate": (("neuron", "diagnostic_bin"), diag["log_rate"][1]),
+            "rhat_neuron_coclustering": (("neuron", "neuron2"), pair_rhat),
+            "ess_neuron_coclustering": (("neuron", "neuron2"), pair_ess),
+            "rhat_state_occupancy": (("state_rank",), diag["state_occupancy"][0]),
+            "ess_state_occupancy": (("state_rank",), diag["state_occupancy"][1]),
         },
-        coords={"factor": ["mean"] + [f"x{j}" for j in range(settings.latent_dim)]},
+        coords={
+            "factor": ["mean"] + [f"x{j}" for j in range(settings.latent_dim)],
+            "diagnostic_bin": bins,
+        },
     )
-    ds["latent"].attrs["description"] = "posterior median of (mu_k, x_k), relabelled"
-    for name in ("dispersion", "log_rate"):
-        ds.attrs[f"rhat_{name}_max"] = float(np.nanmax(rhat[name].values))
-        ds.attrs[f"ess_{name}_min"] = float(np.nanmin(ess[name].values))
+    ds["latent"].attrs["description"] = (
+        f"posterior median of (mu_k, x_k), relabelled, from every {stride}-th kept draw"
+    )
+    ds["diagnostic_bin"].attrs["description"] = (
+        "time-bin indices whose log rates (every neuron) and pairwise state co-clustering are "
+        "diagnosed: every k-th bin, at most 50"
+    )
+    worst_rhat, worst_ess = {}, {}
+    for name in DIAGNOSED:
+        rhat, ess = diag[name]
+        worst_rhat[name] = float(np.nanmax(rhat)) if not np.isnan(rhat).all() else float("nan")
+        worst_ess[name] = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
+        ds.attrs[f"rhat_{name}_max"] = worst_rhat[name]
+        ds.attrs[f"ess_{name}_min"] = worst_ess[name]
+    ds.attrs["rhat_max"] = max(worst_rhat.values())
+    ds.attrs["ess_min"] = float(np.nanmin(list(worst_ess.values())))
+    ds.attrs["not_converged"] = ", ".join(
+        name for name in DIAGNOSED if worst_rhat[name] > RHAT_LIMIT or worst_ess[name] < ESS_LIMIT
+    )
+    ds.attrs["diagnostics"] = (
+        f"rank-normalised split R-hat and bulk ESS (Vehtari et al. 2021, ArviZ) over "
+        f"{len(draws)} chains x {quantities['dispersion'].shape[1]} draws of label-invariant "
+        f"quantities: per-neuron dispersion, log rate of every neuron at {len(bins)} time bins "
+        f"(every {int(bins[1] - bins[0]) if len(bins) > 1 else 1}-th), neuron co-clustering "
+        f"indicators of every pair, state co-clustering indicators of every pair of those bins, "
+        f"sorted state occupancy, numbers of clusters and states; limits R-hat <= {RHAT_LIMIT}, "
+        f"ESS >= {ESS_LIMIT:g}; ESS ignores quantities constant in every draw"
+    )
     ds.attrs["n_chains"] = len(draws)
-    ds.attrs["n_draws_per_chain"] = int(chains["dispersion"].shape[1])
-    del idata
+    ds.attrs["n_draws_per_chain"] = int(quantities["dispersion"].shape[1])
     return ds
 
 

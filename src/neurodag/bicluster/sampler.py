@@ -22,8 +22,16 @@ log r``) turn the NB likelihood into Gaussian pseudo-observations; during burn-i
 moves on the labels; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
 their conjugate Gaussian update (the same omega serves both Gaussian blocks); states by
 forward-filtering backward-sampling of the HMM; transition rows and the weak-limit ``beta`` by
-the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a
-random-walk Metropolis step on ``log r``. Everything is vectorised numpy; the only Python loops
+the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a few
+random-walk Metropolis steps on ``log r`` (step sizes adapted during burn-in).
+
+Mixing of the states: given the latents the states are all but fixed (a trajectory drawn under
+one state's dynamics is implausible under another's), so FFBS given the latents leaves segment
+boundaries frozen and separate chains disagree (split R-hat up to 5.8 on the state occupancy in
+the default run). Before the latents are drawn, Metropolis moves shift segment boundaries with
+every latent trajectory integrated out given the PG variables (the collapsed evidence of the
+merge-split moves): a partially collapsed Gibbs scan (van Dyk & Park 2008) that brings the
+state occupancy to R-hat <= 1.05. Everything is vectorised numpy; the only Python loops
 run over time bins (HMM recursion) and over neurons (labels, merge-split allocation).
 
 Merge-split: the label Gibbs step moves one neuron at a time, so it cannot split a cluster that
@@ -77,6 +85,9 @@ class Settings:
     noise_prior_scale: float = 0.01  # prior mean of the latent noise variances
     coefficient_prior_sd: float = 1.0  # prior sd of (b, A) around (0, I)
     laplace_steps: int = 4
+    dispersion_steps: int = 5  # Metropolis steps on log r per sweep
+    state_moves: int = 20  # collapsed boundary-shift proposals on the states per sweep
+    state_shift_max: int = 4  # bins a boundary moves at most per proposal
     split_merge_proposals: int = _CONFIG["split_merge_proposals"]  # per burn-in sweep
     seed: int = _CONFIG["seed"]
 
@@ -187,6 +198,7 @@ class BiclusterSampler:
         self.nu0 = self.d + 2.0
         self.Psi0 = settings.noise_prior_scale * (self.nu0 - self.d - 1) * np.eye(self.d)
         self.split_merge_active = True  # run_chain switches it off after burn-in
+        self.burn_in = False  # run_chain sets it during burn-in: step sizes adapt
 
     # -- initialisation ------------------------------------------------------------------------
 
@@ -336,10 +348,11 @@ class BiclusterSampler:
         )
         idx = np.where(slots < 0, self.K, slots)
         states = st.s[1:]
+        Q_inv = np.linalg.inv(Q[:, idx])  # (L, G, d, d): one inverse per state and slot
         return (
             np.swapaxes(A[states][:, idx], 0, 1),
             np.swapaxes(b[states][:, idx], 0, 1),
-            np.linalg.inv(np.swapaxes(Q[states][:, idx], 0, 1)),
+            np.swapaxes(Q_inv[states], 0, 1),
         )
 
     def _pseudo_observation_design(self, st: ChainState, omega, offset, loading) -> tuple:
@@ -592,6 +605,70 @@ class BiclusterSampler:
             s[t] = min(bisect.bisect_left(back[t][s[t + 1]], u[t]), L - 1)
         st.s = np.asarray(s, dtype=np.int64)
 
+    def sample_states_collapsed(self, st: ChainState, omega: np.ndarray) -> None:
+        """Metropolis moves of the state sequence with every latent trajectory integrated out.
+
+        Given the latents, the states are all but determined (a trajectory drawn under "still"
+        dynamics barely moves, so a "moving" state cannot explain it, and the reverse), so the
+        FFBS of :meth:`sample_states` alone leaves segment boundaries frozen. Given omega,
+        (offset, loading) and the dynamics, the trajectories are Gaussian, so p(s | omega, ...)
+        is exact up to a constant: the HMM prior of s times each cluster's collapsed evidence
+        (as in the split-merge moves). The proposal picks a segment boundary at random and
+        shifts it by 1..``state_shift_max`` bins either way, rejected when a segment would
+        vanish, so the number of segments is kept and the proposal is symmetric. The latents
+        are then drawn given the new states (:meth:`sample_latents`): a partially collapsed
+        Gibbs scan (van Dyk & Park 2008).
+        """
+        if self.cfg.state_moves == 0 or self.T < 3:
+            return
+        rng, T = self.rng, self.T
+        occupied = np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0)
+        member = (st.z[None, :] == occupied[:, None]).astype(float)
+        # The pseudo-observations' information does not depend on the states: once per sweep.
+        info_mat, info_vec = self._pseudo_information(st, omega, member, st.offset, st.loading)
+        log_beta, log_trans = np.log(st.beta), np.log(st.trans)
+        # The prior's normaliser in closed form (a normalised Gauss-Markov chain): per
+        # transition in state l, 0.5 (b' Q^-1 b + log|Q|), summed over the occupied slots.
+        b, Q = st.b[:, occupied], st.Q[:, occupied]
+        quad = np.einsum("lki,lki->lk", b, np.linalg.solve(Q, b[..., None])[..., 0])
+        prior_per_state = 0.5 * (quad + np.linalg.slogdet(Q)[1]).sum(axis=1)  # (L,)
+
+        def log_target(states):
+            # Terms free of the states (each neuron's exp(kappa a - omega a^2 / 2)) are dropped.
+            st.s = states
+            diag, off, lin = _trajectory_prior(*self._transition_dynamics(st, occupied))
+            post = _gaussian_log_normaliser(
+                *_banded_cholesky(diag + info_mat, off, lin + info_vec)
+            ).sum()
+            prior = prior_per_state[states[1:]].sum()
+            return post - prior + log_beta[states[0]] + log_trans[states[:-1], states[1:]].sum()
+
+        s = st.s
+        current = log_target(s)
+        accepted = 0
+        for _ in range(self.cfg.state_moves):
+            change = np.flatnonzero(np.diff(s)) + 1  # first bin of each new segment
+            if change.size == 0:
+                break
+            j = int(rng.integers(change.size))
+            shift = int(rng.integers(1, self.cfg.state_shift_max + 1)) * int(rng.choice([-1, 1]))
+            before = change[j - 1] if j > 0 else 0
+            after = change[j + 1] if j + 1 < change.size else T
+            moved = change[j] + shift
+            if not before < moved < after:
+                continue
+            proposal = s.copy()
+            if shift > 0:
+                proposal[change[j] : moved] = s[change[j] - 1]
+            else:
+                proposal[moved : change[j]] = s[change[j]]
+            candidate = log_target(proposal)
+            if math.log(rng.random()) < candidate - current:
+                s, current = proposal, candidate
+                accepted += 1
+        st.s = s
+        st.extras["state_moves_accepted"] = st.extras.get("state_moves_accepted", 0) + accepted
+
     def sample_transitions(self, st: ChainState) -> None:
         """Sticky HDP-HMM weak-limit updates of beta and the transition rows (Fox et al.)."""
         cfg, L, rng = self.cfg, self.L, self.rng
@@ -646,19 +723,36 @@ class BiclusterSampler:
         st.A[:, empty], st.b[:, empty] = np.eye(d), 0.0
         st.Q[:, empty] = self.cfg.noise_prior_scale * np.eye(d)
 
-    def sample_dispersion(self, st: ChainState, step: float = 0.2) -> None:
+    def sample_dispersion(self, st: ChainState) -> None:
+        """Random-walk Metropolis on each neuron's log r, ``dispersion_steps`` steps per sweep.
+
+        The log rates are fixed within the step, so each further step costs one NB
+        log-likelihood of the counts. During burn-in each neuron's step size adapts towards an
+        acceptance rate of 0.44 (the optimum of a one-dimensional random walk; Roberts &
+        Rosenthal 2001); after burn-in it stays fixed, so the kept chain is a plain Metropolis
+        chain.
+        """
         cfg = self.cfg
         log_mean = self.log_mean(st)
-        r = st.dispersion
-        proposal = r * np.exp(step * self.rng.standard_normal(self.N))
+        step = st.extras.setdefault("dispersion_step", np.full(self.N, 0.2))
 
         def log_post(rr):
             ll = nb_loglik(self.y, log_mean, rr[:, None]).sum(axis=1)
             # Gamma prior on r plus the Jacobian of the log transform.
             return ll + cfg.dispersion_shape * np.log(rr) - cfg.dispersion_rate * rr
 
-        accept = np.log(self.rng.random(self.N)) < log_post(proposal) - log_post(r)
-        st.dispersion = np.where(accept, proposal, r)
+        r, current = st.dispersion, None
+        for _ in range(cfg.dispersion_steps):
+            current = log_post(r) if current is None else current
+            proposal = r * np.exp(step * self.rng.standard_normal(self.N))
+            candidate = log_post(proposal)
+            log_ratio = np.minimum(candidate - current, 0.0)
+            accept = np.log(self.rng.random(self.N)) < log_ratio
+            r = np.where(accept, proposal, r)
+            current = np.where(accept, candidate, current)
+            if self.burn_in:
+                step *= np.exp(0.1 * (np.exp(log_ratio) - 0.44))
+        st.dispersion = r
 
     # -- sweep ---------------------------------------------------------------------------------
 
@@ -669,6 +763,7 @@ class BiclusterSampler:
         omega = self.sample_polya_gamma(st)
         if self.split_merge_active:
             self.split_merge(st, omega)
+        self.sample_states_collapsed(st, omega)
         self.sample_latents(st, omega)
         self.sample_offsets_loadings(st, omega)
         self.sample_states(st)
@@ -810,47 +905,60 @@ def _k_subspaces(
     return best
 
 
+LATENT_DRAWS = 250  # latent trajectories kept per chain for the credible bands
+
+
+def diagnostic_bins(n_time: int, max_bins: int = 50) -> np.ndarray:
+    """The time bins whose log rates are kept per draw for the convergence diagnostics: every
+    ``ceil(n_time / max_bins)``-th bin from bin 0 (at most ``max_bins``), for every neuron."""
+    return np.arange(0, n_time, max(1, math.ceil(n_time / max_bins)))
+
+
 def run_chain(
     counts: np.ndarray, settings: Settings, seed: int, progress_desc: str | None = None
 ) -> dict[str, np.ndarray]:
-    """Run one chain; returns the kept draws (after burn-in, thinned) as arrays with a draw axis."""
+    """Run one chain; returns its kept draws (after burn-in, thinned) with a draw axis.
+
+    Only what the summary needs is kept per draw: labels ``z`` and states ``s``, dispersions,
+    cluster latents ``h`` (float32, every ``latent_stride``-th kept draw, at most
+    ``LATENT_DRAWS``: they only serve the credible bands), the numbers of clusters and states,
+    and the log rates of the :func:`diagnostic_bins`; the full (neuron, time) log rate is
+    accumulated as a running sum (``log_rate_sum``, with ``n_kept``), not stored draw by draw.
+    """
     sampler = BiclusterSampler(counts, settings, seed=seed)
     st = sampler.initial_state()
-    keep = {
-        "z": [],
-        "s": [],
-        "log_rate": [],
-        "dispersion": [],
-        "n_clusters": [],
-        "n_states": [],
-        "h": [],
-        "offset": [],
-        "loading": [],
-        "A": [],
-        "b": [],
-        "Q": [],
-        "trans": [],
+    bins = diagnostic_bins(sampler.T)
+    keep: dict[str, list] = {
+        key: [] for key in ("z", "s", "dispersion", "h", "n_clusters", "n_states", "log_rate")
     }
+    log_rate_sum = np.zeros((sampler.N, sampler.T))
+    n_kept = len(range(settings.burn_in, settings.n_iterations, settings.thin))
+    latent_stride = max(1, math.ceil(n_kept / LATENT_DRAWS))
     iterator = range(settings.n_iterations)
     if progress_desc:
         from neurodag.progress import progress
 
         iterator = progress(iterator, desc=progress_desc, unit="iter")
     for it in iterator:
-        sampler.split_merge_active = it < settings.burn_in
+        sampler.burn_in = it < settings.burn_in
+        sampler.split_merge_active = sampler.burn_in
         sampler.sweep(st)
         if it >= settings.burn_in and (it - settings.burn_in) % settings.thin == 0:
+            log_rate = sampler.log_mean(st)
+            log_rate_sum += log_rate
+            keep["log_rate"].append(log_rate[:, bins])
             keep["z"].append(st.z.copy())
             keep["s"].append(st.s.copy())
-            keep["log_rate"].append(sampler.log_mean(st))
             keep["dispersion"].append(st.dispersion.copy())
             keep["n_clusters"].append(np.unique(st.z).size)
             keep["n_states"].append(np.unique(st.s).size)
-            keep["h"].append(st.h.copy())
-            keep["offset"].append(st.offset.copy())
-            keep["loading"].append(st.loading.copy())
-            keep["A"].append(st.A.copy())
-            keep["b"].append(st.b.copy())
-            keep["Q"].append(st.Q.copy())
-            keep["trans"].append(st.trans.copy())
-    return {k: np.asarray(v) for k, v in keep.items()}
+            if (it - settings.burn_in) % (settings.thin * latent_stride) == 0:
+                keep["h"].append(st.h.astype(np.float32))
+    out = {k: np.asarray(v) for k, v in keep.items()}
+    out.update(
+        log_rate_sum=log_rate_sum,
+        n_kept=len(keep["z"]),
+        diagnostic_bins=bins,
+        latent_stride=latent_stride,
+    )
+    return out

@@ -71,7 +71,7 @@ def run(
     inputs: Inputs, params: Params, *, compute: Compute, dataset: Spec = None, output: Output = None
 ) -> xr.Dataset:
     """Chains on the counts of ``inputs["counts"]`` (one recording's ingest ``counts.nc``)."""
-    from neurodag.bicluster.fit import fit
+    from neurodag.bicluster.fit import ESS_LIMIT, RHAT_LIMIT, fit
     from neurodag.bicluster.sampler import Settings
 
     counts = select_counts(Path(inputs["counts"][0]), params)
@@ -92,6 +92,20 @@ def run(
     for name in ("region", "probe"):
         if name in counts.coords:
             out = out.assign_coords({name: ("neuron", counts[name].values)})
+    if out.attrs["not_converged"]:
+        log.warning(
+            "bicluster: the chains have not converged (R-hat > %g or bulk ESS < %g) for: %s "
+            "(worst R-hat %.3f, smallest ESS %.1f over %d chains x %d draws); posterior "
+            "summaries are not trustworthy: run more iterations (n_iterations) or chains",
+            RHAT_LIMIT, ESS_LIMIT, out.attrs["not_converged"], out.attrs["rhat_max"],
+            out.attrs["ess_min"], out.attrs["n_chains"], out.attrs["n_draws_per_chain"],
+        )  # fmt: skip
+    else:
+        log.info(
+            "bicluster: converged (worst R-hat %.3f, smallest ESS %.1f)",
+            out.attrs["rhat_max"],
+            out.attrs["ess_min"],
+        )
     out["counts"] = counts.drop_vars([c for c in counts.coords if c not in counts.dims])
     # the truth group of a simulated session is named by its (first) stimulus block
     out.attrs.update(bin_size_s=counts.attrs["bin_size_s"], stimulus_name=params["epochs"][0])
@@ -99,10 +113,16 @@ def run(
 
 
 def validate(out: xr.Dataset, truth_path: str | Path | None) -> xr.Dataset:
-    """ARI of the neuron clusters and of the states against the planted ``true_cluster`` and
-    ``true_state`` (a simulated session's piece; its bins are matched to ours by time)."""
+    """The chains' worst rank-normalised R-hat and smallest bulk ESS over the label-invariant
+    quantities (recorded data too), and, with a truth file, the ARI of the neuron clusters and
+    of the states against the planted ``true_cluster`` and ``true_state`` (a simulated
+    session's piece; its bins are matched to ours by time)."""
+    convergence = {
+        "validation_rhat_max": float(out.attrs.get("rhat_max", np.nan)),
+        "validation_ess_min": float(out.attrs.get("ess_min", np.nan)),
+    }
     if truth_path is None:  # recorded data: nothing planted to recover
-        return xr.Dataset()
+        return xr.Dataset(convergence)
     from neurodag.partitions import adjusted_rand
     from neurodag.validation import open_truth
 
@@ -121,6 +141,7 @@ def validate(out: xr.Dataset, truth_path: str | Path | None) -> xr.Dataset:
     if matched.any():
         true_state = truth["true_state"].values[index[matched]]
         scores["validation_state_ari"] = adjusted_rand(true_state, out["state"].values[matched])
+    scores.update(convergence)
     log.info("bicluster validation: %s", scores)
     return xr.Dataset(scores)
 
