@@ -36,6 +36,7 @@ from neurodag.io.nwb_spikes import (  # the generic NWB spiking code (one code p
     counts_dataset,
     epochs_of,  # noqa: F401 (re-exported)
     session_grid,
+    session_span,
     trial_variables,  # noqa: F401 (re-exported)
 )
 from neurodag.spikes import check_bin_size
@@ -74,16 +75,10 @@ def stimulus_blocks(presentations: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
     """Session-long ``counts(neuron, time)`` and what belongs with it (see the module doc)."""
     bin_size_s = check_bin_size(bin_size_s, "stages.ingest.allen.bin_size_s")
-    first = [session.spike_times.min()] if session.spike_times.size else []
-    last = [session.spike_times.max()] if session.spike_times.size else []
-    for table in session.presentations.values():
-        if table.empty:
-            continue
-        first.append(table["start_time"].min())
-        last.append(table["stop_time"].max())
-    if not first:
-        raise InputError(session.path, "units/spike_times", "no spikes and no stimuli to bin")
-    start, n_bins = session_grid(min(first), max(last), bin_size_s)
+    start, n_bins = session_grid(
+        *session_span(session.spike_times, session.presentations.values(), session.path),
+        bin_size_s,
+    )
     ds = counts_dataset(
         session.spike_times,
         session.spike_index,

@@ -212,6 +212,19 @@ def select_units(times: np.ndarray, index: np.ndarray, keep: np.ndarray):
 # --- Building the spiking contract (shared with the Allen ingest) ---------------------------------
 
 
+def session_span(spike_times: np.ndarray, tables, path) -> tuple[float, float]:
+    """First and last time of a session: its spikes and its interval tables' start/stop times."""
+    first = [spike_times.min()] if spike_times.size else []
+    last = [spike_times.max()] if spike_times.size else []
+    for table in tables:
+        if len(table):
+            first.append(np.nanmin(table["start_time"].to_numpy(dtype=float)))
+            last.append(np.nanmax(table["stop_time"].to_numpy(dtype=float)))
+    if not first:
+        raise InputError(path, "units/spike_times", "no spikes and no intervals to bin")
+    return float(min(first)), float(max(last))
+
+
 def session_grid(first: float, last: float, bin_size_s: float) -> tuple[float, int]:
     """Start and number of the bins of width ``bin_size_s`` that cover ``[first, last]``, the
     start on a multiple of the bin size."""
@@ -648,15 +661,9 @@ def read_session(path: str | Path, params: dict) -> SpikingSession:
 def session_counts(session: SpikingSession, bin_size_s: float) -> xr.Dataset:
     """``counts.nc`` of a generic session: the bins span the spikes and every interval table
     read; ``behavior(time, variable)`` where the file has behaviour."""
-    first = [session.spike_times.min()] if session.spike_times.size else []
-    last = [session.spike_times.max()] if session.spike_times.size else []
-    for table in session.intervals.values():
-        if len(table):
-            first.append(np.nanmin(table["start_time"].to_numpy(dtype=float)))
-            last.append(np.nanmax(table["stop_time"].to_numpy(dtype=float)))
-    if not first:
-        raise InputError(session.path, "units/spike_times", "no spikes and no intervals to bin")
-    start, n_bins = session_grid(min(first), max(last), bin_size_s)
+    start, n_bins = session_grid(
+        *session_span(session.spike_times, session.intervals.values(), session.path), bin_size_s
+    )
     ds = counts_dataset(
         session.spike_times,
         session.spike_index,
