@@ -429,31 +429,22 @@ def compose_session(
     )
 
 
-def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
-    """Write the session in the Allen ecephys layout (core NWB types only), atomically."""
+def simulated_nwbfile(session: SimulatedSession, description: str, keywords: list[str], **extra):
+    """The ``NWBFile`` of a simulated session, before its contents (both layouts share it)."""
     import datetime as dt
-    import os
 
-    from hdmf.backends.hdf5.h5_utils import H5DataIO
-    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
-    from pynwb.base import Images
-    from pynwb.epoch import TimeIntervals
+    from pynwb import NWBFile
     from pynwb.file import Subject
-    from pynwb.image import GrayscaleImage
-    from pynwb.misc import Units
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nwb = NWBFile(
-        session_description="Simulated Allen Visual Coding Neuropixels session (neurodag)",
+    return NWBFile(
+        session_description=description,
         identifier=session.session_id,
         session_start_time=dt.datetime(2019, 1, 1, 9, 0, tzinfo=dt.UTC),
         session_id=session.session_id,
         institution="neurodag simulation",
         experimenter=["Simulator, Neurodag"],
-        keywords=["simulation", "Neuropixels", "visual coding", "ground truth"],
+        keywords=keywords,
         experiment_description="planted pieces: " + ", ".join(session.presentations),
-        stimulus_notes="Visual Coding Neuropixels layout; see neurodag docs/data-model.md",
         subject=Subject(
             subject_id="simulated",
             species="Mus musculus",
@@ -461,6 +452,28 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
             age="P100D",
             description="simulated mouse",
         ),
+        **extra,
+    )
+
+
+def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
+    """Write the session in the Allen ecephys layout (core NWB types only), atomically."""
+    import os
+
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from pynwb import NWBHDF5IO, TimeSeries
+    from pynwb.base import Images
+    from pynwb.epoch import TimeIntervals
+    from pynwb.image import GrayscaleImage
+    from pynwb.misc import Units
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nwb = simulated_nwbfile(
+        session,
+        "Simulated Allen Visual Coding Neuropixels session (neurodag)",
+        ["simulation", "Neuropixels", "visual coding", "ground truth"],
+        stimulus_notes="Visual Coding Neuropixels layout; see neurodag docs/data-model.md",
     )
     groups = {}
     for probe, row in session.probes.iterrows():

@@ -25,7 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodag.simulate.allen import SAMPLE_RATE_HZ, SimulatedSession, simulate  # noqa: F401
+from neurodag.simulate.allen import (  # noqa: F401
+    SAMPLE_RATE_HZ,
+    SimulatedSession,
+    simulate,
+    simulated_nwbfile,
+)
 
 EVENT = "stim_on_time"  # the event column each stimulus table carries (= its start_time)
 METRICS = {
@@ -39,12 +44,10 @@ METRICS = {
 
 def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     """Write the session in the generic layout (see the module doc), atomically."""
-    import datetime as dt
     import os
 
-    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+    from pynwb import NWBHDF5IO, TimeSeries
     from pynwb.epoch import TimeIntervals
-    from pynwb.file import Subject
     from pynwb.misc import Units
 
     from neurodag.ingest_allen import stimulus_blocks
@@ -52,23 +55,11 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    nwb = NWBFile(
-        session_description="Simulated spiking session in the generic NWB layout (neurodag)",
-        identifier=session.session_id,
-        session_start_time=dt.datetime(2019, 1, 1, 9, 0, tzinfo=dt.UTC),
-        session_id=session.session_id,
-        institution="neurodag simulation",
+    nwb = simulated_nwbfile(
+        session,
+        "Simulated spiking session in the generic NWB layout (neurodag)",
+        ["simulation", "Neuropixels", "ground truth"],
         lab="neurodag",
-        experimenter=["Simulator, Neurodag"],
-        keywords=["simulation", "Neuropixels", "ground truth"],
-        experiment_description="planted pieces: " + ", ".join(session.presentations),
-        subject=Subject(
-            subject_id="simulated",
-            species="Mus musculus",
-            sex="U",
-            age="P100D",
-            description="simulated mouse",
-        ),
     )
     groups = {}
     for probe in session.probes.index:
