@@ -11,7 +11,7 @@ From a session read by :mod:`neurodag.io.allen_nwb` this builds
   table as a variable on ``trial`` and, for image stimuli, ``image(frame, y, x)``.
 
 Binning is vectorised over units (:mod:`neurodag.spikes`). The outputs are built by the generic
-NWB spiking reader's functions (:mod:`neurodag.io.nwb_spikes`: ``counts_dataset``,
+NWB spiking reader's functions (:mod:`neurodag.io.nwb_spikes`: ``session_counts_dataset``,
 ``aligned_responses``, ``select_regions``); this module adds the Allen rules: AllenSDK's unit
 filter, the ``*_presentations`` stimulus tables and their blocks, ``invalid_times``, running speed
 and image templates.
@@ -33,10 +33,8 @@ from neurodag.io.nwb_spikes import (  # the generic NWB spiking code (one code p
     COUNTS,
     NO_EPOCH,  # noqa: F401 (re-exported)
     aligned_responses,
-    counts_dataset,
     epochs_of,  # noqa: F401 (re-exported)
-    session_grid,
-    session_span,
+    session_counts_dataset,
     trial_variables,  # noqa: F401 (re-exported)
 )
 from neurodag.spikes import check_bin_size
@@ -75,20 +73,11 @@ def stimulus_blocks(presentations: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
     """Session-long ``counts(neuron, time)`` and what belongs with it (see the module doc)."""
     bin_size_s = check_bin_size(bin_size_s, "stages.ingest.allen.bin_size_s")
-    start, n_bins = session_grid(
-        *session_span(session.spike_times, session.presentations.values(), session.path),
-        bin_size_s,
-    )
-    ds = counts_dataset(
-        session.spike_times,
-        session.spike_index,
-        session.units,
-        start,
-        bin_size_s,
-        n_bins,
-        stimulus_blocks(session.presentations),
+    ds = session_counts_dataset(
+        session, session.presentations.values(), bin_size_s, stimulus_blocks(session.presentations)
     )
     time = ds["time"].values
+    n_bins = len(time)
     invalid = session.invalid_times
     edges_lo, edges_hi = time - bin_size_s / 2, time + bin_size_s / 2
     valid = np.ones(n_bins, dtype=bool)

@@ -26,26 +26,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from neurodag.config import defaults
 from neurodag.errors import InputError
 from neurodag.io.nwb_spikes import (  # the generic NWB units reader (one code path)
     MISSING_TEXT,  # noqa: F401 (re-exported)
     _scalar_columns,
+    keep_units,
     open_nwb,
     parse_column,  # noqa: F401 (re-exported)
     read_electrodes,
     read_units,
-    select_units,
 )
 
 log = logging.getLogger(__name__)
 
-#: AllenSDK's default unit filter (EcephysSession defaults), in the config's key names.
-DEFAULT_UNIT_FILTER = {
-    "quality": "good",
-    "amplitude_cutoff_max": 0.1,
-    "presence_ratio_min": 0.95,
-    "isi_violations_max": 0.5,
-}
+#: AllenSDK's default unit filter (EcephysSession defaults), as the config schema states it.
+DEFAULT_UNIT_FILTER = defaults("stages.ingest.allen")["unit_filter"]
 PRESENTATIONS_SUFFIX = "_presentations"
 
 
@@ -191,14 +187,7 @@ def read_session(path: str | Path, unit_filter: dict | None = None) -> AllenSess
         units, times, index = read_units(nwb, path)
         units = unit_regions(units, read_electrodes(nwb, path), path)
         keep = unit_filter_mask(units, unit_filter, path)
-        log.info(
-            "%s: %d units, %d kept by the unit filter, %d dropped",
-            path.name,
-            len(units),
-            int(keep.sum()),
-            int((~keep).sum()),
-        )
-        times, index = select_units(times, index, keep)
+        times, index = keep_units(times, index, keep, path)
         session = AllenSession(
             path=path,
             session_id=str(nwb.session_id or nwb.identifier),

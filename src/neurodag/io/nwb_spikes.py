@@ -265,6 +265,29 @@ def unit_variables(units: pd.DataFrame) -> dict:
     }
 
 
+def keep_units(times: np.ndarray, index: np.ndarray, keep: np.ndarray, path: Path):
+    """The spike trains of the units a filter keeps, with the counts in the log."""
+    log.info(
+        "%s: %d units, %d kept by the unit filter, %d dropped",
+        path.name,
+        len(keep),
+        int(keep.sum()),
+        int((~keep).sum()),
+    )
+    return select_units(times, index, keep)
+
+
+def session_counts_dataset(session, tables, bin_size_s: float, blocks: pd.DataFrame) -> xr.Dataset:
+    """:func:`counts_dataset` of a session (``spike_times``, ``spike_index``, ``units``,
+    ``path``) on bins spanning its spikes and the start/stop times of ``tables``."""
+    start, n_bins = session_grid(
+        *session_span(session.spike_times, tables, session.path), bin_size_s
+    )
+    return counts_dataset(
+        session.spike_times, session.spike_index, session.units, start, bin_size_s, n_bins, blocks
+    )
+
+
 def counts_dataset(
     times: np.ndarray,
     index: np.ndarray,
@@ -616,14 +639,7 @@ def read_session(path: str | Path, params: dict) -> SpikingSession:
         units = _unit_regions(nwb, units, path, params["region_column"])
         all_regions = tuple(sorted(set(units["region"])))
         keep = numeric_unit_filter(units, params["unit_filter"], path)
-        log.info(
-            "%s: %d units, %d kept by the unit filter, %d dropped",
-            path.name,
-            len(units),
-            int(keep.sum()),
-            int((~keep).sum()),
-        )
-        times, index = select_units(times, index, keep)
+        times, index = keep_units(times, index, keep, path)
         intervals = {}
         for name, options in params["alignments"].items():
             table = options["table"]
@@ -661,17 +677,8 @@ def read_session(path: str | Path, params: dict) -> SpikingSession:
 def session_counts(session: SpikingSession, bin_size_s: float) -> xr.Dataset:
     """``counts.nc`` of a generic session: the bins span the spikes and every interval table
     read; ``behavior(time, variable)`` where the file has behaviour."""
-    start, n_bins = session_grid(
-        *session_span(session.spike_times, session.intervals.values(), session.path), bin_size_s
-    )
-    ds = counts_dataset(
-        session.spike_times,
-        session.spike_index,
-        session.units,
-        start,
-        bin_size_s,
-        n_bins,
-        session.epoch_blocks,
+    ds = session_counts_dataset(
+        session, session.intervals.values(), bin_size_s, session.epoch_blocks
     )
     behavior = resample_behavior(session.behavior, ds["time"].values)
     if behavior is not None:
