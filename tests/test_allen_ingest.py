@@ -29,6 +29,7 @@ PARAMS = {
     "regions": None,
     "unit_filter": dict(DEFAULT_UNIT_FILTER),
     "responses": {"static_gratings": {"window_s": [0.0, 0.25], "bin_size_s": 0.025}},
+    "invalid_presentations": "drop",
 }
 SPEC = {"kind": "allen", "format": "allen-nwb", "path": "x"}
 
@@ -156,7 +157,8 @@ def test_reader_returns_the_planted_stimulus_tables(simulated):
     np.testing.assert_array_equal(read.templates["static_gratings"], piece["image"])
     np.testing.assert_allclose(read.running_speed["speed"], session.running_speed["speed"])
     np.testing.assert_allclose(read.running_speed["time"], session.running_speed["time"])
-    assert read.invalid_times["tags"].tolist() == ["all_probes"]
+    assert read.invalid_times["tags"].tolist() == session.invalid_times["tags"].tolist()
+    assert read.invalid_times["tags"].iloc[0] == ["EcephysSession", "3", "all_probes"]
 
 
 def test_default_filter_drops_exactly_the_planted_failures(simulated, caplog):

@@ -63,8 +63,13 @@ def test_blocks_in_order_and_on_whole_seconds(composed):
     starts = [table["start_time"].min() for table in session.presentations.values()]
     assert list(session.presentations) == [p.attrs["stimulus_name"] for p in pieces]
     assert starts == sorted(starts) and all(s == int(s) for s in starts)
-    ids = np.concatenate([t.index.to_numpy() for t in session.presentations.values()])
-    assert len(set(ids)) == len(ids)  # presentation ids are unique across tables
+    for table in session.presentations.values():  # ids 0, 1, ... per table, as in Allen files
+        np.testing.assert_array_equal(table.index, np.arange(len(table)))
+    assert "stimulus_block" not in session.presentations["spontaneous"]
+    ids = np.concatenate(
+        [g["trial"].values for g in session.truth_groups.values() if "trial" in g.dims]
+    )
+    assert len(set(ids)) == len(ids)  # truth trials: AllenSDK's session-wide presentation ids
 
 
 def test_truth_groups_keep_the_pieces_truth_keyed_by_unit_id(composed):

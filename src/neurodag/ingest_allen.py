@@ -3,18 +3,22 @@
 From a session read by :mod:`neurodag.io.allen_nwb` this builds
 
 - ``counts.nc``: session-long ``counts(neuron, time)`` at ``bin_size_s`` with coords
-  ``region(neuron)``, ``probe(neuron)``, ``epoch(time)`` (the stimulus block each bin lies in),
-  the units' quality metrics on ``neuron``, ``valid(time)`` (False in ``invalid_times``), running
-  speed and the stimulus blocks;
+  ``region(neuron)``, ``probe(neuron)``, ``epoch(time)`` (the stimulus epoch each bin lies in, as
+  AllenSDK's ``get_stimulus_epochs`` forms them), the units' quality metrics on ``neuron``,
+  ``valid(probe_name, time)`` (False where ``invalid_times`` tagged ``all_probes`` or with the
+  probe's name), running speed and the stimulus epochs;
 - ``{stimulus}.nc`` for each stimulus asked for: trial-aligned ``responses(trial, neuron, time)``
-  (``time`` = bin centre relative to the presentation's start) with every column of the stimulus
-  table as a variable on ``trial`` and, for image stimuli, ``image(frame, y, x)``.
+  (``trial`` = AllenSDK's ``stimulus_presentation_id``, ``time`` = bin centre relative to the
+  presentation's start; natural movies per repeat) with every column of the stimulus table as a
+  variable on ``trial``, ``condition(trial)`` (AllenSDK's ``stimulus_condition_id``) and, for
+  image stimuli, ``image(frame, y, x)``. Presentations AllenSDK marks ``invalid_presentation``
+  are left out unless ``invalid_presentations: keep``.
 
 Binning is vectorised over units (:mod:`neurodag.spikes`). The outputs are built by the generic
 NWB spiking reader's functions (:mod:`neurodag.io.nwb_spikes`: ``session_counts_dataset``,
 ``aligned_responses``, ``select_regions``); this module adds the Allen rules: AllenSDK's unit
-filter, the ``*_presentations`` stimulus tables and their blocks, ``invalid_times``, running speed
-and image templates.
+filter, the ``*_presentations`` stimulus tables and their epochs (:mod:`neurodag.io.allen_stimuli`),
+``invalid_times``, running speed and image templates.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from neurodag.errors import ConfigError, InputError
-from neurodag.io import nwb_spikes
+from neurodag.io import allen_stimuli, nwb_spikes
 from neurodag.io.allen_nwb import AllenSession, read_session
 from neurodag.io.nwb_spikes import (  # the generic NWB spiking code (one code path)
     COUNTS,
@@ -56,37 +60,42 @@ def select_regions(session: AllenSession, regions: list[str] | None) -> AllenSes
     return nwb_spikes.select_regions(session, regions, "electrodes/location")
 
 
-def stimulus_blocks(presentations: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per stimulus block (a contiguous run of one stimulus): name, start, stop."""
-    rows = []
-    for name, table in presentations.items():
-        if table.empty:
-            continue
-        block = table["stimulus_block"] if "stimulus_block" in table else pd.Series(0, table.index)
-        block = pd.Series(np.asarray(block).astype(str), index=table.index)
-        for _, part in table.groupby(block, sort=False):
-            rows.append((name, part["start_time"].min(), part["stop_time"].max()))
-    blocks = pd.DataFrame(rows, columns=["stimulus", "start", "stop"])
-    return blocks.sort_values("start", kind="stable").reset_index(drop=True)
+def stimulus_blocks(
+    presentations: dict[str, pd.DataFrame], invalid_times: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The stimulus epochs (stimulus, start, stop, stimulus_block) of per-table presentations as
+    a file holds them: AllenSDK's ``get_stimulus_epochs`` over the tables stacked in start-time
+    order, invalid presentations (``invalid_times`` tagged ``stimulus``) their own epochs."""
+    tables = {name: table for name, table in presentations.items() if len(table)}
+    merged = allen_stimuli.merge_presentations(tables)
+    if "stimulus_name" not in merged:
+        merged["stimulus_name"] = merged["stimulus_table"]
+    merged["stimulus_name"] = merged["stimulus_name"].fillna(merged["stimulus_table"])
+    invalid = None
+    if invalid_times is not None:
+        invalid = allen_stimuli.invalid_presentations(merged, invalid_times)
+    return allen_stimuli.stimulus_epochs(merged, invalid)
 
 
 def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
     """Session-long ``counts(neuron, time)`` and what belongs with it (see the module doc)."""
     bin_size_s = check_bin_size(bin_size_s, "stages.ingest.allen.bin_size_s")
-    ds = session_counts_dataset(
-        session, session.presentations.values(), bin_size_s, stimulus_blocks(session.presentations)
-    )
-    time = ds["time"].values
-    n_bins = len(time)
+    ds = session_counts_dataset(session, session.presentations.values(), bin_size_s, session.epochs)
+    ds["block_stimulus_block"] = ("block", session.epochs["stimulus_block"].to_numpy(dtype=float))
     invalid = session.invalid_times
-    edges_lo, edges_hi = time - bin_size_s / 2, time + bin_size_s / 2
-    valid = np.ones(n_bins, dtype=bool)
-    for lo, hi in zip(invalid["start_time"], invalid["stop_time"], strict=True):
-        valid &= ~((edges_lo < hi) & (edges_hi > lo))
-    ds["valid"] = ("time", valid)
+    probes = sorted(set(session.units["probe"].astype(str)))
+    ds = ds.assign_coords(probe_name=("probe_name", np.array(probes, dtype=str)))
+    ds["valid"] = (
+        ("probe_name", "time"),
+        allen_stimuli.probe_validity(invalid, probes, ds["time"].values, bin_size_s),
+    )
+    ds["valid"].attrs["description"] = (
+        "False where the bin meets an invalid_times interval tagged all_probes or with the "
+        "probe's name; valid.sel(probe_name=probe) gives each unit's"
+    )
     ds["invalid_start"] = ("invalid", invalid["start_time"].to_numpy(dtype=float))
     ds["invalid_stop"] = ("invalid", invalid["stop_time"].to_numpy(dtype=float))
-    ds["invalid_tags"] = ("invalid", invalid["tags"].astype(str).to_numpy())
+    ds["invalid_tags"] = ("invalid", np.array([",".join(t) for t in invalid["tags"]], dtype=str))
     if session.running_speed is not None:
         ds = ds.assign_coords(running_time=session.running_speed["time"].to_numpy())
         ds["running_speed"] = ("running_time", session.running_speed["speed"].to_numpy())
@@ -100,18 +109,61 @@ def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
     return ds
 
 
-def stimulus_responses(
-    session: AllenSession, stimulus: str, window_s: list[float], bin_size_s: float
-) -> xr.Dataset:
-    """Trial-aligned ``responses(trial, neuron, time)`` for one stimulus table."""
-    bin_size_s = check_bin_size(bin_size_s, f"stages.ingest.allen.responses.{stimulus}.bin_size_s")
-    if stimulus not in session.presentations:
+def check_stimuli(session: AllenSession, stimuli) -> None:
+    """Every stimulus asked for has a table in the file (the error lists those it has)."""
+    absent = [name for name in stimuli if name not in session.presentations]
+    if absent:
+        raise InputError(
+            session.path,
+            f"intervals/{absent[0]}_presentations",
+            f"no such stimulus table (responses: {', '.join(absent)}); the file has "
+            f"{', '.join(sorted(session.presentations)) or 'none'}",
+        )
+
+
+def trial_table(session: AllenSession, stimulus: str, invalid_policy: str) -> pd.DataFrame:
+    """The trials of one stimulus: its presentations (per repeat for a natural movie), those
+    AllenSDK marks invalid left out when ``invalid_policy`` is "drop"; ``condition`` =
+    ``stimulus_condition_id`` and a readable ``condition_label`` (a parameter column named
+    ``condition`` becomes ``trial_condition``)."""
+    table = session.presentations[stimulus]
+    if allen_stimuli.is_movie(stimulus, table):
+        table = allen_stimuli.movie_repeats(table)
+    table = table.rename(columns={"condition": "trial_condition"})
+    invalid = table["invalid_presentation"].to_numpy(dtype=bool)
+    if invalid.any():
+        log.info(
+            "%s: %s: %d of %d trials are invalid presentations (%s)",
+            session.path.name,
+            stimulus,
+            int(invalid.sum()),
+            len(table),
+            "left out" if invalid_policy == "drop" else "kept, invalid_presentation(trial)",
+        )
+    if invalid_policy == "drop":
+        table = table[~invalid]
+    if table.empty:
         raise InputError(
             session.path,
             f"intervals/{stimulus}_presentations",
-            f"no such stimulus table; the file has {', '.join(sorted(session.presentations))}",
+            "every presentation is invalid (stages.ingest.allen.invalid_presentations: keep "
+            "keeps them)",
         )
-    table = session.presentations[stimulus]
+    labels = allen_stimuli.condition_labels(table)
+    return table.assign(condition=table["stimulus_condition_id"], condition_label=labels)
+
+
+def stimulus_responses(
+    session: AllenSession,
+    stimulus: str,
+    window_s: list[float],
+    bin_size_s: float,
+    invalid_policy: str,
+) -> xr.Dataset:
+    """Trial-aligned ``responses(trial, neuron, time)`` for one stimulus table."""
+    bin_size_s = check_bin_size(bin_size_s, f"stages.ingest.allen.responses.{stimulus}.bin_size_s")
+    check_stimuli(session, [stimulus])
+    table = trial_table(session, stimulus, invalid_policy)
     extra = {}
     if stimulus in session.templates:
         extra["image"] = (("frame", "y", "x"), session.templates[stimulus])
@@ -126,7 +178,16 @@ def stimulus_responses(
         relative_to="presentation start",
         extra=extra,
     )
-    ds.attrs.update(stimulus_name=stimulus, session_id=session.session_id, source=str(session.path))
+    ds = ds.set_coords("condition")
+    ds["condition"].attrs["description"] = "AllenSDK stimulus_condition_id (session-wide)"
+    ds["trial"].attrs["long_name"] = "stimulus_presentation_id"
+    ds.attrs.update(
+        stimulus_name=stimulus,
+        session_id=session.session_id,
+        source=str(session.path),
+        invalid_presentations=invalid_policy,
+        per_repeat=int(allen_stimuli.is_movie(stimulus, session.presentations[stimulus])),
+    )
     return ds
 
 
@@ -154,11 +215,16 @@ def ingest_session(path: str | Path, spec: dict, params: dict) -> dict[str, xr.D
         if not b > a:
             raise ConfigError(f"responses.{stimulus}.window_s: end {b} must be after start {a}")
     session = read_session(path, params.get("unit_filter"))
+    check_stimuli(session, responses)
     session = select_regions(session, params.get("regions"))
     outputs = {COUNTS: session_counts(session, params["bin_size_s"])}
     for stimulus, options in responses.items():
         outputs[stimulus] = stimulus_responses(
-            session, stimulus, options["window_s"], options["bin_size_s"]
+            session,
+            stimulus,
+            options["window_s"],
+            options["bin_size_s"],
+            params["invalid_presentations"],
         )
     return outputs
 

@@ -13,8 +13,11 @@ without the extension package. What is read:
 - each unit's region: the electrodes table's ``location`` (CCF acronym) of its ``peak_channel_id``,
   and its probe (the electrode's group);
 - every ``intervals/*_presentations`` table (one row per stimulus presentation; parameter columns
-  are text in Allen files, "N/A"/"null" meaning missing), ``processing/running/running_speed`` and
-  ``invalid_times``, and image stimuli from ``stimulus_template`` where the file has them.
+  are numbers or text in Allen files, "N/A"/"null" meaning missing; the ragged ``tags`` and the
+  compound ``timeseries`` columns are passed over), numbered, given conditions and checked against
+  ``invalid_times`` by AllenSDK's rules (:mod:`neurodag.io.allen_stimuli`),
+  ``processing/running/running_speed`` (timestamps or rate) and ``invalid_times`` (tags
+  ``[scope, id, label]``), and image stimuli from ``stimulus_template`` where the file has them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import pandas as pd
 
 from neurodag.config import defaults
 from neurodag.errors import InputError
+from neurodag.io import allen_stimuli
 from neurodag.io.nwb_spikes import (  # the generic NWB units reader (one code path)
     MISSING_TEXT,  # noqa: F401 (re-exported)
     _scalar_columns,
@@ -54,12 +58,15 @@ class AllenSession:
     units: pd.DataFrame  # index unit id (int); columns region, probe, + unit table scalars
     spike_times: np.ndarray  # flat, unit after unit, in the order of ``units``
     spike_index: np.ndarray  # end offset of each unit's spikes in ``spike_times``
-    presentations: dict[str, pd.DataFrame]  # stimulus name -> table indexed by presentation id
+    #: stimulus -> table indexed by stimulus_presentation_id (AllenSDK's, session-wide), with
+    #: stimulus_condition_id and invalid_presentation columns
+    presentations: dict[str, pd.DataFrame]
     running_speed: pd.DataFrame | None = None  # columns time (s), speed (cm/s)
     invalid_times: pd.DataFrame = field(default_factory=pd.DataFrame)
     templates: dict[str, np.ndarray] = field(default_factory=dict)  # stimulus -> (frame, y, x)
     filter_counts: dict[str, int] = field(default_factory=dict)
     all_regions: tuple[str, ...] = ()  # regions of every unit in the file, before filtering
+    epochs: pd.DataFrame = field(default_factory=pd.DataFrame)  # stimulus, start, stop, block
 
     def unit_spike_times(self, position: int) -> np.ndarray:
         """Spike times of the unit at row ``position`` of ``units``."""
@@ -120,8 +127,19 @@ def unit_filter_mask(units: pd.DataFrame, unit_filter: dict | None, path: Path) 
     return keep
 
 
-def read_presentations(nwb, path: Path) -> dict[str, pd.DataFrame]:
-    """Every ``*_presentations`` interval table, indexed by presentation id, sorted by start."""
+def _whole_floats_as_int(values: np.ndarray) -> np.ndarray:
+    """A float column whose values are all whole numbers (no NaN) as integers, as text columns of
+    whole numbers read (``frame`` is float in Allen files)."""
+    whole = values.dtype.kind == "f" and values.size and np.isfinite(values).all()
+    if whole and np.all(values == np.round(values)) and np.all(np.abs(values) < 2**53):
+        return values.astype(np.int64)
+    return values
+
+
+def read_presentation_tables(nwb, path: Path) -> dict[str, pd.DataFrame]:
+    """Every ``*_presentations`` interval table, rows in file order (the file's per-table ids are
+    not kept: AllenSDK numbers the presentations across tables); start times must not run
+    backwards."""
     tables = {}
     for name, table in (nwb.intervals or {}).items():
         if not name.endswith(PRESENTATIONS_SUFFIX):
@@ -130,12 +148,47 @@ def read_presentations(nwb, path: Path) -> dict[str, pd.DataFrame]:
         for required in ("start_time", "stop_time"):
             if required not in table.colnames:
                 raise InputError(path, f"{where}/{required}", "stimulus table has no such column")
-        frame = pd.DataFrame(_scalar_columns(table, path, where))
-        frame.index = pd.Index(np.asarray(table.id.data[:], dtype=np.int64), name="presentation")
+        columns = _scalar_columns(table, path, where)
+        frame = pd.DataFrame({k: _whole_floats_as_int(v) for k, v in columns.items()})
+        frame["start_time"] = frame["start_time"].astype(float)
+        frame["stop_time"] = frame["stop_time"].astype(float)
+        allen_stimuli.check_start_order(frame, path, where)
+        stimulus = name[: -len(PRESENTATIONS_SUFFIX)]
         if "stimulus_name" not in frame:
-            frame["stimulus_name"] = name[: -len(PRESENTATIONS_SUFFIX)]
-        tables[name[: -len(PRESENTATIONS_SUFFIX)]] = frame.sort_values("start_time", kind="stable")
+            frame["stimulus_name"] = stimulus
+        tables[stimulus] = frame
     return tables
+
+
+def read_presentations(
+    nwb, path: Path, invalid_times: pd.DataFrame
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
+    """The stimulus tables as AllenSDK's ``EcephysSession`` reports them, and the stimulus epochs.
+
+    Each table is indexed by ``stimulus_presentation_id`` (the row number of all tables stacked in
+    start-time order) and gains ``stimulus_condition_id`` and ``invalid_presentation`` (overlaps
+    an ``invalid_times`` interval tagged ``stimulus``); see :mod:`neurodag.io.allen_stimuli`."""
+    tables = read_presentation_tables(nwb, path)
+    merged = allen_stimuli.merge_presentations(tables)
+    condition = allen_stimuli.condition_ids(tables, merged)
+    invalid = allen_stimuli.invalid_presentations(merged, invalid_times)
+    out = {}
+    for name, frame in tables.items():
+        rows = np.flatnonzero(merged["stimulus_table"].to_numpy() == name)
+        order = merged["_row"].to_numpy()[rows]
+        table = frame.iloc[order].copy()
+        table.index = pd.Index(rows, name="stimulus_presentation_id")
+        table["stimulus_condition_id"] = condition[rows]
+        table["invalid_presentation"] = invalid[rows]
+        out[name] = table
+    if invalid.any():
+        log.info(
+            "%s: %d presentations overlap invalid_times tagged %r (invalid_presentation)",
+            path.name,
+            int(invalid.sum()),
+            allen_stimuli.STIMULUS_TAG,
+        )
+    return out, allen_stimuli.stimulus_epochs(merged, invalid)
 
 
 def read_running_speed(nwb) -> pd.DataFrame | None:
@@ -152,12 +205,14 @@ def read_running_speed(nwb) -> pd.DataFrame | None:
 
 
 def read_invalid_times(nwb, path: Path) -> pd.DataFrame:
+    """``invalid_times``: start, stop and each interval's tags as a list (``[scope, id, label]``
+    in Allen files, e.g. ``["EcephysProbe", "7601", "probeA"]``)."""
     table = nwb.invalid_times
     if table is None or len(table.id) == 0:
         return pd.DataFrame({"start_time": [], "stop_time": [], "tags": []})
     frame = pd.DataFrame(_scalar_columns(table, path, "invalid_times"))
     tags = table["tags"][:] if "tags" in table.colnames else [[] for _ in range(len(frame))]
-    frame["tags"] = [",".join(map(str, t)) for t in tags]
+    frame["tags"] = allen_stimuli.tag_lists(tags)
     return frame[["start_time", "stop_time", "tags"]]
 
 
@@ -188,18 +243,21 @@ def read_session(path: str | Path, unit_filter: dict | None = None) -> AllenSess
         units = unit_regions(units, read_electrodes(nwb, path), path)
         keep = unit_filter_mask(units, unit_filter, path)
         times, index = keep_units(times, index, keep, path)
+        invalid_times = read_invalid_times(nwb, path)
+        presentations, epochs = read_presentations(nwb, path, invalid_times)
         session = AllenSession(
             path=path,
             session_id=str(nwb.session_id or nwb.identifier),
             units=units[keep],
             spike_times=times,
             spike_index=index,
-            presentations=read_presentations(nwb, path),
+            presentations=presentations,
             running_speed=read_running_speed(nwb),
-            invalid_times=read_invalid_times(nwb, path),
+            invalid_times=invalid_times,
             templates=read_templates(nwb),
             filter_counts={"units": len(keep), "kept": int(keep.sum())},
             all_regions=tuple(sorted(set(units["region"]))),
+            epochs=epochs,
         )
     finally:
         io.close()

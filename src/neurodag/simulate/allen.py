@@ -151,12 +151,88 @@ def _trial_variables(piece: xr.Dataset) -> dict[str, np.ndarray]:
     return out
 
 
-def _allen_text(values: np.ndarray) -> np.ndarray:
-    """Parameter values as the text the Allen tables store ("N/A" where missing)."""
+def _allen_values(values: np.ndarray) -> np.ndarray:
+    """Parameter values with the dtypes AllenSDK writes: numbers as float (NaN where missing),
+    anything else as text ("N/A" where missing)."""
     values = np.asarray(values)
-    if values.dtype.kind == "f":
-        return np.array(["N/A" if np.isnan(v) else repr(float(v)) for v in values], dtype=object)
-    return np.array([str(v) for v in values], dtype=object)
+    if values.dtype.kind in "biuf":
+        return values.astype(np.float64)
+    return np.array(["N/A" if v is None else str(v) for v in values], dtype=object)
+
+
+SPONTANEOUS = "spontaneous"
+
+
+def _presentation_table(name: str, start, stop, block: int) -> pd.DataFrame:
+    """A stimulus table as the Allen files hold it: ids 0, 1, ... per table, ``stimulus_block``
+    (float, as written by AllenSDK) except in ``spontaneous`` (whose table has no such column),
+    ``stimulus_index`` likewise."""
+    table = pd.DataFrame(
+        {
+            "start_time": np.asarray(start, dtype=float),
+            "stop_time": np.asarray(stop, dtype=float),
+            "stimulus_name": name,
+        }
+    )
+    if name != SPONTANEOUS:
+        table["stimulus_block"] = float(block)
+        table["stimulus_index"] = float(block)
+    return _table_ids(table)
+
+
+def _table_ids(table: pd.DataFrame) -> pd.DataFrame:
+    table = table.sort_values("start_time", kind="stable").reset_index(drop=True)
+    table.index.name = "id"
+    return table
+
+
+def _gap_sweeps(spans: list[tuple[str, float, float]]) -> pd.DataFrame:
+    """Spontaneous sweeps in the gaps between stimulus blocks, as Allen sessions have them (each
+    from the whole second after a block's end to the next block's start, so rebinning at 0.5 s
+    stays aligned); none next to a ``spontaneous`` block (AllenSDK would join the two rows into
+    one epoch)."""
+    rows = []
+    for (before, _, stop), (after, start, _) in zip(spans[:-1], spans[1:], strict=True):
+        begin = float(math.ceil(stop))
+        if SPONTANEOUS not in (before, after) and start - begin >= 0.5:
+            rows.append((begin, start))
+    frame = pd.DataFrame(rows, columns=["start_time", "stop_time"], dtype=float)
+    return _table_ids(frame.assign(stimulus_name=SPONTANEOUS))
+
+
+def _presentation_ids(presentations: dict[str, pd.DataFrame]) -> dict[str, np.ndarray]:
+    """AllenSDK's ``stimulus_presentation_id`` of each table row (file order): the row number of
+    all tables stacked and sorted by start time (see :mod:`neurodag.io.allen_stimuli`)."""
+    from neurodag.io.allen_stimuli import merge_presentations
+
+    merged = merge_presentations(presentations)
+    ids = {}
+    for name, table in presentations.items():
+        rows = np.flatnonzero(merged["stimulus_table"].to_numpy() == name)
+        ids[name] = np.empty(len(table), dtype=np.int64)
+        ids[name][merged["_row"].to_numpy()[rows]] = rows
+    return ids
+
+
+def _invalid_times(session_id: str, sweeps: pd.DataFrame, spans, probes) -> pd.DataFrame:
+    """``invalid_times`` with AllenSDK's tags ``[scope, id, label]``: probe gain (``all_probes``)
+    at 0.1-0.4 s; the last gap sweep, if any, as a ``stimulus`` interval (its presentation is then
+    an invalid_presentation, and no planted trial is); 2 s of the first probe's data
+    missing (its name) and 1 s of missing ``optotagging`` data, both inside the first block
+    (which the labels leave valid)."""
+    session = ["EcephysSession", session_id.removeprefix("simulated_")]
+    rows = [(0.1, 0.4, [*session, "all_probes"])]
+    if len(sweeps):
+        start, stop = sweeps.iloc[-1][["start_time", "stop_time"]]
+        rows.append((start + 0.2, min(start + 0.4, stop), [*session, "stimulus"]))
+    if spans and len(probes):
+        probe, probe_id = probes.index[0], int(probes["probe_id"].iloc[0])
+        _, start, stop = spans[0]
+        middle = (start + stop) / 2
+        rows.append((middle, middle + 2.0, ["EcephysProbe", str(probe_id), str(probe)]))
+        rows.append((middle - 1.0, middle, [*session, "optotagging"]))
+    rows.sort(key=lambda row: row[0])
+    return pd.DataFrame(rows, columns=["start_time", "stop_time", "tags"])
 
 
 def _probe_layout(regions: list[str], channels_per_region: int, rng) -> pd.DataFrame:
@@ -260,8 +336,8 @@ def compose_session(
     # Stimulus blocks, one per piece, each starting on a whole second.
     spikes_unit, spikes_time, presentations, templates, groups = [], [], {}, {}, {}
     block_of_unit = np.full((n_units, 2), np.nan)
-    start, next_presentation, offset = math.ceil(gap_s), 0, 0
-    for block, (name, piece) in enumerate(zip(names, pieces, strict=True)):
+    start, block_number, offset, spans = math.ceil(gap_s), 0, 0, []
+    for name, piece in zip(names, pieces, strict=True):
         dt = float(piece.attrs["dt_s"])
         planted = _planted_counts(piece, rng)
         n_neurons = piece.sizes["neuron"]
@@ -274,52 +350,44 @@ def compose_session(
             step = duration + float(piece.attrs.get("iti_s", 0.0))
             onsets = start + np.arange(n_trials) * step
             neuron, time = _spikes_from_counts(planted.values, onsets, dt, rng)
-            ids = next_presentation + np.arange(n_trials)
-            table = pd.DataFrame(
-                {
-                    "start_time": onsets,
-                    "stop_time": onsets + duration,
-                    "stimulus_name": name,
-                    "stimulus_block": block,
-                },
-                index=pd.Index(ids, name="presentation"),
-            )
+            table = _presentation_table(name, onsets, onsets + duration, block_number)
             for var, values in _trial_variables(piece).items():
-                table[var] = _allen_text(values)
+                table[var] = _allen_values(values)
+            table["units"] = "deg"  # a text parameter beside the numeric ones, as in Allen tables
             stop = onsets[-1] + duration
-            group = group.assign_coords(trial=ids).assign(
-                start_time=("trial", onsets), planted_counts=planted.assign_coords(trial=ids)
-            )
+            group = group.assign(
+                start_time=("trial", onsets),
+                planted_counts=planted.assign_coords(trial=np.arange(n_trials)),
+            ).assign_coords(trial=np.arange(n_trials))
         else:
             planted = planted.transpose("neuron", "time")
             n_time = planted.sizes["time"]
             neuron, time = _spikes_from_counts(planted.values, np.float64(start), dt, rng)
             stop = start + n_time * dt
-            ids = np.array([next_presentation])
-            table = pd.DataFrame(
-                {
-                    "start_time": [float(start)],
-                    "stop_time": [stop],
-                    "stimulus_name": name,
-                    "stimulus_block": block,
-                },
-                index=pd.Index(ids, name="presentation"),
-            )
+            table = _presentation_table(name, [float(start)], [stop], block_number)
             session_time = start + (np.arange(n_time) + 0.5) * dt
             group = group.assign_coords(time=session_time).assign(
                 planted_counts=planted.assign_coords(time=session_time)
             )
         presentations[name] = table
+        spans.append((name, float(start), float(stop)))
+        block_number += name != SPONTANEOUS
         if "image" in piece:
             templates[name] = piece["image"].transpose("frame", "y", "x").values.astype(float)
         spikes_unit.append(units[neuron])
         spikes_time.append(time)
         block_of_unit[units] = (start, stop)
         groups[name] = (group, units, {"block_start": float(start), "block_stop": float(stop)})
-        next_presentation += len(ids)
         offset += n_neurons
         start = math.ceil(stop + gap_s)
     duration = float(start)
+    sweeps = _gap_sweeps(spans)
+    if len(sweeps):
+        spontaneous = presentations.get(SPONTANEOUS)
+        presentations[SPONTANEOUS] = _table_ids(
+            pd.concat([spontaneous, sweeps]) if spontaneous is not None else sweeps
+        )
+    presentation_id = _presentation_ids(presentations)
 
     # Background spikes: every unit, outside its own block.
     n_background = rng.poisson(background_rate_hz * duration, n_units)
@@ -383,7 +451,7 @@ def compose_session(
             "speed": np.maximum(0.0, 40 * np.cumsum(walk) / np.sqrt(n_samples)),
         }
     )
-    invalid = pd.DataFrame({"start_time": [0.1], "stop_time": [0.4], "tags": ["all_probes"]})
+    invalid = _invalid_times(f"simulated_{seed}", sweeps, spans, probes)
 
     truth = xr.Dataset(
         {
@@ -406,6 +474,8 @@ def compose_session(
     )
     truth_groups = {}
     for name, (group, members, block_attrs) in groups.items():
+        if "trial" in group.dims:  # the presentation ids AllenSDK gives the trials
+            group = group.assign_coords(trial=presentation_id[name][group["trial"].values])
         original = group["neuron"].values.astype(str)
         group = group.assign_coords(neuron=id_of[members].astype(str)).assign(
             piece_neuron=("neuron", original)
@@ -463,7 +533,6 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     from hdmf.backends.hdf5.h5_utils import H5DataIO
     from pynwb import NWBHDF5IO, TimeSeries
     from pynwb.base import Images
-    from pynwb.epoch import TimeIntervals
     from pynwb.image import GrayscaleImage
     from pynwb.misc import Units
 
@@ -572,41 +641,7 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
         units.add_column(name=name, description=description, data=data)
     nwb.units = units
 
-    for name, frame in session.presentations.items():
-        # Whole columns at once: add_row per presentation costs milliseconds each in hdmf.
-        columns = [
-            VectorData(
-                name=column,
-                description={
-                    "start_time": "Start time of the presentation (s)",
-                    "stop_time": "Stop time of the presentation (s)",
-                }.get(column, f"stimulus parameter {column}"),
-                data=(
-                    frame[column].to_numpy(dtype=float).tolist()
-                    if column in ("start_time", "stop_time")
-                    else frame[column].to_numpy(dtype=np.int64).tolist()
-                    if column == "stimulus_block"
-                    else [str(v) for v in frame[column]]
-                ),
-            )
-            for column in frame.columns
-        ]
-        # Allen tables also carry ragged tags (the reader passes over ragged columns).
-        tags = VectorData(
-            name="tags",
-            description="user-defined tags",
-            data=["stimulus_time_interval"] * len(frame),
-        )
-        tags_index = VectorIndex(
-            name="tags_index", data=list(range(1, len(frame) + 1)), target=tags
-        )
-        intervals = TimeIntervals(
-            name=f"{name}_presentations",
-            description=f"presentations of the {name} stimulus",
-            id=ElementIdentifiers(name="id", data=frame.index.to_numpy().tolist()),
-            columns=[*columns, tags, tags_index],
-        )
-        nwb.add_time_intervals(intervals)
+    _add_presentations(nwb, session.presentations)
 
     for name, image in session.templates.items():
         frames = [
@@ -618,12 +653,11 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
         )
 
     running = nwb.create_processing_module(name="running", description="running speed")
-    running.add(
+    running.add(  # with timestamps, as AllenSDK writes it (add_running_speed_to_nwbfile)
         TimeSeries(
             name="running_speed",
             data=session.running_speed["speed"].to_numpy(),
-            starting_time=float(session.running_speed["time"].iloc[0]),
-            rate=round(float(1 / np.diff(session.running_speed["time"].to_numpy()[:2])[0]), 6),
+            timestamps=session.running_speed["time"].to_numpy(),
             unit="cm/s",
             description="running speed of the mouse on the wheel",
         )
@@ -632,7 +666,7 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
         nwb.add_invalid_time_interval(
             start_time=float(row["start_time"]),
             stop_time=float(row["stop_time"]),
-            tags=row["tags"].split(","),
+            tags=[str(t) for t in row["tags"]],
         )
 
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.nwb")
@@ -643,6 +677,71 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _add_presentations(nwb, presentations: dict[str, pd.DataFrame]) -> None:
+    """One ``<stimulus>_presentations`` TimeIntervals per table, as AllenSDK's
+    ``add_stimulus_presentations`` writes them: ids 0, 1, ... per table, numeric columns as float
+    (NaN missing), text as text ("N/A" missing), the ragged ``tags`` ("stimulus_time_interval")
+    and the compound ``timeseries`` column pointing into ``processing/stimulus/timestamps`` (the
+    start times of every presentation, AllenSDK's ``add_stimulus_timestamps``). Whole columns at
+    once: add_row per presentation costs milliseconds each in hdmf."""
+    from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
+    from pynwb import TimeSeries
+    from pynwb.base import TimeSeriesReference, TimeSeriesReferenceVectorData
+    from pynwb.epoch import TimeIntervals
+
+    starts = np.sort(
+        np.concatenate([t["start_time"].to_numpy(float) for t in presentations.values()])
+    )
+    stimulus = nwb.create_processing_module(
+        name="stimulus", description="Stimulus Times processing"
+    )
+    timestamps = TimeSeries(
+        name="timestamps",
+        data=starts,
+        timestamps=starts,
+        unit="s",
+        description="start time of every stimulus presentation",
+    )
+    stimulus.add(timestamps)
+    descriptions = {
+        "start_time": "Start time of the presentation (s)",
+        "stop_time": "Stop time of the presentation (s)",
+        "stimulus_name": "Name of stimulus",
+        "stimulus_block": "Index of contiguous presentations of one stimulus type",
+        "stimulus_index": "Index of stimulus type",
+    }
+    for name, frame in presentations.items():
+        columns = []
+        for column in frame.columns:
+            values = frame[column].to_numpy()
+            data = values.astype(float) if values.dtype.kind in "biuf" else values.astype(str)
+            description = descriptions.get(column, f"stimulus parameter {column}")
+            columns.append(VectorData(name=column, description=description, data=data.tolist()))
+        n = len(frame)
+        tags = VectorData(
+            name="tags", description="user-defined tags", data=["stimulus_time_interval"] * n
+        )
+        first = np.searchsorted(starts, frame["start_time"].to_numpy(float))
+        references = TimeSeriesReferenceVectorData(
+            name="timeseries",
+            description="the stimulus timestamps of the presentation",
+            data=[TimeSeriesReference(int(k), 1, timestamps) for k in first],
+        )
+        intervals = TimeIntervals(
+            name=f"{name}_presentations",
+            description=f"Presentation times and stimuli details for '{name}' stimuli.",
+            id=ElementIdentifiers(name="id", data=frame.index.to_numpy().tolist()),
+            columns=[
+                *columns,
+                tags,
+                VectorIndex(name="tags_index", data=list(range(1, n + 1)), target=tags),
+                references,
+                VectorIndex(name="timeseries_index", data=list(range(1, n + 1)), target=references),
+            ],
+        )
+        nwb.add_time_intervals(intervals)
 
 
 def piece_entries(pieces: list) -> list[tuple[str, dict]]:

@@ -99,7 +99,7 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
             values = {c: v[row] for c, v in columns.items()}
             table.add_row(**{c: v.item() if hasattr(v, "item") else v for c, v in values.items()})
         nwb.add_time_intervals(table)
-    for _, block in stimulus_blocks(session.presentations).iterrows():
+    for _, block in stimulus_blocks(session.presentations, session.invalid_times).iterrows():
         nwb.add_epoch(
             start_time=float(block["start"]),
             stop_time=float(block["stop"]),
