@@ -196,7 +196,16 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
         assert "true_" in " ".join(map(str, planted.data_vars))
         for name, variable in planted.variables.items():  # trial variables (frame, condition)
             if variable.dims == ("trial",) and name not in ("trial", "start_time"):
-                np.testing.assert_array_equal(responses[name].values, variable.values)
+                # a stimulus parameter named condition is kept as trial_condition: condition is
+                # AllenSDK's stimulus_condition_id, one id per distinct parameter value
+                column = "trial_condition" if name == "condition" else name
+                np.testing.assert_array_equal(responses[column].values, variable.values)
+                pairs = set(zip(responses["condition"].values, variable.values, strict=True))
+                assert (
+                    len(pairs)
+                    == len(set(variable.values))
+                    == len(set(responses["condition"].values))
+                )
         np.testing.assert_allclose(responses["start_time"].values, planted["start_time"].values)
 
 

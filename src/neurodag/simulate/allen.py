@@ -445,11 +445,11 @@ def compose_session(
     # Running speed (cm/s): a smoothed, rectified random walk; one invalid interval in a gap.
     n_samples = int(duration * running_rate_hz)
     walk = np.convolve(rng.normal(0, 1, n_samples), np.ones(60) / 60, mode="same")
+    speed = np.maximum(0.0, 40 * np.cumsum(walk) / np.sqrt(n_samples))
+    # sampled on the stimulus frames, whose times jitter (the Allen files store the timestamps)
+    jitter = rng.uniform(0, 0.1 / running_rate_hz, n_samples)
     running = pd.DataFrame(
-        {
-            "time": np.arange(n_samples) / running_rate_hz,
-            "speed": np.maximum(0.0, 40 * np.cumsum(walk) / np.sqrt(n_samples)),
-        }
+        {"time": np.arange(n_samples) / running_rate_hz + jitter, "speed": speed}
     )
     invalid = _invalid_times(f"simulated_{seed}", sweeps, spans, probes)
 

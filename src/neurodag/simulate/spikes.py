@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from neurodag.simulate.allen import (  # noqa: F401
     SAMPLE_RATE_HZ,
     SimulatedSession,
@@ -107,13 +105,11 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
         )
 
     behavior = nwb.create_processing_module(name="behavior", description="running")
-    time = session.running_speed["time"].to_numpy()
     behavior.add(
-        TimeSeries(
+        TimeSeries(  # sampled on the (jittering) stimulus frames: timestamps
             name="running_speed",
             data=session.running_speed["speed"].to_numpy(),
-            starting_time=float(time[0]),
-            rate=round(float(1 / np.diff(time[:2])[0]), 6),
+            timestamps=session.running_speed["time"].to_numpy(),
             unit="cm/s",
             description="running speed of the mouse on the wheel",
         )
