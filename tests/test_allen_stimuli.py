@@ -50,12 +50,14 @@ def renamed(piece, name: str):
 
 @pytest.fixture(scope="module")
 def session():
-    """Gratings, spontaneous, gratings, gratings: a spontaneous sweep in the last gap."""
+    """Gratings, spontaneous (cut in three: after it, the next two pieces), gratings, scenes,
+    flashes, and a spontaneous sweep after them (its middle tagged ``stimulus``)."""
     pieces = [
         renamed(static_gratings(seed=2, repeats=3), "drifting_gratings"),
         spontaneous_states(seed=1, n_time=200),
         static_gratings(seed=3, repeats=3),
         renamed(static_gratings(seed=4, repeats=2, n_blank=1), "natural_scenes"),
+        renamed(static_gratings(seed=5, repeats=1, n_blank=0, n_neurons=3), "flashes"),
     ]
     return compose_session(pieces, seed=6, n_filtered_units=2)
 
@@ -217,7 +219,7 @@ def test_simulated_file_has_the_allen_layout(session, tmp_path):
             np.testing.assert_array_equal(group["id"][()], np.arange(group["id"].shape[0]))
             assert group["timeseries"].dtype.kind == "V"  # compound TimeSeries references
         spontaneous = tables["spontaneous_presentations"]
-        assert "stimulus_block" not in spontaneous and spontaneous["id"].shape[0] == 2
+        assert "stimulus_block" not in spontaneous and spontaneous["id"].shape[0] == 4
         assert tables["static_gratings_presentations"]["orientation"].dtype.kind == "f"
         assert h5py.check_string_dtype(tables["static_gratings_presentations"]["units"].dtype)
         assert "timestamps" in f["processing/running/running_speed"]
@@ -231,14 +233,23 @@ def test_default_session_against_allensdk(session, tmp_path):
     path, _ = write(session, tmp_path)
     outputs, table, _ = check_against_sdk(path)
     counts = outputs["counts"]
-    # every spontaneous row is its own epoch; the gap sweep's stimulus interval masks it
+    # every spontaneous row is its own epoch; the last sweep's stimulus interval masks it
     assert list(counts["block_stimulus"].values) == [
         "drifting_gratings",
         "spontaneous",
         "static_gratings",
-        "invalid_presentation",
+        "spontaneous",
         "natural_scenes",
+        "spontaneous",
+        "flashes",
+        "invalid_presentation",
     ]
+    # the spontaneous epochs hold the whole planted piece, bin for bin
+    planted = session.truth_groups["spontaneous"]
+    selected = counts["counts"].isel(time=counts["epoch"].values == "spontaneous")
+    np.testing.assert_allclose(selected["time"].values, planted["time"].values)
+    got = selected.sel(neuron=planted["neuron"]).values
+    np.testing.assert_array_equal(got, planted["planted_counts"].values)
     assert (table["stimulus_name"] == "invalid_presentation").sum() == 1
     # optotagging (inside the first block) and stimulus intervals leave the spikes valid
     probes = counts["probe_name"].values
@@ -315,6 +326,7 @@ def test_movies_are_aligned_per_repeat(session, tmp_path):
         assert set(responses["trial"].values) <= set(first)  # the id of the repeat's first frame
         assert set(responses["n_frames"].values) == {30}
         assert len(set(responses["condition"].values)) == 1  # every repeat: one condition
+        assert set(responses["frame"].values) == {0}  # the condition's rank, for geometry
     np.testing.assert_allclose(responses["start_time"].values, [200.0, 201.0, 202.0])
     np.testing.assert_array_equal(responses["invalid_presentation"].values, [False, True, False])
 

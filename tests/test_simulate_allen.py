@@ -86,7 +86,8 @@ def test_truth_groups_keep_the_pieces_truth_keyed_by_unit_id(composed):
     states = session.truth_groups["spontaneous"]
     block = session.presentations["spontaneous"]
     assert states["time"].min() > block["start_time"].iloc[0]  # session time, bin centres
-    assert states["time"].max() < block["stop_time"].iloc[0]
+    assert states["time"].max() < block["stop_time"].iloc[-1]
+    assert len(block) == 3  # the piece cut in three: in place and after each of the next two
     np.testing.assert_array_equal(states["true_state"], pieces[0]["true_state"])
 
 

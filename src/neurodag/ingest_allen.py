@@ -125,7 +125,9 @@ def trial_table(session: AllenSession, stimulus: str, invalid_policy: str) -> pd
     """The trials of one stimulus: its presentations (per repeat for a natural movie), those
     AllenSDK marks invalid left out when ``invalid_policy`` is "drop"; ``condition`` =
     ``stimulus_condition_id`` and a readable ``condition_label`` (a parameter column named
-    ``condition`` becomes ``trial_condition``)."""
+    ``condition`` becomes ``trial_condition``); a table without ``frame`` (gratings, movies per
+    repeat) gets ``frame`` = the condition's rank among the stimulus's conditions, the identity
+    geometry groups trials by (as the generic NWB reader's ``frame``)."""
     table = session.presentations[stimulus]
     if allen_stimuli.is_movie(stimulus, table):
         table = allen_stimuli.movie_repeats(table)
@@ -150,7 +152,11 @@ def trial_table(session: AllenSession, stimulus: str, invalid_policy: str) -> pd
             "keeps them)",
         )
     labels = allen_stimuli.condition_labels(table)
-    return table.assign(condition=table["stimulus_condition_id"], condition_label=labels)
+    table = table.assign(condition=table["stimulus_condition_id"], condition_label=labels)
+    if "frame" not in table:  # the stimulus identity geometry groups by, as the generic reader's
+        codes = np.unique(table["condition"].to_numpy(), return_inverse=True)[1]
+        table = table.assign(frame=codes.astype(np.int64))
+    return table
 
 
 def stimulus_responses(

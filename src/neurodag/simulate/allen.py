@@ -161,6 +161,8 @@ def _allen_values(values: np.ndarray) -> np.ndarray:
 
 
 SPONTANEOUS = "spontaneous"
+#: A continuous spontaneous piece is cut into at most this many more parts (see _schedule).
+SPONTANEOUS_PARTS = 2
 
 
 def _presentation_table(name: str, start, stop, block: int) -> pd.DataFrame:
@@ -186,15 +188,53 @@ def _table_ids(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _gap_sweeps(spans: list[tuple[str, float, float]]) -> pd.DataFrame:
-    """Spontaneous sweeps in the gaps between stimulus blocks, as Allen sessions have them (each
-    from the whole second after a block's end to the next block's start, so rebinning at 0.5 s
-    stays aligned); none next to a ``spontaneous`` block (AllenSDK would join the two rows into
-    one epoch)."""
+def _schedule(names: list[str], pieces: list[xr.Dataset]) -> list[tuple[str, int, tuple | None]]:
+    """The blocks in session order, ``(stimulus, piece index, (first bin, end bin) or None)``:
+    every piece once, in config order, except a continuous ``spontaneous`` piece, which is cut
+    into up to ``1 + SPONTANEOUS_PARTS`` parts, the first half in its place and the rest after
+    each of the next pieces, as a real session has spontaneous sweeps between its stimulus blocks
+    (each part in whole seconds where the piece's bin size divides a second)."""
+    entries, pending = [], []
+    for k, (name, piece) in enumerate(zip(names, pieces, strict=True)):
+        planted = piece["counts"] if "counts" in piece else piece.get("rate")
+        if name == SPONTANEOUS and planted is not None and "trial" not in planted.dims:
+            n_parts = 1 + min(SPONTANEOUS_PARTS, len(pieces) - k - 1)
+            bounds = _parts(piece.sizes["time"], float(piece.attrs["dt_s"]), n_parts)
+            entries.append((name, k, bounds[0]))
+            pending = [(name, k, b) for b in bounds[1:]]
+            continue
+        entries.append((name, k, (0, piece.sizes.get("time", 0))))
+        if pending:
+            entries.append(pending.pop(0))
+    return entries
+
+
+def _parts(n_time: int, dt: float, n_parts: int) -> list[tuple[int, int]]:
+    """Bin ranges of the parts: half the bins first, the rest in equal parts, cut on whole
+    seconds where ``dt`` divides a second (so rebinning the counts to 0.5 s stays exact)."""
+    per_second = round(1 / dt)
+    unit = per_second if per_second > 0 and abs(per_second * dt - 1) < 1e-9 else 1
+    whole = n_time // unit
+    if n_parts == 1 or whole < 2 * n_parts:
+        return [(0, n_time)]
+    edges = [0, whole // 2] + [
+        r[-1] + 1 for r in np.array_split(np.arange(whole // 2, whole), n_parts - 1)
+    ]
+    edges = [e * unit for e in edges]
+    edges[-1] = n_time
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def _gap_sweeps(spans: list[tuple[str, float, float]], duration: float) -> pd.DataFrame:
+    """Spontaneous sweeps (background activity only) in the gaps between stimulus blocks and
+    after the last one, as Allen sessions have them (each from the whole second after a block's
+    end to the next block's start, so rebinning at 0.5 s stays aligned); none next to a
+    ``spontaneous`` block (AllenSDK would join the two rows into one epoch)."""
     rows = []
-    for (before, _, stop), (after, start, _) in zip(spans[:-1], spans[1:], strict=True):
+    after = [*spans[1:], (None, duration, duration)]
+    for (before, _, stop), (following, start, _) in zip(spans, after, strict=True):
         begin = float(math.ceil(stop))
-        if SPONTANEOUS not in (before, after) and start - begin >= 0.5:
+        if SPONTANEOUS not in (before, following) and start - begin >= 0.5:
             rows.append((begin, start))
     frame = pd.DataFrame(rows, columns=["start_time", "stop_time"], dtype=float)
     return _table_ids(frame.assign(stimulus_name=SPONTANEOUS))
@@ -333,15 +373,20 @@ def compose_session(
     unit_region += list(rng.choice(regions, n_filtered_units))
     n_units = len(unit_source)
 
-    # Stimulus blocks, one per piece, each starting on a whole second.
+    # Stimulus blocks in session order (a continuous spontaneous piece split between the later
+    # pieces, see _schedule), each starting on a whole second.
     spikes_unit, spikes_time, presentations, templates, groups = [], [], {}, {}, {}
-    block_of_unit = np.full((n_units, 2), np.nan)
-    start, block_number, offset, spans = math.ceil(gap_s), 0, 0, []
-    for name, piece in zip(names, pieces, strict=True):
+    first_unit = np.cumsum([0] + [piece.sizes["neuron"] for piece in pieces])
+    own_blocks = [[] for _ in pieces]  # each piece's (start, stop) blocks
+    planted_of, drawn, parts = {}, {}, {}
+    start, block_number, spans = math.ceil(gap_s), 0, []
+    for name, k, bins in _schedule(names, pieces):
+        piece = pieces[k]
         dt = float(piece.attrs["dt_s"])
-        planted = _planted_counts(piece, rng)
-        n_neurons = piece.sizes["neuron"]
-        units = np.arange(offset, offset + n_neurons)
+        units = np.arange(first_unit[k], first_unit[k + 1])
+        if name not in planted_of:
+            planted_of[name] = _planted_counts(piece, rng)
+        planted = planted_of[name]
         group = piece.drop_vars([v for v in ("rate", "counts", "image") if v in piece])
         if "trial" in planted.dims:
             planted = planted.transpose("trial", "neuron", "time")
@@ -354,34 +399,49 @@ def compose_session(
             for var, values in _trial_variables(piece).items():
                 table[var] = _allen_values(values)
             table["units"] = "deg"  # a text parameter beside the numeric ones, as in Allen tables
+            presentations[name] = table
             stop = onsets[-1] + duration
             group = group.assign(
                 start_time=("trial", onsets),
                 planted_counts=planted.assign_coords(trial=np.arange(n_trials)),
             ).assign_coords(trial=np.arange(n_trials))
+            groups[name] = (group, units, {"block_start": float(start), "block_stop": stop})
         else:
             planted = planted.transpose("neuron", "time")
-            n_time = planted.sizes["time"]
-            neuron, time = _spikes_from_counts(planted.values, np.float64(start), dt, rng)
-            stop = start + n_time * dt
-            table = _presentation_table(name, [float(start)], [stop], block_number)
-            session_time = start + (np.arange(n_time) + 0.5) * dt
-            group = group.assign_coords(time=session_time).assign(
-                planted_counts=planted.assign_coords(time=session_time)
+            if name not in drawn:  # one draw for the whole piece, then cut into its parts
+                drawn[name] = _spikes_from_counts(planted.values, np.float64(0.0), dt, rng)
+            lo, hi = bins
+            neuron, relative = drawn[name]
+            inside = (relative >= lo * dt) & (relative < hi * dt)
+            neuron, time = neuron[inside], start + relative[inside] - lo * dt
+            stop = start + (hi - lo) * dt
+            parts.setdefault(name, (group, planted, units, block_number, []))[-1].append(
+                (float(start), float(stop), start + (np.arange(hi - lo) + 0.5) * dt)
             )
-        presentations[name] = table
         spans.append((name, float(start), float(stop)))
         block_number += name != SPONTANEOUS
         if "image" in piece:
             templates[name] = piece["image"].transpose("frame", "y", "x").values.astype(float)
         spikes_unit.append(units[neuron])
         spikes_time.append(time)
-        block_of_unit[units] = (start, stop)
-        groups[name] = (group, units, {"block_start": float(start), "block_stop": float(stop)})
-        offset += n_neurons
+        own_blocks[k].append((start, stop))
         start = math.ceil(stop + gap_s)
     duration = float(start)
-    sweeps = _gap_sweeps(spans)
+    for name, (group, planted, units, number, blocks) in parts.items():
+        session_time = np.concatenate([times for _, _, times in blocks])
+        table = _presentation_table(name, [b[0] for b in blocks], [b[1] for b in blocks], number)
+        presentations[name] = table
+        group = group.assign_coords(time=session_time).assign(
+            planted_counts=planted.assign_coords(time=session_time)
+        )
+        block_attrs = {"block_start": blocks[0][0], "block_stop": blocks[-1][1]}
+        if len(blocks) > 1:
+            block_attrs.update(
+                part_starts=[b[0] for b in blocks], part_stops=[b[1] for b in blocks]
+            )
+        groups[name] = (group, units, block_attrs)
+    presentations = {name: presentations[name] for name in names}  # config order
+    sweeps = _gap_sweeps(spans, duration)
     if len(sweeps):
         spontaneous = presentations.get(SPONTANEOUS)
         presentations[SPONTANEOUS] = _table_ids(
@@ -389,12 +449,15 @@ def compose_session(
         )
     presentation_id = _presentation_ids(presentations)
 
-    # Background spikes: every unit, outside its own block.
+    # Background spikes: every unit, outside its own piece's blocks.
     n_background = rng.poisson(background_rate_hz * duration, n_units)
     unit = np.repeat(np.arange(n_units), n_background)
     time = rng.uniform(0, duration, unit.size)
-    lo, hi = block_of_unit[unit, 0], block_of_unit[unit, 1]
-    outside = ~((time >= lo) & (time < hi))  # NaN bounds (filtered units) compare False
+    outside = np.ones(unit.size, dtype=bool)
+    for k, blocks in enumerate(own_blocks):
+        mine = (unit >= first_unit[k]) & (unit < first_unit[k + 1])
+        for lo, hi in blocks:
+            outside &= ~(mine & (time >= lo) & (time < hi))
     spikes_unit.append(unit[outside])
     spikes_time.append(time[outside])
     unit = np.concatenate(spikes_unit)
