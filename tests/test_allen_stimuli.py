@@ -12,10 +12,7 @@ masks of ``get_lfp`` / ``_warn_invalid_spike_intervals``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
-import json
 
 import h5py
 import numpy as np
@@ -23,8 +20,8 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_allen_ingest import _fails  # the CLI run: exit 2, one message, nothing written
 
-from neurodag.cli import main
 from neurodag.errors import InputError
 from neurodag.ingest_allen import ingest_session
 from neurodag.io.allen_nwb import DEFAULT_UNIT_FILTER
@@ -334,36 +331,12 @@ def test_movies_are_aligned_per_repeat(session, tmp_path):
 # -- bad input ------------------------------------------------------------------------------------
 
 
-def _cli_fails(tmp_path, nwb, params) -> str:
-    out = tmp_path / "out"
-    errors = io.StringIO()
-    with contextlib.redirect_stderr(errors):
-        status = main(
-            [
-                "ingest",
-                "--recording",
-                "session",
-                "--spec",
-                json.dumps(SPEC),
-                "--params",
-                json.dumps({"allen": params}),
-                "--input",
-                str(nwb),
-                "-o",
-                str(out),
-            ]
-        )
-    assert status == 2, errors.getvalue()
-    assert not out.exists() or not any(out.iterdir())
-    return errors.getvalue().strip().splitlines()[-1]
-
-
 def test_start_times_running_backwards(session, tmp_path):
     path, _ = write(session, tmp_path)
     with h5py.File(path, "a") as f:
         start = f["intervals/static_gratings_presentations/start_time"]
         start[3], start[4] = start[4], start[3]
-    message = _cli_fails(tmp_path, path, PARAMS)
+    message = _fails(tmp_path, path, params=PARAMS)
     assert str(path) in message
     assert "intervals/static_gratings_presentations/start_time" in message
     assert "backwards" in message
@@ -372,7 +345,7 @@ def test_start_times_running_backwards(session, tmp_path):
 def test_stimulus_the_file_lacks(session, tmp_path):
     path, _ = write(session, tmp_path)
     params = {**PARAMS, "responses": {"gabors": WINDOW}}
-    message = _cli_fails(tmp_path, path, params)
+    message = _fails(tmp_path, path, params=params)
     assert str(path) in message and "intervals/gabors_presentations" in message
     for name in ("drifting_gratings", "natural_scenes", "spontaneous", "static_gratings"):
         assert name in message
