@@ -247,6 +247,17 @@ def test_default_session_against_allensdk(session, tmp_path):
     np.testing.assert_allclose(selected["time"].values, planted["time"].values)
     got = selected.sel(neuron=planted["neuron"]).values
     np.testing.assert_array_equal(got, planted["planted_counts"].values)
+    # and so does the bicluster stage's selection (epochs: [spontaneous]) from counts.nc
+    from neurodag.bicluster.stage import select_counts
+    from neurodag.io.netcdf import write_dataset
+
+    stored = write_dataset(counts, tmp_path / "counts.nc", stage="ingest", parameters={})
+    params = {"regions": ["LGd"], "epochs": ["spontaneous"], "bin_size_s": 0.05, "min_rate_hz": 0}
+    seen = select_counts(stored, params)
+    np.testing.assert_allclose(seen["time"].values, planted["time"].values)
+    np.testing.assert_array_equal(
+        seen.sel(neuron=planted["neuron"]).values, planted["planted_counts"].values
+    )
     assert (table["stimulus_name"] == "invalid_presentation").sum() == 1
     # optotagging (inside the first block) and stimulus intervals leave the spikes valid
     probes = counts["probe_name"].values
