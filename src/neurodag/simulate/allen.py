@@ -10,7 +10,9 @@ as Poisson counts), adds Poisson background spikes to every unit outside its own
 units that AllenSDK's default filter drops (one failing criterion each), and writes it all in the
 layout of the Allen session files (Siegle et al. 2021): units with quality metrics and
 ``peak_channel_id``, electrodes with CCF ``location`` grouped by probe, ``*_presentations``
-interval tables with text parameter columns ("N/A" for missing), running speed, invalid times and
+interval tables as AllenSDK writes them (ids per table, float and text parameter columns, no
+``stimulus_block`` in ``spontaneous``, whose rows are the parts of a spontaneous piece and sweeps
+in the other gaps), running speed with timestamps, invalid times tagged ``[scope, id, label]`` and
 image templates. The ground truth goes to ``truth.nc``: one NetCDF group per piece with its
 ``true_*`` variables re-keyed by unit id and session time (layout in ``docs/data-model.md``).
 """
@@ -74,7 +76,7 @@ class SimulatedSession:
     spike_index: np.ndarray  # end offsets
     electrodes: pd.DataFrame  # index channel id; location, probe, probe_id, local_index, ...
     probes: pd.DataFrame  # index probe name; probe_id
-    presentations: dict[str, pd.DataFrame]  # stimulus -> table indexed by presentation id
+    presentations: dict[str, pd.DataFrame]  # stimulus -> table, ids 0, 1, ... per table
     templates: dict[str, np.ndarray]
     running_speed: pd.DataFrame
     invalid_times: pd.DataFrame
