@@ -360,3 +360,36 @@ def test_stimulus_the_file_lacks(session, tmp_path):
     assert str(path) in message and "intervals/gabors_presentations" in message
     for name in ("drifting_gratings", "natural_scenes", "spontaneous", "static_gratings"):
         assert name in message
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 40), st.integers(0, 6), st.floats(0.0, 5.0))
+def test_movie_repeats_start_where_frames_restart(n_repeats, n_frames, split, pause):
+    """Repeats of a movie table: one per restart of the frame numbers, and one more where a
+    second block begins (natural_movie_three is shown in two blocks of repeats)."""
+    from neurodag.io.allen_stimuli import movie_repeats
+
+    frames = np.tile(np.arange(n_frames), n_repeats)
+    block = np.where(np.arange(frames.size) < min(split, n_repeats) * n_frames, 0.0, 1.0)
+    start = np.arange(frames.size) / 30.0 + pause * block
+    table = pd.DataFrame(
+        {
+            "start_time": start,
+            "stop_time": start + 1 / 30.0,
+            "frame": frames,
+            "stimulus_block": block,
+            "invalid_presentation": np.zeros(frames.size, dtype=bool),
+        },
+        index=pd.Index(100 + np.arange(frames.size), name="stimulus_presentation_id"),
+    )
+    repeats = movie_repeats(table)
+    if n_frames == 1:  # every row restarts the movie
+        assert len(repeats) == frames.size
+        return
+    assert len(repeats) == n_repeats
+    firsts = table.index[frames == 0]
+    np.testing.assert_array_equal(repeats.index, firsts)
+    np.testing.assert_array_equal(repeats["n_frames"], n_frames)
+    np.testing.assert_allclose(repeats["start_time"], table.loc[firsts, "start_time"])
+    lasts = table.index[frames == n_frames - 1]
+    np.testing.assert_allclose(repeats["stop_time"], table.loc[lasts, "stop_time"])
