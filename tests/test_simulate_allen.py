@@ -153,7 +153,10 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
     import time
 
     config = load_config([REPO / "config" / "config.yaml"])
-    spec = json.dumps(config["datasets"]["allen"])
+    entry = config["datasets"]["allen"]
+    # the images the simulator writes beside session.nwb, as the config names them in results/
+    images = {s: str(tmp_path / "sim" / "images" / s) for s in entry["images"]}
+    spec = json.dumps({**entry, "images": images})
     stage = json.dumps(config["stages"]["ingest"])
     begin = time.perf_counter()
     result = run_cli("simulate", "allen", "--spec", spec, "-o", str(tmp_path / "sim"))
@@ -193,6 +196,9 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
             if variable.dims == ("trial",) and name not in ("trial", "start_time"):
                 np.testing.assert_array_equal(responses[name].values, variable.values)
         np.testing.assert_allclose(responses["start_time"].values, planted["start_time"].values)
+        if stimulus in images:  # from the folder, not the session file (it has none)
+            assert responses["image"].attrs["source"] == images[stimulus]
+            assert responses.sizes["frame"] == len(np.unique(responses["frame"]))
 
 
 def test_config_pieces_are_a_list_of_names_or_name_options():
