@@ -54,13 +54,14 @@ def load_responses(paths: list[Path], params: dict[str, Any]):
             key="stages.mds",
         )
         if "image" not in ds:
+            stimulus = ds.attrs.get("stimulus_name", params["stimulus"])
             raise InputError(
                 path,
                 "image",
-                f"missing: the mds stage needs the images of {ds.attrs.get('stimulus_name', '')} "
-                "(the session files carry none); give them with the dataset's images: option "
-                f"(datasets.<dataset>.images.{params['stimulus']}: a folder of images named by "
-                "frame index, or a stack file)",
+                f"missing: the mds stage needs the images of {stimulus} (session files carry "
+                "none); give them with the dataset's images: option "
+                f"(datasets.<dataset>.images.{stimulus}: a folder of images named by frame index, "
+                "or a stack file)",
             )
         rows = image_rows(ds, ds["frame"].values, path)
         frame_index = image_index(ds)
