@@ -47,9 +47,9 @@ def image_inputs(dataset):
         return []
     if is_simulated(dataset):
         return simulated_image_folders(dataset)
-    from neurodag.io.stimulus_images import image_files
+    from neurodag.io.stimulus_images import image_files, images_option
 
-    images = dataset_entry(dataset).get("images") or {}
+    images = images_option(dataset_entry(dataset))
     return [str(f) for s, p in images.items() for f in image_files(p, f"images.{s}")]
 
 
@@ -57,11 +57,12 @@ def simulated_image_folders(dataset):
     """A simulated allen dataset's `images:` folders: the simulator writes each stimulus's images
     to results/simulate/{dataset}/images/{stimulus}, so `images:` must name those."""
     from neurodag.errors import ConfigError
+    from neurodag.io.stimulus_images import images_option
 
     folders = []
     if dataset_entry(dataset)["kind"] != "allen":
         return folders
-    for stimulus, path in (dataset_entry(dataset).get("images") or {}).items():
+    for stimulus, path in images_option(dataset_entry(dataset)).items():
         folder = f"results/simulate/{dataset}/images/{stimulus}"
         if os.path.normpath(path) != folder:
             raise ConfigError(

@@ -202,12 +202,17 @@ def read_images(path: str | Path, field: str = "images") -> StimulusImages:
     raise InputError(path, field, "no such image folder or stack file")
 
 
+def images_option(spec: dict) -> dict[str, str]:
+    """A dataset entry's ``images:`` option, {stimulus: path}, without the stimuli set to null."""
+    return {k: v for k, v in (spec.get("images") or {}).items() if v is not None}
+
+
 def dataset_images(spec: dict) -> dict[str, StimulusImages]:
     """Every stimulus's images of a dataset entry's ``images:`` option (relative paths resolve
     like the dataset's ``path``: against the working directory)."""
     return {
         stimulus: read_images(path, f"images.{stimulus}")
-        for stimulus, path in (spec.get("images") or {}).items()
+        for stimulus, path in images_option(spec).items()
     }
 
 

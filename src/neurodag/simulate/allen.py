@@ -678,7 +678,9 @@ def image_folder(outdir: str | Path, stimulus: str) -> Path:
 
 def check_images_option(session: SimulatedSession, spec: dict) -> None:
     """Each stimulus the dataset's ``images:`` names must be one the simulator has images of."""
-    for stimulus in spec.get("images") or {}:
+    from neurodag.io.stimulus_images import images_option
+
+    for stimulus in images_option(spec):
         if stimulus not in session.templates:
             raise ConfigError(
                 f"images.{stimulus}: the simulated session has no images for this stimulus; "
