@@ -676,6 +676,15 @@ def image_folder(outdir: str | Path, stimulus: str) -> Path:
     return Path(outdir) / "images" / stimulus
 
 
+def with_images_in(spec: dict, outdir: str | Path) -> dict:
+    """The dataset entry ``spec`` with its ``images:`` pointing into ``outdir``, where
+    :func:`write_session` wrote them (the workflow's outdir is results/simulate/{dataset}, the
+    paths the config names; a script writing elsewhere reads them from there)."""
+    from neurodag.io.stimulus_images import images_option
+
+    return {**spec, "images": {s: str(image_folder(outdir, s)) for s in images_option(spec)}}
+
+
 def check_images_option(session: SimulatedSession, spec: dict) -> None:
     """Each stimulus the dataset's ``images:`` names must be one the simulator has images of."""
     from neurodag.io.stimulus_images import images_option
