@@ -388,3 +388,36 @@ def test_mds_without_images_names_the_option(session, tmp_path):
     assert f"{path}: image: missing" in result.stderr
     assert f"images: option (datasets.<dataset>.images.{MDS_STIMULUS}" in result.stderr
     assert not out.exists()
+
+
+# -- the workflow: image files are inputs of the ingest rule ----------------------------------
+
+
+def test_image_files_are_ingest_inputs(tmp_path, session):
+    from conftest import snakemake
+    from scratch_workflow import copy_workflow
+
+    _, nwb, _, spec = session
+    workdir = copy_workflow(tmp_path / "wf")
+    mine = workdir / "mine.yaml"
+    mine.write_text(
+        "datasets:\n"
+        f"  mine: {{kind: allen, format: allen-nwb, path: {nwb},"
+        f" images: {{natural_scenes: {spec['images']['natural_scenes']}}}}}\n"
+        "  allen: {enabled: false}\n"
+    )
+    result = snakemake("-n", "--cores", "1", "--configfile", str(mine), cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    job = result.stdout.split("rule ingest_mine:")[1].split("rule ")[0]
+    inputs = job.split("input:")[1].split("\n")[0]
+    assert f"{spec['images']['natural_scenes']}/natural_scenes_9.tiff" in inputs
+    assert "--input " + str(nwb) in job and "natural_scenes_9.tiff --" not in job
+    # a simulated dataset's images are the simulator's folders, nowhere else
+    elsewhere = workdir / "elsewhere.yaml"
+    elsewhere.write_text("datasets:\n  allen:\n    images: {natural_scenes: data/scenes}\n")
+    result = snakemake("-n", "--cores", "1", "--configfile", str(elsewhere), cwd=workdir)
+    assert result.returncode != 0
+    assert (
+        "datasets.allen.images.natural_scenes: the simulator writes"
+        in result.stdout + result.stderr
+    )
