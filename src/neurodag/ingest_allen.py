@@ -189,6 +189,8 @@ def ingest_session(path: str | Path, spec: dict, params: dict) -> dict[str, xr.D
         if not b > a:
             raise ConfigError(f"responses.{stimulus}.window_s: end {b} must be after start {a}")
     external = dataset_images(spec)
+    for stimulus in sorted(set(external) - set(responses)):
+        log.warning("images.%s: the stimulus is not in responses; its images are unused", stimulus)
     session = read_session(path, params.get("unit_filter"))
     session = select_regions(session, params.get("regions"))
     images = stimulus_images(session, external)
