@@ -53,10 +53,6 @@ class StimulusImages:
     images: np.ndarray  # (frame, y, x), the files' number type
     source: str  # where they came from, for errors
 
-    def rows(self, frames: np.ndarray) -> np.ndarray:
-        """Row of ``images`` for each frame index (which must all be present)."""
-        return np.searchsorted(self.frame, frames)
-
     def missing(self, frames: np.ndarray) -> np.ndarray:
         """The image frames (not the blank) among ``frames`` that have no image, sorted."""
         wanted = np.unique(np.asarray(frames)[np.asarray(frames) != BLANK_FRAME])
@@ -104,7 +100,9 @@ def read_image(path: Path, field: str = "images") -> np.ndarray:
                     raise InputError(
                         path, field, f"holds {handle.n_frames} pages; give one image per file"
                     )
-                if handle.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "HSV", "LAB"):
+                if handle.mode == "1":  # bilevel: 0 / 255
+                    handle = handle.convert("L")
+                elif handle.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "HSV", "LAB"):
                     handle = handle.convert("RGB")
                 image = np.asarray(handle)
         except (UnidentifiedImageError, OSError) as exc:
