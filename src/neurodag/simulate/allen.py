@@ -445,6 +445,7 @@ def compose_session(
             )
         groups[name] = (group, units, block_attrs)
     presentations = {name: presentations[name] for name in names}  # config order
+    groups = {name: groups[name] for name in names}
     sweeps = _gap_sweeps(spans, duration)
     if len(sweeps):
         spontaneous = presentations.get(SPONTANEOUS)
