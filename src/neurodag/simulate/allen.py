@@ -642,13 +642,15 @@ def _allen_probes(nwb, session: SimulatedSession) -> dict:
     types = ecephys_types()
     groups = {}
     for probe, row in session.probes.iterrows():
-        device = types["EcephysProbe"](
-            name=probe,
-            description="Neuropixels 1.0 Probe",
-            manufacturer="imec",
-            probe_id=int(row["probe_id"]),
-            sampling_rate=SAMPLE_RATE_HZ,
-        )
+        with warnings.catch_warnings():  # pynwb 4 prefers a DeviceModel; the Allen files have this
+            warnings.filterwarnings("ignore", "The 'manufacturer' field is deprecated")
+            device = types["EcephysProbe"](
+                name=probe,
+                description="Neuropixels 1.0 Probe",
+                manufacturer="imec",
+                probe_id=int(row["probe_id"]),
+                sampling_rate=SAMPLE_RATE_HZ,
+            )
         groups[probe] = types["EcephysElectrodeGroup"](
             name=probe,
             description="Ecephys Electrode Group",
