@@ -131,11 +131,11 @@ def structure_acronyms(location: np.ndarray) -> np.ndarray:
 
 
 def unit_regions(units: pd.DataFrame, electrodes: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Add what each unit's peak channel (its electrodes row) tells: ``structure_acronym`` ("" outside
-    the brain), ``region`` (the acronym; "unknown" outside the brain), ``probe`` (the electrode
-    group) and the channel columns of ``CHANNEL_COLUMNS`` that the file has (CCF coordinates,
-    probe channel number and positions, ``valid_data``). A ``peak_channel_id`` that is not a
-    channel of the file is an error."""
+    """Add what each unit's peak channel (its electrodes row) tells: ``structure_acronym``
+    ("" outside the brain), ``region`` (the acronym; "unknown" outside the brain), ``probe`` (the
+    electrode group) and the channel columns of ``CHANNEL_COLUMNS`` that the file has (CCF
+    coordinates, probe channel number and positions, ``valid_data``). A ``peak_channel_id`` that
+    is not a channel of the file is an error."""
     if "peak_channel_id" not in units:
         raise InputError(path, "units/peak_channel_id", "units have no peak_channel_id column")
     channel = units["peak_channel_id"].to_numpy()

@@ -582,7 +582,8 @@ def ecephys_types() -> dict:
 
     import pynwb
 
-    namespace = files("neurodag") / "data" / ECEPHYS_NAMESPACE / f"{ECEPHYS_NAMESPACE}.namespace.yaml"
+    folder = files("neurodag") / "data" / ECEPHYS_NAMESPACE
+    namespace = folder / f"{ECEPHYS_NAMESPACE}.namespace.yaml"
     if ECEPHYS_NAMESPACE not in pynwb.available_namespaces():
         pynwb.load_namespaces(str(namespace))
     return {
@@ -734,7 +735,9 @@ def _allen_units(session: SimulatedSession):
     waveforms = VectorData(
         name="waveform_mean",
         description="mean waveforms on peak channels (and over samples)",
-        data=H5DataIO(_mean_waveforms(table["amplitude"].to_numpy(), peak_local), compression="gzip"),
+        data=H5DataIO(
+            _mean_waveforms(table["amplitude"].to_numpy(), peak_local), compression="gzip"
+        ),
     )
     return Units(
         name="units",
