@@ -7,12 +7,19 @@ ground truth. The composer lays the pieces out one after another as stimulus blo
 (gaps of ``gap_s`` between them, each block starting on a whole second), turns counts into spike
 times (every spike placed uniformly inside its bin, away from the bin edges; rates are first drawn
 as Poisson counts), adds Poisson background spikes to every unit outside its own piece's block, adds
-units that AllenSDK's default filter drops (one failing criterion each), and writes it all in the
-layout of the Allen session files (Siegle et al. 2021): units with quality metrics and
-``peak_channel_id``, electrodes with CCF ``location`` grouped by probe, ``*_presentations``
-interval tables with text parameter columns ("N/A" for missing), running speed, invalid times and
-image templates. The ground truth goes to ``truth.nc``: one NetCDF group per piece with its
-``true_*`` variables re-keyed by unit id and session time (layout in ``docs/data-model.md``).
+units that AllenSDK's default filter drops (one failing criterion each, the peak channel's
+``valid_data`` and structure acronym among them), and writes it all in the layout of the Allen
+session files (Siegle et al. 2021) as AllenSDK's ``write_nwb`` does (``allensdk/brain_observatory/
+ecephys/write_nwb``): the ``ndx-aibs-ecephys`` probe, electrode-group and specimen types with
+their namespace cached in the file, every channel of each probe (CCF ``location``, empty above
+the brain; reference channels ``valid_data`` False) with AllenSDK's electrode columns, units with
+AllenSDK's columns and dtypes (quality and waveform metrics, ``peak_channel_id``, ragged
+``spike_times``, ``spike_amplitudes`` and ``waveform_mean``), ``*_presentations``
+interval tables with text parameter columns ("N/A" for missing), running speed and invalid times;
+as in the real files, no stimulus templates: the images go to a folder per stimulus beside the
+file, one image per frame (:func:`write_session`). The ground truth goes to ``truth.nc``: one
+NetCDF group per piece with its ``true_*`` variables re-keyed by unit id and session time
+(layout in ``docs/data-model.md``).
 """
 
 from __future__ import annotations
@@ -768,9 +775,7 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
     import os
 
     from pynwb import NWBHDF5IO, TimeSeries
-    from pynwb.base import Images
     from pynwb.epoch import TimeIntervals
-    from pynwb.image import GrayscaleImage
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -831,15 +836,6 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
             columns=[*columns, tags, tags_index],
         )
         nwb.add_time_intervals(intervals)
-
-    for name, image in session.templates.items():
-        frames = [
-            GrayscaleImage(name=f"frame_{k:04d}", data=image[k], description=f"{name} frame {k}")
-            for k in range(image.shape[0])
-        ]
-        nwb.add_stimulus_template(
-            Images(name=name, images=frames, description=f"{name} stimulus images (0-255)")
-        )
 
     running = nwb.create_processing_module(name="running", description="running speed")
     running.add(
@@ -907,15 +903,50 @@ def simulate(options: dict) -> SimulatedSession:
     )
 
 
+def image_folder(outdir: str | Path, stimulus: str) -> Path:
+    """Where :func:`write_session` puts a stimulus's images: ``<outdir>/images/<stimulus>``."""
+    return Path(outdir) / "images" / stimulus
+
+
+def with_images_in(spec: dict, outdir: str | Path) -> dict:
+    """The dataset entry ``spec`` with its ``images:`` pointing into ``outdir``, where
+    :func:`write_session` wrote them (the workflow's outdir is results/simulate/{dataset}, the
+    paths the config names; a script writing elsewhere reads them from there)."""
+    from neurodag.io.stimulus_images import images_option
+
+    return {**spec, "images": {s: str(image_folder(outdir, s)) for s in images_option(spec)}}
+
+
+def check_images_option(session: SimulatedSession, spec: dict) -> None:
+    """Each stimulus the dataset's ``images:`` names must be one the simulator has images of."""
+    from neurodag.io.stimulus_images import images_option
+
+    for stimulus in images_option(spec):
+        if stimulus not in session.templates:
+            raise ConfigError(
+                f"images.{stimulus}: the simulated session has no images for this stimulus; "
+                f"it has images for: {', '.join(session.templates) or 'none'}"
+            )
+
+
 def write_session(
     session: SimulatedSession, outdir: str | Path, parameters: dict, *, write=None
 ) -> list[Path]:
     """``session.nwb`` and ``truth.nc`` (one group per piece) in ``outdir``; ``write(session,
-    path)`` writes the NWB file (default :func:`write_nwb`, the Allen layout)."""
+    path)`` writes the NWB file (default :func:`write_nwb`, the Allen layout). The Allen layout's
+    stimulus images stay out of the session file, as in the real files: one 32-bit float TIFF
+    per frame in :func:`image_folder` (``<stimulus>_<frame>.tiff``), read through the dataset's
+    ``images:`` option."""
     from neurodag.io.netcdf import write_dataset
 
     outdir = Path(outdir)
     nwb_path = (write or write_nwb)(session, outdir / "session.nwb")
+    if write is None:
+        from neurodag.io.stimulus_images import write_folder
+
+        for name, images in session.templates.items():
+            log.info("%s: %d images -> %s", name, len(images), image_folder(outdir, name))
+            write_folder(images, image_folder(outdir, name), name)
     truth_path = write_dataset(
         session.truth,
         outdir / "truth.nc",
