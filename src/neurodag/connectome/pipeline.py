@@ -56,7 +56,8 @@ def affinity_tensor(
     if client is None:
         per_worm = [aff.worm_pair_affinity(x, grid, **kwargs) for x in sub]
     else:
-        futures = client.map(aff.worm_pair_affinity, list(sub), grid=grid, **kwargs, pure=False)
+        traces = client.scatter(list(sub))  # one worm's traces per task, not in the graph
+        futures = client.map(aff.worm_pair_affinity, traces, grid=grid, **kwargs, pure=False)
         per_worm = client.gather(futures)
     del sub
     ids = [p for p, _ in per_worm]
