@@ -120,19 +120,11 @@ def worm_pair_affinity(
     return pair_id(recorded[i[keep]], recorded[j[keep]], n), values[keep]
 
 
-def worm_affinity(
-    traces: np.ndarray,
-    grid: WindowGrid,
-    *,
-    method: str = "kernel",
-    bandwidth: float = 0.35,
-    min_valid_fraction: float = 0.8,
-) -> np.ndarray:
+def worm_affinity(traces: np.ndarray, grid: WindowGrid, **options) -> np.ndarray:
     """Affinities of one worm over all pairs of its n neurons, ``(pair, window)`` (float32, NaN
-    where masked): :func:`worm_pair_affinity` laid out densely (for small inputs and figures)."""
-    ids, values = worm_pair_affinity(
-        traces, grid, method=method, bandwidth=bandwidth, min_valid_fraction=min_valid_fraction
-    )
+    where masked): :func:`worm_pair_affinity` (same ``options``) laid out densely, for small
+    inputs."""
+    ids, values = worm_pair_affinity(traces, grid, **options)
     n = traces.shape[1]
     out = np.full((n * (n - 1) // 2, grid.starts.size), np.nan, dtype=np.float32)
     out[ids] = values
