@@ -49,7 +49,7 @@ Measured (2 cores shared with other work; ``uptime`` load beside each figure):
   Connectome stage 234 s (3.9 min), peak 2.96 GiB: within the goal of 15 min and 6 GB on 2
   cores. Chosen rank 3 (relative error 0.799); planted-group NMI 0.757, worst matched
   time-factor correlation 0.435, reversal component found (velocity not, as on 10 worms).
-  The same stage on the default 10 simulated worms: 28 s (load 2.1) against 288 s (load 2.9 to
+  The same stage on the default 10 simulated worms: 25 s (load 1.8) against 288 s (load 2.9 to
   4.7) for the earlier dense (pair, window, worm) tensor with serial fits, with the same
   validation (NMI 0.944, rank 3, reversal component found).
 """
