@@ -11,6 +11,7 @@ from neurodag.connectome.behavior import (
     benjamini_hochberg,
     component_time_courses,
 )
+from neurodag.connectome.ntf import ObservedTensor
 
 
 def test_benjamini_hochberg_by_hand():
@@ -41,11 +42,14 @@ def test_shifted_window_means_are_the_means_of_the_rolled_series(n, length, hole
 
 def test_component_time_courses_are_loading_weighted_pair_means():
     rng = np.random.default_rng(0)
-    affinity = rng.uniform(size=(3, 5, 7))
+    affinity = rng.uniform(size=(3, 5, 7))  # (worm, window, pair)
     affinity[1, :, 2] = np.nan  # a pair worm 1 never recorded
+    affinity[2, 3, 4] = np.nan  # a masked window of a recorded pair
     g = rng.uniform(size=(7, 2))
-    g[5] = np.nan  # a pair never recorded together has no loading
-    out = component_time_courses(affinity, g, pair_chunk=3)
+    g[5] = np.nan  # a NaN loading weighs 0
+    observed = ObservedTensor.from_dense(affinity.transpose(2, 1, 0))
+    assert observed.pair.size == 3 * 7 - 1  # the unrecorded pair is no entry
+    out = component_time_courses(observed, g)
     g[5] = 0.0
     assert out.shape == (2, 3, 5)
     for c in range(2):
@@ -132,9 +136,12 @@ def test_against_a_connectome_result_uses_its_windows_and_each_worms_pairs(tmp_p
     )  # fmt: skip
     affinity = rng.uniform(0, 0.2, size=(3, grid.starts.size, worms))  # (pair, window, worm)
     affinity[0] += 0.8 * rev.T  # pair 0 follows each worm's reversals
+    observed = ObservedTensor.from_dense(affinity)
     result = xr.Dataset(
         {
-            "affinity": (("pair", "window", "worm"), affinity),
+            "affinity": (("entry", "window"), observed.values),
+            "entry_pair": ("entry", observed.pair),
+            "entry_worm": ("entry", observed.worm),
             "pair_factor": (("component", "pair"), np.array([[1.0, 0, 0], [0, 0.5, 0.5]])),
             "time_factor": (("component", "window"), rng.uniform(size=(2, grid.starts.size))),
         },

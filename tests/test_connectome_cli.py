@@ -43,10 +43,13 @@ def test_cli_writes_factors_and_communities(tmp_path):
     assert result.returncode == 0, result.stderr
     ds = open_dataset(out)
     assert {"affinity", "pair_factor", "time_factor", "worm_factor", "community"} <= set(ds)
-    # pairs with the absent neuron are masked in worm 0 only
-    absent = (ds["neuron_b"] == "N11").values
-    assert np.isnan(ds["affinity"].isel(worm=0).values[absent]).all()
-    assert np.isfinite(ds["affinity"].isel(worm=1).values[absent]).all()
+    # only pairs recorded together are held: those with the absent neuron in worms 1 and 2 only
+    absent = np.flatnonzero((ds["neuron_b"] == "N11").values)
+    entry_pair, entry_worm = ds["entry_pair"].values, ds["entry_worm"].values
+    with_absent = np.isin(entry_pair, absent)
+    assert set(entry_worm[with_absent]) == {1, 2} and with_absent.sum() == 2 * absent.size
+    assert ds.sizes["entry"] == 3 * 66 - 11 and ds.sizes["pair"] == 66
+    assert np.isfinite(ds["affinity"].values).all()
     assert (tmp_path / "connectome.time_factors.png").exists()
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from neurodag.connectome.affinity import WindowGrid, worm_affinity
+from neurodag.connectome.affinity import WindowGrid, pair_index, worm_affinity
 from neurodag.connectome.benchmark_graphs import weighted_lfr
 from neurodag.connectome.dcsbm import fit_dcsbm
 from neurodag.connectome.enrichment import enrichment
@@ -203,7 +203,8 @@ def test_component_graph_is_the_modelled_affinity_in_the_worms_that_recorded_eac
     loading = np.array([1.0, 1.0, 4.0, 1.0, 1.0, 1.0])  # pairs of 4 neurons: 01 02 03 12 13 23
     worm_factor = np.array([1.0, 0.1])
     seen = np.array([[1, 1], [1, 0], [0, 1], [1, 1], [1, 1], [0, 0]], dtype=bool)
-    g = component_graph(loading, worm_factor, seen, 4)
+    worm, pair = np.nonzero(seen.T)  # the (pair, worm) entries recorded together
+    g = component_graph(loading, worm_factor, pair, worm, pair_index(4), 4)
     assert g[0, 1] == pytest.approx(np.sqrt(0.55)) and g[1, 0] == g[0, 1]
     assert g[0, 2] == pytest.approx(1.0)
     assert g[0, 3] == pytest.approx(np.sqrt(0.4))  # loading 4, but seen only where c = 0.1
@@ -214,8 +215,6 @@ def test_validation_scores_only_names_whose_rois_are_correctly_identified():
     """Neuron 'n3' is a group member's trace filed under a non-member's name in one worm: the
     community that contains it is right about the data; it is left out of the main score and
     counted in the all-labels score."""
-    from neurodag.connectome.affinity import pair_index
-
     names = [f"n{i}" for i in range(12)]
     group = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], dtype=bool)
     found = np.where(group, 0, 1)
@@ -225,14 +224,21 @@ def test_validation_scores_only_names_whose_rois_are_correctly_identified():
     windows = 4
     result = xr.Dataset(
         {
-            "affinity": (("pair", "window", "worm"), np.ones((len(i), windows, 2))),
+            "affinity": (("entry", "window"), np.ones((2 * len(i), windows))),
+            "entry_pair": ("entry", np.tile(np.arange(len(i)), 2)),
+            "entry_worm": ("entry", np.repeat([0, 1], len(i))),
             "pair_factor": (("component", "pair"), strength[None]),
             "worm_factor": (("component", "worm"), np.ones((1, 2))),
             "time_factor": (("component", "window"), np.array([[0.0, 1.0, 1.0, 0.0]])),
             "community": (("component", "neuron"), found[None]),
             "louvain_community": (("component", "neuron"), found[None]),
         },
-        coords={"neuron": names, "window_time": ("window", np.arange(windows) * 10.0 + 5)},
+        coords={
+            "neuron": names,
+            "neuron_a": ("pair", np.array(names)[i]),
+            "neuron_b": ("pair", np.array(names)[j]),
+            "window_time": ("window", np.arange(windows) * 10.0 + 5),
+        },
     )
     result["affinity"].attrs["window_s"] = 10.0
     truth = xr.Dataset(

@@ -3,10 +3,12 @@ functional connectome in neurobiological networks", ICLR 2024).
 
 Three steps, as in the paper:
 
-1. :mod:`.affinity` — sliding-window pairwise affinities per worm into ``affinity(pair, window,
-   worm)``, NaN where a neuron was not recorded (computed in parallel with Dask over worms);
-2. :mod:`.ntf` — non-negative CP of that tensor (HALS, EM for missing entries), rank chosen from
-   reconstruction error and replicability across restarts: ``pair_factor(component, pair)``,
+1. :mod:`.affinity` — sliding-window pairwise affinities per worm over the pairs it recorded,
+   ``affinity(entry, window)`` with ``entry_pair``/``entry_worm`` (one entry per (pair, worm)
+   recorded together; computed in parallel with Dask over worms);
+2. :mod:`.ntf` — non-negative CP of that ``(pair, window, worm)`` tensor (masked HALS over the
+   observed entries only), rank chosen from reconstruction error, replicability across restarts
+   and worm spread (the fits on the Dask workers): ``pair_factor(component, pair)``,
    ``time_factor(component, window)``, ``worm_factor(component, worm)``;
 3. :mod:`.sbm` — each component's pair factor is a weighted neuron graph; its communities come from
    a weighted stochastic block model (variational EM, block count by ICL) and, as a baseline, from

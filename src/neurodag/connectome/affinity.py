@@ -15,8 +15,11 @@ standardized and the pair's Pearson correlation ``r_ij(w)`` computed. Two affini
   tensor is then close to a sum of sparse blocks, which is what non-negative CP recovers.
 - ``abs_correlation`` (baseline): ``|r_ij(w)|``.
 
-Neurons not recorded in a worm, and windows with fewer than ``min_valid_fraction`` valid samples,
-give NaN affinities (masked downstream), never zeros.
+Only the pairs a worm recorded are computed and kept (:func:`worm_pair_affinity`: per worm, the
+pairs of its recorded neurons, each with its window series), so the affinities of a collection
+grow with the pairs recorded together, never with all pairs x worms (a worm images ~100-150 of
+the 302 neurons; Dag et al. 2023). Windows with fewer than ``min_valid_fraction`` valid samples
+of either neuron give NaN affinities (masked downstream), never zeros.
 """
 
 from __future__ import annotations
@@ -88,15 +91,41 @@ def affinity_from_correlation(corr: np.ndarray, method: str, bandwidth: float) -
     raise ValueError(f"unknown affinity method {method!r}; expected one of {METHODS}")
 
 
-def worm_affinity(
+def pair_id(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Position of the pair (i, j), i < j, in :func:`pair_index` order of n neurons."""
+    i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
+    return i * (2 * n - i - 1) // 2 + (j - i - 1)
+
+
+def worm_pair_affinity(
     traces: np.ndarray,
     grid: WindowGrid,
     *,
     method: str = "kernel",
     bandwidth: float = 0.35,
     min_valid_fraction: float = 0.8,
-) -> np.ndarray:
-    """Affinities of one worm as ``(pair, window)`` (float32, NaN where masked)."""
-    corr = window_correlations(traces, grid, min_valid_fraction)
-    i, j = pair_index(traces.shape[1])
-    return affinity_from_correlation(corr[:, i, j], method, bandwidth).T.astype(np.float32)
+) -> tuple[np.ndarray, np.ndarray]:
+    """One worm's affinities over the pairs it recorded: ``(ids, values)``.
+
+    ``traces`` is ``(time, neuron)`` over n neurons, NaN where not recorded; ``ids`` are the
+    recorded pairs' positions in :func:`pair_index` order of the n neurons (ascending) and
+    ``values`` their ``(pair, window)`` affinities (float32, NaN in masked windows). A pair
+    whose every window is masked is left out."""
+    n = traces.shape[1]
+    recorded = np.flatnonzero(np.isfinite(traces).any(axis=0))
+    corr = window_correlations(traces[:, recorded], grid, min_valid_fraction)
+    i, j = pair_index(recorded.size)
+    values = affinity_from_correlation(corr[:, i, j], method, bandwidth).T.astype(np.float32)
+    keep = np.isfinite(values).any(axis=1)
+    return pair_id(recorded[i[keep]], recorded[j[keep]], n), values[keep]
+
+
+def worm_affinity(traces: np.ndarray, grid: WindowGrid, **options) -> np.ndarray:
+    """Affinities of one worm over all pairs of its n neurons, ``(pair, window)`` (float32, NaN
+    where masked): :func:`worm_pair_affinity` (same ``options``) laid out densely, for small
+    inputs."""
+    ids, values = worm_pair_affinity(traces, grid, **options)
+    n = traces.shape[1]
+    out = np.full((n * (n - 1) // 2, grid.starts.size), np.nan, dtype=np.float32)
+    out[ids] = values
+    return out

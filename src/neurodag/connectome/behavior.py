@@ -51,33 +51,36 @@ def benjamini_hochberg(p: np.ndarray) -> np.ndarray:
     return q
 
 
-def component_time_courses(
-    affinity: np.ndarray, pair_factor: np.ndarray, pair_chunk: int = 20000
-) -> np.ndarray:
+def component_time_courses(affinity, pair_factor: np.ndarray) -> np.ndarray:
     """(component, worm, window): each worm's affinity averaged over pairs, weighted by the
     component's pair loadings, over the pairs finite in that worm and window.
 
-    ``affinity`` is (worm, window, pair) with NaN for pairs a worm did not record; ``pair_factor``
-    is (pair, component) or (component, pair) (taken as (component, pair) when its first axis is
-    not the pair axis); NaN loadings (pairs never recorded together) weigh 0.
+    ``affinity`` is the :class:`~neurodag.connectome.ntf.ObservedTensor` of the result (per worm,
+    the pairs it recorded); ``pair_factor`` is (component, pair) or (pair, component) (taken as
+    (pair, component) when its first axis is the pair axis and its second is not); NaN loadings
+    weigh 0.
     """
-    affinity = np.asarray(affinity)
+    from scipy import sparse
+
+    n_pair, n_window, n_worm = affinity.shape
     g = np.asarray(pair_factor, dtype=np.float64)
-    n_pair = affinity.shape[2]
-    if g.shape[0] == n_pair and g.ndim == 2 and g.shape[1] != n_pair:
+    if g.ndim == 2 and g.shape[0] == n_pair and g.shape[1] != n_pair:
         g = g.T
-    if g.shape[1] != n_pair:
+    if g.ndim != 2 or g.shape[1] != n_pair:
         raise ValueError(f"pair_factor {g.shape} does not match {n_pair} pairs")
-    g = np.where(np.isfinite(g), g, 0.0)  # a pair no worm recorded has no (NaN) loading
-    n_worm, n_window, _ = affinity.shape
+    g = np.where(np.isfinite(g), g, 0.0)
+    values = np.asarray(affinity.values, dtype=np.float64)
+    finite = np.isfinite(values)
+    filled = np.where(finite, values, 0.0)
+    entries = np.arange(affinity.pair.size)
     num = np.zeros((g.shape[0], n_worm, n_window))
     den = np.zeros_like(num)
-    for a in range(0, n_pair, pair_chunk):  # (worm, window, chunk) at a time
-        block = affinity[:, :, a : a + pair_chunk].astype(np.float64)
-        finite = np.isfinite(block)
-        gb = g[:, a : a + pair_chunk]
-        num += np.einsum("wtp,cp->cwt", np.where(finite, block, 0.0), gb)
-        den += np.einsum("wtp,cp->cwt", finite.astype(np.float64), gb)
+    for c, loading in enumerate(g):  # worm <- entry sums weighted by the pair loadings
+        weigh = sparse.csr_matrix(
+            (loading[affinity.pair], (affinity.worm, entries)), shape=(n_worm, entries.size)
+        )
+        num[c] = weigh @ filled
+        den[c] = weigh @ finite
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(den > 0, num / den, np.nan)
 
@@ -255,8 +258,9 @@ def behaviour_against_components(
         )
     behaviour = homogenized["behavior"].sel(worm=result["worm"].values)
     if per_worm:
-        affinity = result["affinity"].transpose("worm", "window", "pair").values
-        courses = component_time_courses(affinity, result["pair_factor"].values)
+        from neurodag.connectome.pipeline import observed_tensor
+
+        courses = component_time_courses(observed_tensor(result), result["pair_factor"].values)
     else:
         courses = result["time_factor"].values
     valid = homogenized["valid_length"].sel(worm=result["worm"].values).values

@@ -5,12 +5,15 @@ hierarchical alternating least squares (HALS; Cichocki & Phan 2009) with the acc
 Gillis & Glineur (2012): each mode's matricized-tensor-times-Khatri-Rao product (the costly
 step) is computed once and reused by several cheap column sweeps.
 
-Missing entries (neurons absent from a worm, windows past a worm's end) never act as zeros. When
-the missingness factorizes per worm (pair seen x window seen: the affinity tensor's case) each row
-gets its own Gram matrix over the entries it observes, so HALS minimises the masked error exactly,
-and the products run over each worm's observed slab only (the tensor is mostly missing). Otherwise
-missing entries are imputed by expectation-maximization (Tomasi & Bro 2005), refilled from the
-current model every iteration.
+Missing entries (neurons absent from a worm, windows past a worm's end) never act as zeros. The
+tensor is held as its observed fibres (:class:`ObservedTensor`: per worm, the pairs it recorded,
+each with its window fibre), so memory and work grow with the pairs recorded together, never with
+all pairs x worms. Each row of every mode gets its own Gram matrix over the entries it observes
+(a pair: the worms that recorded it; a worm: its pairs; a window: the worms it falls inside), so
+HALS minimises the masked error exactly; the products are sparse-dense (entries x windows x rank).
+Entries missing inside an observed fibre (a window where one neuron's samples are invalid) are
+imputed by expectation-maximization (Tomasi & Bro 2005), refilled from the current model every
+iteration.
 
 Rank is chosen as the tensor-decomposition literature recommends (Williams et al. 2018, Neuron):
 fit several random restarts per rank, and look at the reconstruction error and at the replicability
@@ -93,63 +96,144 @@ def _hals_rows(factor: np.ndarray, mttkrp: np.ndarray, grams: np.ndarray, sweeps
             factor[:, r] = np.where(diag > EPS, np.maximum(factor[:, r] + step, EPS), factor[:, r])
 
 
-def _factorized_mask(observed: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """``(pair_seen(P, M), window_seen(W, M))`` if ``observed = pair_seen x window_seen`` per worm.
+@dataclass
+class ObservedTensor:
+    """The observed fibres of a ``(pair, window, worm)`` tensor: row ``e`` of ``values`` is the
+    window fibre of pair ``pair[e]`` in worm ``worm[e]``; every (pair, worm) not listed is missing.
 
-    That is the affinity tensor's missingness: a pair is missing in a worm where one of its neurons
-    was not recorded, a window where it runs past the worm's end."""
-    pair_seen = observed.any(axis=1)
-    window_seen = observed.any(axis=0)
-    if np.array_equal(observed, pair_seen[:, None, :] & window_seen[None, :, :]):
-        return pair_seen.astype(np.float64), window_seen.astype(np.float64)
-    return None
+    This is the affinity tensor as recorded (a worm holds only the pairs of neurons it imaged), so
+    its memory grows with the pairs recorded together, never with all pairs x worms. NaN inside a
+    listed fibre is a missing entry too (a window past a worm's end, or one where a neuron's window
+    is invalid). Entries are sorted by worm."""
+
+    values: np.ndarray  # (entry, window), NaN = missing
+    pair: np.ndarray  # (entry,) index on the pair mode
+    worm: np.ndarray  # (entry,) index on the worm mode, non-decreasing
+    shape: tuple[int, int, int]  # (pairs, windows, worms)
+    # each pair's number among all pairs of a larger set (e.g. all pairs of the kept neurons),
+    # and that set's size: random starts are drawn over the larger set and pairs take their own
+    # rows, so a pair's start does not depend on which other pairs some worm recorded
+    pair_key: np.ndarray | None = None
+    n_pair_keys: int | None = None
+
+    def __post_init__(self) -> None:
+        self.pair = np.asarray(self.pair, dtype=np.int64)
+        self.worm = np.asarray(self.worm, dtype=np.int64)
+        n_pair, n_window, n_worm = self.shape
+        if self.values.ndim != 2 or self.values.shape != (self.pair.size, n_window):
+            raise ValueError(
+                f"values {self.values.shape} do not match the entries and {self.shape}"
+            )
+        if self.pair.size and (
+            self.pair.min() < 0 or self.pair.max() >= n_pair or self.worm.min() < 0
+            or self.worm.max() >= n_worm or np.any(np.diff(self.worm) < 0)
+        ):  # fmt: skip
+            raise ValueError("entries must index the pair and worm modes, sorted by worm")
+
+    @classmethod
+    def from_dense(cls, tensor: np.ndarray) -> ObservedTensor:
+        """The (pair, worm) fibres of a dense tensor with some finite entry."""
+        seen = np.isfinite(tensor).any(axis=1)  # (pair, worm)
+        worm, pair = np.nonzero(seen.T)
+        return cls(tensor[pair, :, worm], pair, worm, tensor.shape)
+
+    def to_dense(self) -> np.ndarray:
+        out = np.full(self.shape, np.nan)
+        out[self.pair, :, self.worm] = self.values
+        return out
+
+    @property
+    def worm_bounds(self) -> np.ndarray:
+        """``bounds[m]:bounds[m + 1]`` are worm m's entries."""
+        return np.searchsorted(self.worm, np.arange(self.shape[2] + 1))
 
 
-def _worm_blocks(x: np.ndarray, pair_seen: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per worm, the pairs it observes and their ``(pair, window)`` slab: the tensor is mostly
-    missing (a pair is seen only where both neurons were imaged), so products run over these."""
-    blocks = []
-    for m in range(x.shape[2]):
-        rows = np.flatnonzero(pair_seen[:, m])
-        blocks.append((rows, np.ascontiguousarray(x[rows, :, m])))
-    return blocks
+class _Observed:
+    """The precomputed sparse structure of one fit: entries as sparse incidence matrices."""
 
+    def __init__(self, data: ObservedTensor):
+        from scipy import sparse
 
-def _masked_iteration(blocks, factors, pair_seen, window_seen, inner_sweeps) -> float:
-    """One exact masked-HALS iteration over the observed slabs; returns ``-2<X, M> + ||M||^2``
-    on the observed entries (add ``||X||^2`` for the squared residual)."""
-    a, b, c = factors
-    aoa = np.einsum("pm,pr,ps->mrs", pair_seen, a, a)
-    bvb = np.einsum("wm,wr,ws->mrs", window_seen, b, b)
-    # worm mode: per-worm Gram = (A' O_m A) o (B' V_m B)
-    xb = [slab @ b for _, slab in blocks]  # (P_m, R) each
-    mttkrp_c = np.array(
-        [np.sum(xbm * a[rows], axis=0) for (rows, _), xbm in zip(blocks, xb, strict=True)]
-    )
-    _hals_rows(c, mttkrp_c, aoa * bvb, inner_sweeps)
-    cc = c[:, :, None] * c[:, None, :]  # (M, R, R)
-    # pair mode: Gram of pair p = sum_m O[p, m] (B' V_m B) o c_m c_m'
-    mttkrp_a = np.zeros_like(a)
-    for m, ((rows, _), xbm) in enumerate(zip(blocks, xb, strict=True)):
-        mttkrp_a[rows] += xbm * c[m]
-    grams_a = (pair_seen @ (bvb * cc).reshape(len(c), -1)).reshape(len(a), *cc.shape[1:])
-    _hals_rows(a, mttkrp_a, grams_a, inner_sweeps)
-    aoa = np.einsum("pm,pr,ps->mrs", pair_seen, a, a)
-    grams_b = (window_seen @ (aoa * cc).reshape(len(c), -1)).reshape(len(b), *cc.shape[1:])
-    mttkrp_b = sum(slab.T @ (a[rows] * c[m]) for m, (rows, slab) in enumerate(blocks))
-    _hals_rows(b, mttkrp_b, grams_b, inner_sweeps)
-    bvb = np.einsum("wm,wr,ws->mrs", window_seen, b, b)
-    model_sq = float(np.sum(aoa * bvb * cc))
-    return -2 * float(np.sum(b * mttkrp_b)) + model_sq
+        n_pair, n_window, n_worm = data.shape
+        observed = np.isfinite(data.values)
+        self.x = np.where(observed, data.values, 0.0).astype(np.float64)
+        self.pair, self.worm = data.pair, data.worm
+        self.bounds = data.worm_bounds
+        entries = np.arange(self.pair.size)
+        ones = np.ones(self.pair.size)
+        # pair <- entry and worm <- entry sums, and the pair-by-worm incidence (nnz = entries)
+        self.to_pair = sparse.csr_matrix((ones, (self.pair, entries)), shape=(n_pair, entries.size))
+        self.to_worm = sparse.csr_matrix((ones, (self.worm, entries)), shape=(n_worm, entries.size))
+        self.pair_worm = sparse.csr_matrix((ones, (self.pair, self.worm)), shape=(n_pair, n_worm))
+        window_seen = np.zeros((n_window, n_worm))
+        for m in range(n_worm):
+            window_seen[:, m] = observed[self.bounds[m] : self.bounds[m + 1]].any(axis=0)
+        self.window_seen = window_seen
+        # entries missing inside a listed fibre within a window the worm observes: EM-imputed
+        gap = ~observed & (window_seen.T[self.worm] > 0)
+        self.gap_entry, self.gap_window = np.nonzero(gap)
+        self.norm_sq = float(np.sum(self.x**2))
+        self.pair_seen = np.bincount(self.pair, minlength=n_pair) > 0
+        self.worm_count = np.diff(self.bounds)  # entries are sorted by worm: np.repeat spreads
 
+    def model_at_gaps(self, factors: list[np.ndarray]) -> np.ndarray:
+        a, b, c = factors
+        e, w = self.gap_entry, self.gap_window
+        return np.einsum("ir,ir,ir->i", a[self.pair[e]], b[w], c[self.worm[e]])
 
-def _reconstruct(factors: list[np.ndarray]) -> np.ndarray:
-    a, b, c = factors
-    return (a[:, None, :] * b[None, :, :]) @ c.T
+    def per_worm_gram(self, rows: np.ndarray) -> np.ndarray:
+        """``(M, R, R)``: sum over each worm's entries of ``rows[e] rows[e]'``."""
+        return np.stack(
+            [
+                rows[lo:hi].T @ rows[lo:hi]
+                for lo, hi in zip(self.bounds[:-1], self.bounds[1:], strict=True)
+            ]
+        )
+
+    def iteration(self, factors: list[np.ndarray], inner_sweeps: int) -> float:
+        """One exact masked-HALS iteration (worm, pair, window modes) over the observed fibres;
+        returns ``-2<X, M> + ||M||^2`` over them (add ``||X||^2`` for the squared residual)."""
+        a, b, c = factors
+        n_worm = len(c)
+        a_e = np.take(a, self.pair, axis=0)  # (entry, R) rows of the pair factor
+        aoa = self.per_worm_gram(a_e)
+        bvb = np.einsum("wm,wr,ws->mrs", self.window_seen, b, b)
+        xb = self.x @ b  # (entry, R)
+        # worm mode: per-worm Gram = (A' O_m A) o (B' V_m B)
+        mttkrp_c = self.to_worm @ (xb * a_e)
+        _hals_rows(c, mttkrp_c, aoa * bvb, inner_sweeps)
+        cc = c[:, :, None] * c[:, None, :]  # (M, R, R)
+        # pair mode: Gram of pair p = sum_m O[p, m] (B' V_m B) o c_m c_m'
+        c_e = np.repeat(c, self.worm_count, axis=0)
+        mttkrp_a = self.to_pair @ (xb * c_e)
+        grams_a = (self.pair_worm @ (bvb * cc).reshape(n_worm, -1)).reshape(len(a), *cc.shape[1:])
+        _hals_rows(a, mttkrp_a, grams_a, inner_sweeps)
+        a_e = np.take(a, self.pair, axis=0)
+        aoa = self.per_worm_gram(a_e)
+        grams_b = (self.window_seen @ (aoa * cc).reshape(n_worm, -1)).reshape(len(b), *cc.shape[1:])
+        mttkrp_b = ((a_e * c_e).T @ self.x).T  # (R, E) @ (E, W): faster than x.T @ (E, R)
+        _hals_rows(b, mttkrp_b, grams_b, inner_sweeps)
+        bvb = np.einsum("wm,wr,ws->mrs", self.window_seen, b, b)
+        model_sq = float(np.sum(aoa * bvb * cc))
+        return -2 * float(np.sum(b * mttkrp_b)) + model_sq
+
+    def residual_sq(self, factors: list[np.ndarray], chunk: int = 65536) -> float:
+        """Squared residual over the observed entries, computed fibre by fibre."""
+        a, b, c = factors
+        total = 0.0
+        for lo in range(0, self.pair.size, chunk):
+            hi = lo + chunk
+            model = (np.take(a, self.pair[lo:hi], axis=0) * c[self.worm[lo:hi]]) @ b.T
+            seen = self.window_seen.T[self.worm[lo:hi]] > 0
+            total += float(np.sum(np.where(seen, self.x[lo:hi] - model, 0.0) ** 2))
+        e, w = self.gap_entry, self.gap_window
+        if e.size:  # imputed entries are not data
+            total -= float(np.sum((self.x[e, w] - self.model_at_gaps(factors)) ** 2))
+        return max(total, 0.0)
 
 
 def non_negative_cp_hals(
-    tensor: np.ndarray,
+    tensor: np.ndarray | ObservedTensor,
     rank: int,
     *,
     n_iter_max: int = 500,
@@ -158,17 +242,25 @@ def non_negative_cp_hals(
     random_state: int | np.random.Generator | None = None,
     init: list[np.ndarray] | None = None,
 ) -> CPFit:
-    """Non-negative CP of a 3-way tensor; NaN entries are missing (EM-imputed), not zeros.
+    """Non-negative CP of a 3-way tensor; missing entries are masked out, never zeros.
+
+    ``tensor`` is dense (NaN = missing) or an :class:`ObservedTensor`. A dense tensor with
+    missing entries is fitted through its observed fibres, exactly as the ``ObservedTensor`` of
+    it. A pair with no observed entry has no estimate: its loadings are 0.
 
     Stops when the relative error changes by less than ``tol`` between iterations (the criterion
     tensorly's ``non_negative_parafac`` uses) or after ``n_iter_max`` iterations.
     """
+    rng = np.random.default_rng(random_state)
+    if isinstance(tensor, ObservedTensor) or not np.isfinite(tensor).all():
+        if not isinstance(tensor, ObservedTensor):
+            if tensor.ndim != 3:
+                raise ValueError("expected a 3-way tensor")
+            tensor = ObservedTensor.from_dense(tensor)
+        return _fit_observed(tensor, rank, n_iter_max, tol, inner_sweeps, rng, init)
     if tensor.ndim != 3:
         raise ValueError("expected a 3-way tensor")
-    rng = np.random.default_rng(random_state)
-    observed = np.isfinite(tensor)
-    has_missing = not observed.all()
-    x = np.where(observed, tensor, 0.0).astype(np.float64)
+    x = tensor.astype(np.float64)
     if (x < 0).any():
         raise ValueError("non-negative CP needs a non-negative tensor")
     norm_x = np.sqrt(np.sum(x**2))
@@ -176,27 +268,12 @@ def non_negative_cp_hals(
         raise ValueError("the tensor is all zero")
     if init is not None:
         factors = [np.array(f, dtype=np.float64) for f in init]
-    else:
-        # scale so the initial model has the data's magnitude
-        scale = (
-            (x[observed].mean() / rank) ** (1 / 3) if has_missing else (x.mean() / rank) ** (1 / 3)
-        )
+    else:  # scale so the initial model has the data's magnitude
+        scale = (x.mean() / rank) ** (1 / 3)
         factors = [rng.uniform(0.1, 1.0, (n, rank)) * scale for n in x.shape]
-    mask = _factorized_mask(observed) if has_missing else None
-    blocks = _worm_blocks(x, mask[0]) if mask is not None else None
-    if has_missing and mask is None:  # general missingness: EM imputation
-        x = np.where(observed, x, _reconstruct(factors))
     errors: list[float] = []
     n_iter = 0
     for n_iter in range(1, n_iter_max + 1):
-        if mask is not None:
-            residual = norm_x**2 + _masked_iteration(blocks, factors, *mask, inner_sweeps)
-            errors.append(np.sqrt(max(residual, 0.0)) / norm_x)
-            weights, unit = _normalize(factors)
-            factors = [u * weights ** (1 / 3) for u in unit]
-            if n_iter > 1 and abs(errors[-2] - errors[-1]) < tol:
-                break
-            continue
         a, b, c = factors
         # worm mode: X_(3) (B kr A) as a (P*W, M)^T @ (P*W, R) product
         kr_ab = (a[:, None, :] * b[None, :, :]).reshape(-1, rank)
@@ -212,26 +289,56 @@ def non_negative_cp_hals(
         # ||X - Xhat||^2 from the last mode's products, without forming Xhat
         inner = np.sum(b * mttkrp_b)
         model_sq = np.sum(gram_b * (b.T @ b))
-        residual = max(norm_x**2 - 2 * inner + model_sq, 0.0)
-        if has_missing:
-            model = _reconstruct(factors)
-            residual = float(np.sum((x - model)[observed] ** 2))
-            x = np.where(observed, x, model)
-            norm_obs = np.sqrt(np.sum(x[observed] ** 2))
-            errors.append(np.sqrt(residual) / norm_obs)
-        else:
-            errors.append(np.sqrt(residual) / norm_x)
+        errors.append(np.sqrt(max(norm_x**2 - 2 * inner + model_sq, 0.0)) / norm_x)
         # rescale columns so no mode's norm runs away (keeps HALS well conditioned)
         weights, unit = _normalize(factors)
-        root = weights ** (1 / 3)
-        factors = [u * root for u in unit]
+        factors = [u * weights ** (1 / 3) for u in unit]
         if n_iter > 1 and abs(errors[-2] - errors[-1]) < tol:
             break
     weights, unit = _normalize(factors)
-    final = float(
-        np.sqrt(np.sum((tensor - np.einsum("r,pr,wr,mr->pwm", weights, *unit))[observed] ** 2))
-        / np.sqrt(np.sum(tensor[observed] ** 2))
-    )
+    final = float(np.linalg.norm(x - np.einsum("r,pr,wr,mr->pwm", weights, *unit)) / norm_x)
+    return CPFit(weights=weights, factors=unit, error=final, n_iter=n_iter, errors=errors)
+
+
+def _fit_observed(data: ObservedTensor, rank, n_iter_max, tol, inner_sweeps, rng, init) -> CPFit:
+    """Masked HALS over the observed fibres (see the module docstring)."""
+    obs = _Observed(data)
+    if (obs.x < 0).any():
+        raise ValueError("non-negative CP needs a non-negative tensor")
+    norm_obs = np.sqrt(obs.norm_sq)
+    if norm_obs == 0:
+        raise ValueError("the tensor is all zero")
+    if init is not None:
+        factors = [np.array(f, dtype=np.float64) for f in init]
+    else:  # scale so the initial model has the observed data's magnitude
+        n_seen = np.isfinite(data.values).sum()
+        scale = (obs.x.sum() / n_seen / rank) ** (1 / 3)
+        keys = data.n_pair_keys if data.pair_key is not None else data.shape[0]
+        factors = [rng.uniform(0.1, 1.0, (n, rank)) * scale for n in (keys, *data.shape[1:])]
+        if data.pair_key is not None:
+            factors[0] = factors[0][data.pair_key]
+    # a pair no worm observed has no estimate (0, not a random loading)
+    factors[0][~obs.pair_seen] = 0.0
+    has_gaps = obs.gap_entry.size > 0
+    if has_gaps:  # EM (Tomasi & Bro 2005): gaps hold the current model
+        obs.x[obs.gap_entry, obs.gap_window] = obs.model_at_gaps(factors)
+    errors: list[float] = []
+    n_iter = 0
+    for n_iter in range(1, n_iter_max + 1):
+        filled_sq = float(np.sum(obs.x**2)) if has_gaps else obs.norm_sq
+        residual = filled_sq + obs.iteration(factors, inner_sweeps)
+        if has_gaps:
+            model = obs.model_at_gaps(factors)
+            gaps = obs.x[obs.gap_entry, obs.gap_window]
+            residual -= float(np.sum((gaps - model) ** 2))
+            obs.x[obs.gap_entry, obs.gap_window] = model
+        errors.append(np.sqrt(max(residual, 0.0)) / norm_obs)
+        weights, unit = _normalize(factors)
+        factors = [u * weights ** (1 / 3) for u in unit]
+        if n_iter > 1 and abs(errors[-2] - errors[-1]) < tol:
+            break
+    weights, unit = _normalize(factors)
+    final = float(np.sqrt(obs.residual_sq([unit[0] * weights, unit[1], unit[2]])) / norm_obs)
     return CPFit(weights=weights, factors=unit, error=final, n_iter=n_iter, errors=errors)
 
 
@@ -255,6 +362,13 @@ def worm_spread(fit: CPFit, mode: int = 2) -> np.ndarray:
     return (c.sum(0) ** 2 / np.maximum((c**2).sum(0), EPS)) / len(c)
 
 
+def _fit_job(tensor, rank: int, seed: np.random.SeedSequence, fit_kwargs: dict) -> CPFit:
+    """One fit of the rank scan (a Dask task)."""
+    return non_negative_cp_hals(
+        tensor, rank, random_state=np.random.default_rng(seed), **fit_kwargs
+    )
+
+
 @dataclass
 class RankScan:
     ranks: list[int]
@@ -266,7 +380,7 @@ class RankScan:
 
 
 def select_rank(
-    tensor: np.ndarray,
+    tensor: np.ndarray | ObservedTensor,
     ranks: list[int],
     *,
     restarts: int = 3,
@@ -275,6 +389,7 @@ def select_rank(
     error_margin: float = 1e-3,
     min_spread: float = 0.0,
     random_state: int = 0,
+    client=None,
     **fit_kwargs,
 ) -> RankScan:
     """Fit ``restarts`` random starts per rank; choose the largest rank whose best fit
@@ -286,7 +401,9 @@ def select_rank(
     - and whose extra component still lowers the best error by at least ``min_gain`` of the
       drop from the smallest to the largest rank scanned.
 
-    The smallest rank is the fallback when no larger one qualifies."""
+    The smallest rank is the fallback when no larger one qualifies. With a Dask ``client`` the
+    fits run on its workers (the tensor is sent to each worker once); each fit has its own seed,
+    so the scan is the same either way."""
     seeds = np.random.SeedSequence(random_state).spawn(len(ranks) * restarts)
     errors = np.zeros((len(ranks), restarts))
     similarity = np.zeros(len(ranks))
@@ -294,13 +411,31 @@ def select_rank(
     best: dict[int, CPFit] = {}
     from neurodag.progress import progress
 
-    bar = progress(desc="NTF rank scan", total=len(ranks) * restarts, unit="fit")
-    for k, rank in enumerate(ranks):
-        fits = []
-        for s in range(restarts):
-            seed = np.random.default_rng(seeds[k * restarts + s])
-            fits.append(non_negative_cp_hals(tensor, rank, random_state=seed, **fit_kwargs))
+    jobs = [(rank, s) for rank in ranks for s in range(restarts)]
+    bar = progress(desc="NTF rank scan", total=len(jobs), unit="fit")
+    results: dict[tuple[int, int], CPFit] = {}
+    if client is None:
+        for k, (rank, s) in enumerate(jobs):
+            seed = np.random.default_rng(seeds[k])
+            results[rank, s] = non_negative_cp_hals(tensor, rank, random_state=seed, **fit_kwargs)
             bar.update()
+    else:
+        from distributed import as_completed
+
+        [shared] = client.scatter([tensor], broadcast=True)
+        # the largest ranks (the longest fits) first, so no long fit starts last
+        order = sorted(range(len(jobs)), key=lambda k: -jobs[k][0])
+        futures = {
+            client.submit(_fit_job, shared, jobs[k][0], seeds[k], fit_kwargs, pure=False): jobs[k]
+            for k in order
+        }
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            future.release()
+            bar.update()
+    bar.close()
+    for k, rank in enumerate(ranks):
+        fits = [results[rank, s] for s in range(restarts)]
         errors[k] = [f.error for f in fits]
         top = int(np.argmin(errors[k]))
         best[rank] = fits[top]
@@ -312,7 +447,6 @@ def select_rank(
             similarity[k] = 1.0
         else:
             similarity[k] = float(np.mean([factor_similarity(fits[top], f) for f in near] or [0]))
-    bar.close()
     best_error = errors.min(axis=1)
     drop = max(best_error[0] - best_error[-1], EPS)
     chosen = ranks[0]
