@@ -422,3 +422,23 @@ def test_image_files_are_ingest_inputs(tmp_path, session):
         "datasets.allen.images.natural_scenes: the simulator writes"
         in result.stdout + result.stderr
     )
+
+
+def test_image_models_in_blocks_equal_the_rdm_of_the_float_images():
+    from neurodag.geometry.rdm import calc_rdm
+    from neurodag.geometry.stage import image_model_rdms
+
+    image = np.random.default_rng(3).integers(0, 256, (7, 300, 500), dtype=np.uint8)  # 2 blocks
+    models = image_model_rdms(image)
+    pixels = image.reshape(7, -1).astype(float)
+    expected = calc_rdm(pixels, np.arange(7), "euclidean", remove_mean=True)[0]
+    np.testing.assert_allclose(models["pixels"], expected, rtol=1e-10)
+    luminance = pixels.mean(1)
+    np.testing.assert_allclose(models["luminance"], np.abs(luminance[:, None] - luminance))
+
+
+def test_mds_downsamples_integer_images_like_float_ones():
+    from neurodag.mds.stage import downsample
+
+    image = np.random.default_rng(4).integers(0, 256, (3, 130, 70), dtype=np.uint8)
+    np.testing.assert_allclose(downsample(image, 64), downsample(image.astype(float), 64))

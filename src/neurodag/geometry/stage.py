@@ -29,7 +29,14 @@ from neurodag.compute import Compute
 from neurodag.errors import ConfigError, InputError
 from neurodag.geometry import compare as cmp
 from neurodag.geometry import population
-from neurodag.geometry.rdm import calc_rdm, noise_precision, residuals, square, upper
+from neurodag.geometry.rdm import (
+    _distances_from_gram,
+    calc_rdm,
+    noise_precision,
+    residuals,
+    square,
+    upper,
+)
 from neurodag.geometry.transforms import transform
 from neurodag.io.stimulus_images import image_rows
 from neurodag.stages import Inputs, Output, Params, Spec
@@ -173,12 +180,20 @@ def region_rdm(patterns, frames, params) -> np.ndarray:
 
 def image_model_rdms(image: np.ndarray) -> dict[str, np.ndarray]:
     """Low-level model RDMs of the stimuli: pixel pattern (squared Euclidean distance after
-    removing each image's mean, so it is not the luminance model again) and mean luminance."""
-    pixels = image.reshape(len(image), -1).astype(float)
-    frames = np.arange(len(image))
-    luminance = pixels.mean(axis=1)
+    removing each image's mean, so it is not the luminance model again) and mean luminance.
+
+    The pixel RDM is ``calc_rdm(pixels, frames, "euclidean", remove_mean=True)`` computed from
+    the Gram matrix in blocks of pixels, so full-size images (a real session's 118 natural scenes
+    of 918 x 1174 uint8 pixels) never exist as one float copy."""
+    flat = image.reshape(len(image), -1)
+    luminance = flat.mean(axis=1, dtype=np.float64)
+    gram = np.zeros((len(flat), len(flat)))
+    step = max(1, 2**22 // max(len(flat), 1))  # pixels per block: about 32 MB of float64
+    for start in range(0, flat.shape[1], step):
+        block = flat[:, start : start + step].astype(np.float64) - luminance[:, None]
+        gram += block @ block.T
     return {
-        "pixels": calc_rdm(pixels, frames, "euclidean", remove_mean=True)[0],
+        "pixels": _distances_from_gram(gram) / flat.shape[1],
         "luminance": np.abs(luminance[:, None] - luminance[None, :]),
     }
 

@@ -69,7 +69,7 @@ def load_responses(paths: list[Path], params: dict[str, Any]):
         if not shown.any():
             raise InputError(path, "frame", "no presentation shows an image")
         if images is None:
-            images, index = ds["image"].values[shown].astype(float), frame_index[shown]
+            images, index = ds["image"].values[shown], frame_index[shown]  # own number type
             log.info(
                 "mds: %d images shown; %d blank presentations (frame -1) left out",
                 len(images),
@@ -103,13 +103,15 @@ def load_responses(paths: list[Path], params: dict[str, Any]):
 
 
 def downsample(images: np.ndarray, max_size: int) -> np.ndarray:
-    """Block-average images whose longer side exceeds ``max_size`` pixels."""
+    """Block-average images whose longer side exceeds ``max_size`` pixels (in float64 without a
+    full-size float copy of integer images)."""
     factor = int(np.ceil(max(images.shape[1:]) / max_size))
     if factor <= 1:
         return images
     h, w = (images.shape[1] // factor) * factor, (images.shape[2] // factor) * factor
     cropped = images[:, :h, :w]
-    return cropped.reshape(len(images), h // factor, factor, w // factor, factor).mean(axis=(2, 4))
+    blocks = cropped.reshape(len(images), h // factor, factor, w // factor, factor)
+    return blocks.mean(axis=(2, 4), dtype=np.float64)
 
 
 def run(
@@ -136,7 +138,7 @@ def run(
         "mds: %d of %d neurons above %.2f Hz", active.sum(), len(active), params["min_rate_hz"]
     )
     responses, neurons, regions = responses[:, active], neurons[active], regions[active]
-    pixels = downsample(images, params["max_image_size"])
+    pixels = downsample(images, params["max_image_size"]).astype(float)
     mean, sd = pixels.mean(), max(pixels.std(), 1e-12)
     normalised = (pixels - mean) / sd
     model_params = params["model"]
