@@ -199,6 +199,10 @@ def stimulus_responses(
     check_stimuli(session, [stimulus])
     table = trial_table(session, stimulus, invalid_policy)
     extra = {}
+    if images is not None and allen_stimuli.is_movie(stimulus, session.presentations[stimulus]):
+        # trials are movie repeats: frame(trial) is a condition code, not a movie frame
+        log.warning("images.%s: trials are movie repeats; the images are not attached", stimulus)
+        images = None
     if images is not None:
         where = f"intervals/{stimulus}_presentations"
         if "frame" not in session.presentations[stimulus]:
