@@ -78,18 +78,32 @@ def check_bin_size(bin_size: float, key: str) -> float:
     return float(bin_size)
 
 
+def _wider(dtype: np.dtype, counts: np.ndarray) -> np.dtype | None:
+    """A wider integer type when ``counts`` do not fit ``dtype`` (None when they do)."""
+    if counts.size and counts.max() > np.iinfo(dtype).max:
+        return smallest_int_dtype(int(counts.max()))
+    return None
+
+
 def bin_spikes(
-    times: np.ndarray, index: np.ndarray, start: float, bin_size: float, n_bins: int
+    times: np.ndarray,
+    index: np.ndarray,
+    start: float,
+    bin_size: float,
+    n_bins: int,
+    dtype: np.dtype | type = np.int32,
 ) -> np.ndarray:
     """Counts ``(unit, bin)`` of spikes in the bins ``[start + k w, start + (k + 1) w)``.
 
     ``times`` is the flat spike-time array and ``index`` the end offset of each unit's spikes.
-    Spikes outside ``[start, start + n_bins w)`` are ignored. Returns int32 counts (half the
-    memory of int64; a bin would need 2**31 spikes to overflow).
+    Spikes outside ``[start, start + n_bins w)`` are ignored. Returns counts of ``dtype`` (int32:
+    half the memory of int64; int16 halves it again, and a bin that overflows it makes the whole
+    array a wider type, so the counts are exact whatever the type asked for).
     """
     bin_size = check_bin_size(bin_size, "bin_size")
     index = np.asarray(index, dtype=np.int64)
-    counts = np.zeros((len(index), n_bins), dtype=np.int32)
+    dtype = np.dtype(dtype)
+    counts = np.zeros((len(index), n_bins), dtype=dtype)
     lengths = np.diff(index, prepend=0)
     # Each unit gets n_bins + 2 slots: spikes before the first bin or after the last are clipped
     # into the two outer slots and dropped, which is cheaper than selecting the spikes inside.
@@ -105,7 +119,10 @@ def bin_spikes(
         flat = np.repeat(np.arange(last - first, dtype=np.int64) * stride + 1, lengths[first:last])
         flat += slot.astype(np.int64)
         group = np.bincount(flat, minlength=(last - first) * stride)
-        counts[first:last] = group.reshape(last - first, stride)[:, 1:-1]
+        group = group.reshape(last - first, stride)[:, 1:-1]
+        if (wider := _wider(dtype, group)) is not None:
+            return bin_spikes(times, index, start, bin_size, n_bins, wider)
+        counts[first:last] = group
     return counts
 
 
@@ -124,12 +141,15 @@ def align_spikes(
     onsets: np.ndarray,
     window: tuple[float, float],
     bin_size: float,
+    dtype: np.dtype | type = np.int32,
 ) -> np.ndarray:
     """Peri-stimulus counts ``(trial, unit, bin)``: for trial ``k`` the bins
     ``[onset_k + a + j w, onset_k + a + (j + 1) w)`` for ``j < n_bins = round((b - a) / w)``.
 
-    A spike inside overlapping windows counts in each of them. Returns int32 counts.
+    A spike inside overlapping windows counts in each of them. Returns counts of ``dtype``, or
+    of a wider integer type where a bin overflows it (as :func:`bin_spikes`).
     """
+    dtype = np.dtype(dtype)
     bin_size = check_bin_size(bin_size, "bin_size_s")
     a, b = float(window[0]), float(window[1])
     if not b > a:
@@ -139,7 +159,7 @@ def align_spikes(
     index = np.asarray(index, dtype=np.int64)
     onsets = np.asarray(onsets, dtype=np.float64)
     n_trials, n_units = len(onsets), len(index)
-    counts = np.zeros((n_trials, n_units, n_bins), dtype=np.int32)
+    counts = np.zeros((n_trials, n_units, n_bins), dtype=dtype)
     if n_trials == 0 or n_units == 0:
         return counts
     order = np.argsort(onsets, kind="stable")
@@ -147,7 +167,7 @@ def align_spikes(
     for layer in range(layers):
         trials = order[layer::layers]  # sorted by onset, windows disjoint within a layer
         starts = onsets[trials] + a
-        for first, last in _unit_groups(index, len(trials) * n_bins, max_groups=32):
+        for first, last in _unit_groups(index, len(trials) * n_bins, max_groups=128):
             lo, hi = _segment(index, first, last)
             if hi <= lo:
                 continue
@@ -160,6 +180,8 @@ def align_spikes(
             hit = bins < n_bins
             flat = (k[hit] * (last - first) + unit[hit]) * n_bins + bins[hit]
             layer_counts = np.bincount(flat, minlength=len(trials) * (last - first) * n_bins)
+            if (wider := _wider(dtype, layer_counts)) is not None:
+                return align_spikes(times, index, onsets, window, bin_size, wider)
             counts[trials, first:last] = layer_counts.reshape(len(trials), last - first, n_bins)
     return counts
 
