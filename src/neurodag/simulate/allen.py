@@ -177,7 +177,8 @@ def _streamed(trains: SpikeTrains, amplitudes: bool, chunk: int = 1 << 18):
 
     n = max(1, trains.n_spikes)
     chunk = min(chunk, n)
-    return Ragged(chunk_shape=(chunk,), buffer_shape=(min(16 * chunk, -(-n // chunk) * chunk),))
+    # a buffer may not exceed the data; below that, it must be whole chunks
+    return Ragged(chunk_shape=(chunk,), buffer_shape=(min(16 * chunk, n),))
 
 
 def load_piece(name: str, options: dict | None, seed: int) -> xr.Dataset:
