@@ -24,6 +24,8 @@ from neurodag.errors import ConfigError
 #: Upper bound on the elements of the temporary bincount array of one unit group: small enough
 #: (8 MiB) that the allocator reuses it between groups instead of mapping fresh pages.
 GROUP_ELEMENTS = 1 << 20
+#: Upper bound on the spikes of one unit group (its per-spike temporaries: ~8 arrays of 8 MiB).
+GROUP_SPIKES = 1 << 20
 
 
 def check_index(index: np.ndarray, n_spikes: int) -> str | None:
@@ -49,14 +51,23 @@ def _unit_groups(index: np.ndarray, elements_per_unit: int, max_groups: int | No
     """Consecutive unit ranges ``(first, last)`` whose bincount has at most GROUP_ELEMENTS, or
     with ``max_groups``, at most that many groups (where a unit's own bincount is large, as for
     thousands of trials, the temporary array is then a fraction of the output instead of one
-    pass per unit)."""
+    pass per unit); a group also holds at most GROUP_SPIKES spikes (unless one unit has more),
+    which bounds the per-spike temporaries (a real session's units fire 1e4-1e5 spikes each)."""
     n_units = len(index)
     budget = GROUP_ELEMENTS
     if max_groups:
         budget = max(budget, elements_per_unit * -(-n_units // max_groups))
     per_group = max(1, budget // max(1, elements_per_unit))
-    for first in range(0, n_units, per_group):
-        yield first, min(n_units, first + per_group)
+    ends = np.asarray(index, dtype=np.int64)
+    first = 0
+    while first < n_units:
+        last = min(n_units, first + per_group)
+        start = int(ends[first - 1]) if first else 0
+        # the most units from ``first`` whose spikes fit GROUP_SPIKES (at least one)
+        fit = int(np.searchsorted(ends[first:last], start + GROUP_SPIKES, side="right"))
+        last = first + max(1, fit)
+        yield first, last
+        first = last
 
 
 def _segment(index: np.ndarray, first: int, last: int) -> tuple[int, int]:
