@@ -72,7 +72,7 @@ def scaled(entry: dict, factor: float) -> dict:
         options["rows"] = scale(options["rows"], 2)
     sizes = {
         "bicluster": {"n_time": 200},
-        "geometry": {"repeats": 4, "n_images": 16},
+        "geometry": {"repeats": 4, "n_images": 16, "n_blank": 1},
         "latents": {"trials_per_condition": 2},
         "mds": {"n_images": 120},
     }
@@ -196,6 +196,8 @@ def _in(regions, chosen):
 
 def run_size(label: str, entry: dict, config: dict, args) -> list[dict]:
     """Simulate (or reuse), ingest and run the four stages on one session."""
+    from neurodag.simulate.allen import with_images_in
+
     out = Path(args.workdir) / label.replace(".", "_")
     sim, ingest = out / "simulate", out / "ingest"
     results = []
@@ -215,9 +217,9 @@ def run_size(label: str, entry: dict, config: dict, args) -> list[dict]:
     if label == "real" and args.session:
         source = Path(args.session)
         sim.mkdir(parents=True, exist_ok=True)
-        for name in ("session.nwb", "truth.nc"):
+        for name in ("session.nwb", "truth.nc", "images"):
             target = sim / name
-            if not target.exists():
+            if not target.exists() and (source / name).exists():
                 target.symlink_to(source.resolve() / name)
         print(f"# {label}: reusing {source}")
     else:
@@ -231,6 +233,9 @@ def run_size(label: str, entry: dict, config: dict, args) -> list[dict]:
         ):
             return results
     nwb, truth = sim / "session.nwb", sim / "truth.nc"
+    # the stimulus images lie beside the session file, as a real session's do (images: option)
+    entry = with_images_in(entry, sim)
+    spec = json.dumps(entry)
     shutil.rmtree(ingest, ignore_errors=True)
     stages = config["stages"]
     responses = list(entry.get("responses") or stages["ingest"]["allen"]["responses"])

@@ -199,7 +199,7 @@ def test_real_size_preset_is_as_large_as_a_real_session():
     rows = {name: len(table) for name, table in session.presentations.items()}
     assert rows["natural_movie_three"] == 36_000 and rows["natural_movie_one"] == 9_000
     assert rows["drifting_gratings"] == 630 and rows["flashes"] == 150
-    assert rows["natural_scenes"] == 5_900 and rows["static_gratings"] == 6_000
+    assert rows["natural_scenes"] == 5_950 and rows["static_gratings"] == 6_000
 
 
 @pytest.mark.slow
