@@ -72,7 +72,7 @@ def scaled(entry: dict, factor: float) -> dict:
         options["rows"] = scale(options["rows"], 2)
     sizes = {
         "bicluster": {"n_time": 200},
-        "geometry": {"repeats": 4, "n_images": 16, "n_blank": 1},
+        "geometry": {"repeats": 4, "n_images": 16, "n_blank": 4},
         "latents": {"trials_per_condition": 2},
         "mds": {"n_images": 120},
     }
