@@ -268,6 +268,14 @@ def test_stimulus_table_without_start_time(simulated, tmp_path):
     assert "static_gratings_presentations" in message and "start_time" in message
 
 
+def test_peak_channel_not_in_electrodes(simulated, tmp_path):
+    bad = _copy(simulated, tmp_path)
+    with h5py.File(bad, "a") as f:
+        f["units/peak_channel_id"][0] = 7
+    message = _fails(tmp_path, bad)
+    assert str(bad) in message and "units/peak_channel_id" in message and "channel 7" in message
+
+
 def test_region_no_unit_has(simulated, tmp_path):
     _, nwb, _ = simulated
     with pytest.raises(InputError, match="VISpm"):

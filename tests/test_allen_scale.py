@@ -134,7 +134,7 @@ def test_spike_chunks_are_slices_of_the_whole(filled):
     # the writer's iterator, in many small buffers, gives the same flat arrays
     for amplitudes in (False, True):
         iterator = _streamed(trains, amplitudes, chunk=53)
-        out = np.empty(trains.n_spikes, dtype=np.float32 if amplitudes else np.float64)
+        out = np.empty(trains.n_spikes)
         for chunk in iterator:
             out[chunk.selection] = chunk.data
         reference = trains.chunk(0, trains.n_spikes, amplitudes)

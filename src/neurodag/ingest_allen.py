@@ -30,7 +30,7 @@ import xarray as xr
 
 from neurodag.errors import ConfigError, InputError
 from neurodag.io import nwb_spikes
-from neurodag.io.allen_nwb import AllenSession, read_session
+from neurodag.io.allen_nwb import UNIT_COORDS, AllenSession, read_session
 from neurodag.io.nwb_spikes import (  # the generic NWB spiking code (one code path)
     COUNTS,
     NO_EPOCH,  # noqa: F401 (re-exported)
@@ -94,11 +94,17 @@ def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
         ds = ds.assign_coords(running_time=session.running_speed["time"].to_numpy())
         ds["running_speed"] = ("running_time", session.running_speed["speed"].to_numpy())
         ds["running_speed"].attrs["units"] = "cm/s"
+    ds = ds.set_coords([name for name in UNIT_COORDS if name in ds])
     ds.attrs.update(
         session_id=session.session_id,
         source=str(session.path),
         units_in_file=session.filter_counts.get("units", len(session.units)),
         units_kept=len(session.units),
+        **{
+            f"units_{key}": value  # units_dropped_<criterion>: what each criterion drops
+            for key, value in session.filter_counts.items()
+            if key.startswith("dropped_")
+        },
     )
     return ds
 

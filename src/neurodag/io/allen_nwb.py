@@ -1,17 +1,25 @@
 """Reader for Allen Brain Observatory Visual Coding Neuropixels sessions (format ``allen-nwb``).
 
 The sessions (Siegle et al., "Survey of spiking in the mouse visual system reveals functional
-hierarchy", Nature 2021) are NWB 2 files written by the AllenSDK with the ``ndx-aibs-ecephys``
-extension. AllenSDK does not read them with pynwb 4, so this reads them with pynwb directly, with
-``load_namespaces=True`` so the extension types cached in the file (``EcephysProbe``, ...) load
-without the extension package. What is read:
+hierarchy", Nature 2021) are NWB 2 files (NWB 2.2.2 as released) written by AllenSDK's
+``write_nwb`` with the ``ndx-aibs-ecephys`` extension. AllenSDK does not read them with pynwb 4,
+so this reads them with pynwb directly, with ``load_namespaces=True`` so the extension types
+cached in the file (``EcephysProbe``, ``EcephysElectrodeGroup``, ``EcephysSpecimen``) load
+without the extension package. AllenSDK's ``EcephysSession`` (v2.x:
+``brain_observatory/ecephys/ecephys_session.py``, ``ecephys_session_api/
+ecephys_nwb_session_api.py``, ``probes.py``, ``_channels.py``) is the specification; every rule
+taken from it is listed, with its function, in ``docs/data-model.md`` ("Reading"). What is read:
 
 - ``units``: spike times (the flat ``spike_times`` column and its ``spike_times_index``) and every
-  scalar column (quality metrics: ``quality``, ``amplitude_cutoff``, ``presence_ratio``,
-  ``isi_violations``, ``snr``, ``firing_rate``, ...), filtered with AllenSDK's default unit filter
-  (quality "good", amplitude_cutoff <= 0.1, presence_ratio >= 0.95, isi_violations <= 0.5);
-- each unit's region: the electrodes table's ``location`` (CCF acronym) of its ``peak_channel_id``,
-  and its probe (the electrode's group);
+  scalar column (quality and waveform metrics; ragged ``spike_amplitudes`` and ``waveform_mean``
+  are passed over), the waveform metrics renamed as AllenSDK's units table names them
+  (``amplitude`` -> ``waveform_amplitude``, ...), filtered with AllenSDK's default unit filter:
+  peak channel ``valid_data``, peak channel inside the brain (a structure acronym), quality
+  "good", amplitude_cutoff <= 0.1, presence_ratio >= 0.95, isi_violations <= 0.5;
+- each unit's peak channel (``peak_channel_id``, a row of ``electrodes``, every channel of every
+  probe): its structure acronym (``location``, the substructure stripped, as AllenSDK does) as the
+  unit's ``region``, its CCF coordinates, probe channel number and positions, and its probe (the
+  electrode's group);
 - every ``intervals/*_presentations`` table (one row per stimulus presentation; parameter columns
   are text in Allen files, "N/A"/"null" meaning missing), ``processing/running/running_speed`` and
   ``invalid_times``, and image stimuli from ``stimulus_template`` where the file has them.
@@ -20,6 +28,7 @@ without the extension package. What is read:
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +38,8 @@ import pandas as pd
 from neurodag.config import defaults
 from neurodag.errors import InputError
 from neurodag.io.nwb_spikes import (  # the generic NWB units reader (one code path)
-    MISSING_TEXT,  # noqa: F401 (re-exported)
+    MISSING_TEXT,
+    UNKNOWN_REGION,
     _scalar_columns,
     keep_units,
     open_nwb,
@@ -43,6 +53,48 @@ log = logging.getLogger(__name__)
 #: AllenSDK's default unit filter (EcephysSession defaults), as the config schema states it.
 DEFAULT_UNIT_FILTER = defaults("stages.ingest.allen")["unit_filter"]
 PRESENTATIONS_SUFFIX = "_presentations"
+FILTER_KEY = "stages.ingest.allen.unit_filter"
+#: What pynwb 4 says of the layout every Allen file has (AllenSDK write_nwb: the probes'
+#: ``manufacturer``; the older core and hdmf-common namespaces cached in NWB 2.2.2 files): not
+#: the reader's business, so not shown.
+LAYOUT_WARNINGS = (
+    "The 'manufacturer' field is deprecated",
+    "Ignoring cached namespace",
+)
+#: AllenSDK's names for units-table columns (``EcephysSession._build_units_table``).
+UNIT_RENAMES = {
+    "PT_ratio": "waveform_PT_ratio",
+    "amplitude": "waveform_amplitude",
+    "duration": "waveform_duration",
+    "halfwidth": "waveform_halfwidth",
+    "recovery_slope": "waveform_recovery_slope",
+    "repolarization_slope": "waveform_repolarization_slope",
+    "spread": "waveform_spread",
+    "velocity_above": "waveform_velocity_above",
+    "velocity_below": "waveform_velocity_below",
+    "l_ratio": "L_ratio",
+}
+#: Electrodes columns carried onto each unit from its peak channel, by AllenSDK's channel names
+#: (``Channels.from_nwb``: ``x, y, z`` are the CCF coordinates, ``local_index`` the probe channel
+#: number of the Visual Coding files).
+CHANNEL_COLUMNS = {
+    "x": "anterior_posterior_ccf_coordinate",
+    "y": "dorsal_ventral_ccf_coordinate",
+    "z": "left_right_ccf_coordinate",
+    "local_index": "probe_channel_number",
+    "probe_channel_number": "probe_channel_number",
+    "probe_vertical_position": "probe_vertical_position",
+    "probe_horizontal_position": "probe_horizontal_position",
+    "probe_id": "probe_id",
+    "valid_data": "valid_data",
+}
+#: Per-unit values that ``counts.nc`` keeps as coordinates on ``neuron`` (beside region, probe).
+UNIT_COORDS = (
+    "structure_acronym",
+    "anterior_posterior_ccf_coordinate",
+    "dorsal_ventral_ccf_coordinate",
+    "left_right_ccf_coordinate",
+)
 
 
 @dataclass
@@ -67,11 +119,28 @@ class AllenSession:
         return self.spike_times[start : self.spike_index[position]]
 
 
+def structure_acronyms(location: np.ndarray) -> np.ndarray:
+    """AllenSDK's channel ``structure_acronym`` from the electrodes ``location``: missing ("" for
+    a channel outside the brain; "None", NaN and the other missing texts too) or the acronym with
+    its substructure stripped ("LGd-sh" -> "LGd"; ``Channels.from_nwb`` and
+    ``strip_substructure_acronym``)."""
+    text = np.array([str(v).strip() for v in location], dtype=object)
+    missing = np.isin(text, list(MISSING_TEXT))
+    stripped = np.array([t.split("-")[0] for t in text], dtype=object)
+    return np.where(missing, "", stripped).astype(str)
+
+
 def unit_regions(units: pd.DataFrame, electrodes: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """Add each unit's ``region`` and ``probe`` from its peak channel's electrode row."""
+    """Add what each unit's peak channel (its electrodes row) tells: ``structure_acronym``
+    ("" outside the brain), ``region`` (the acronym; "unknown" outside the brain), ``probe`` (the
+    electrode group) and the channel columns of ``CHANNEL_COLUMNS`` that the file has (CCF
+    coordinates, probe channel number and positions, ``valid_data``). A ``peak_channel_id`` that
+    is not a channel of the file is an error."""
     if "peak_channel_id" not in units:
         raise InputError(path, "units/peak_channel_id", "units have no peak_channel_id column")
     channel = units["peak_channel_id"].to_numpy()
+    if channel.dtype.kind not in "iuf":
+        raise InputError(path, "units/peak_channel_id", "peak channel ids must be numbers")
     if channel.dtype.kind == "f":
         if not np.isfinite(channel).all():
             raise InputError(path, "units/peak_channel_id", "missing peak channel ids")
@@ -82,40 +151,58 @@ def unit_regions(units: pd.DataFrame, electrodes: pd.DataFrame, path: Path) -> p
             path,
             "units/peak_channel_id",
             f"{int(unknown.sum())} units point at channels not in the electrodes table "
-            f"(e.g. {channel[unknown][:3].tolist()})",
+            f"(e.g. unit {units.index[unknown][0]}: channel {channel[unknown][0]})",
         )
-    units = units.copy()
+    units = units.rename(columns=UNIT_RENAMES)
     rows = electrodes.loc[channel]
-    units["region"] = rows["location"].to_numpy()
+    acronym = structure_acronyms(rows["location"].to_numpy())
+    units["structure_acronym"] = acronym
+    units["region"] = np.where(acronym == "", UNKNOWN_REGION, acronym)
     units["probe"] = rows["probe"].to_numpy()
+    for column, name in CHANNEL_COLUMNS.items():
+        if column in rows and name not in units:
+            values = rows[column].to_numpy()
+            units[name] = values.astype(bool) if column == "valid_data" else values
     return units
 
 
-def unit_filter_mask(units: pd.DataFrame, unit_filter: dict | None, path: Path) -> np.ndarray:
-    """Which units pass the filter; a criterion set to null is not applied. NaN metrics fail
-    (as in AllenSDK, where a comparison with NaN is false)."""
+#: The unit filter's criteria, in AllenSDK's order (``Probes.get_units_table``): config key ->
+#: (column, test of the column against the configured value).
+UNIT_CRITERIA = {
+    "filter_by_validity": ("valid_data", lambda col, v: col.astype(bool)),
+    "filter_out_of_brain_units": ("structure_acronym", lambda col, v: col.astype(str) != ""),
+    "quality": ("quality", lambda col, v: col.astype(str) == v),
+    "amplitude_cutoff_max": ("amplitude_cutoff", lambda col, v: col.astype(float) <= v),
+    "presence_ratio_min": ("presence_ratio", lambda col, v: col.astype(float) >= v),
+    "isi_violations_max": ("isi_violations", lambda col, v: col.astype(float) <= v),
+}
+
+
+def unit_filter_mask(
+    units: pd.DataFrame, unit_filter: dict | None, path: Path, counts: dict | None = None
+) -> np.ndarray:
+    """Which units pass the filter (AllenSDK's default unit filter, see ``UNIT_CRITERIA``); a
+    criterion set to null (or false, for the two channel criteria) is not applied. NaN metrics
+    fail (as in AllenSDK, where a comparison with NaN is false). The units each criterion drops
+    (on its own) go to the log and to ``counts`` (``dropped_<criterion>``)."""
     keep = np.ones(len(units), dtype=bool)
-    if not unit_filter:
-        return keep
-    criteria = {
-        "quality": ("quality", lambda col, v: col.astype(str) == v),
-        "amplitude_cutoff_max": ("amplitude_cutoff", lambda col, v: col.astype(float) <= v),
-        "presence_ratio_min": ("presence_ratio", lambda col, v: col.astype(float) >= v),
-        "isi_violations_max": ("isi_violations", lambda col, v: col.astype(float) <= v),
-    }
-    for key, (column, passes) in criteria.items():
-        value = unit_filter.get(key)
-        if value is None:
+    for key, (column, passes) in UNIT_CRITERIA.items():
+        value = (unit_filter or {}).get(key)
+        if value is None or value is False:
             continue
         if column not in units:
+            where = "electrodes/valid_data" if column == "valid_data" else f"units/{column}"
             raise InputError(
                 path,
-                f"units/{column}",
-                f"no such column for the unit filter; set stages.ingest.allen.unit_filter.{key}"
-                " to null to skip this criterion",
+                where,
+                f"no such column for the unit filter; set {FILTER_KEY}.{key} to null to skip "
+                "this criterion",
             )
         ok = passes(units[column].to_numpy(), value)
-        log.info("%s: unit filter %s=%s drops %d units", path.name, key, value, int((~ok).sum()))
+        dropped = int((~ok).sum())
+        log.info("%s: unit filter %s=%s drops %d units", path.name, key, value, dropped)
+        if counts is not None:
+            counts[f"dropped_{key}"] = dropped
         keep &= ok
     return keep
 
@@ -182,11 +269,16 @@ def read_templates(nwb) -> dict[str, np.ndarray]:
 def read_session(path: str | Path, unit_filter: dict | None = None) -> AllenSession:
     """Read a session file; ``unit_filter`` as in ``DEFAULT_UNIT_FILTER`` (None: keep all)."""
     path = Path(path)
-    io, nwb = open_nwb(path)
+    with warnings.catch_warnings():
+        for message in LAYOUT_WARNINGS:
+            warnings.filterwarnings("ignore", message)
+        io, nwb = open_nwb(path)
     try:
         units, times, index = read_units(nwb, path)
         units = unit_regions(units, read_electrodes(nwb, path), path)
-        keep = unit_filter_mask(units, unit_filter, path)
+        counts = {"units": len(units)}
+        keep = unit_filter_mask(units, unit_filter, path, counts)
+        counts["kept"] = int(keep.sum())
         times, index = keep_units(times, index, keep, path)
         session = AllenSession(
             path=path,
@@ -198,7 +290,7 @@ def read_session(path: str | Path, unit_filter: dict | None = None) -> AllenSess
             running_speed=read_running_speed(nwb),
             invalid_times=read_invalid_times(nwb, path),
             templates=read_templates(nwb),
-            filter_counts={"units": len(keep), "kept": int(keep.sum())},
+            filter_counts=counts,
             all_regions=tuple(sorted(set(units["region"]))),
         )
     finally:

@@ -7,9 +7,14 @@ ground truth. The composer lays the pieces out one after another as stimulus blo
 (gaps of ``gap_s`` between them, each block starting on a whole second), turns counts into spike
 times (every spike placed uniformly inside its bin, away from the bin edges; rates are first drawn
 as Poisson counts), adds Poisson background spikes to every unit outside its own piece's block, adds
-units that AllenSDK's default filter drops (one failing criterion each), and writes it all in the
-layout of the Allen session files (Siegle et al. 2021): units with quality metrics and
-``peak_channel_id``, electrodes with CCF ``location`` grouped by probe, ``*_presentations``
+units that AllenSDK's default filter drops (one failing criterion each, the peak channel's
+``valid_data`` and structure acronym among them), and writes it all in the layout of the Allen
+session files (Siegle et al. 2021) as AllenSDK's ``write_nwb`` does (``allensdk/brain_observatory/
+ecephys/write_nwb``): the ``ndx-aibs-ecephys`` probe, electrode-group and specimen types with
+their namespace cached in the file, every channel of each probe (CCF ``location``, empty above
+the brain; reference channels ``valid_data`` False) with AllenSDK's electrode columns, units with
+AllenSDK's columns and dtypes (quality and waveform metrics, ``peak_channel_id``, ragged
+``spike_times``, ``spike_amplitudes`` and ``waveform_mean``), ``*_presentations``
 interval tables with text parameter columns ("N/A" for missing), running speed and invalid times;
 as in the real files, no stimulus templates: the images go to a folder per stimulus beside the
 file, one image per frame (:func:`write_session`). The ground truth goes to ``truth.nc``: one
@@ -19,10 +24,12 @@ NetCDF group per piece with its ``true_*`` variables re-keyed by unit id and ses
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import logging
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,13 +66,68 @@ EDGE_MARGIN = 0.02
 SAMPLE_RATE_HZ = 30_000.0
 #: ``piece`` of the filler units (background spikes only, passing the unit filter).
 FILLER = "background"
-#: Unit-filter failures planted in the filtered units, in turn (column, value).
+LFP_SAMPLE_RATE_HZ = 1250.0  # 2500 Hz LFP band, temporally subsampled by 2 (AllenSDK write_nwb)
+ECEPHYS_NAMESPACE = "ndx-aibs-ecephys"  # AllenSDK's NWB extension (namespace version 0.2.0)
+#: Every channel of a Neuropixels probe is in the electrodes table, as in the Allen files.
+CHANNELS_PER_PROBE = 384
+#: Channels at the top of each probe, above the brain surface (empty structure acronym).
+OUT_OF_BRAIN_CHANNELS = 48
+#: Reference sites of the Neuropixels 3a probes of the Visual Coding recordings: valid_data False.
+REFERENCE_CHANNELS = (36, 75, 112, 151, 188, 227, 264, 303, 340, 379)
+SPECIMEN_STRAIN = "C57BL/6J"
+WAVEFORM_SAMPLES = 82  # mean waveform length (samples at 30 kHz), as in the Allen files
+#: Unit-filter failures planted in the filtered units, in turn (column, value): AllenSDK's default
+#: unit filter (``EcephysNwbSessionApi`` / ``Probes.get_units_table``), one criterion each. The
+#: last two put the unit's peak channel on a reference site (``valid_data`` False) or above the
+#: brain (empty structure acronym).
 FILTER_FAILURES = (
     ("quality", "noise"),
     ("amplitude_cutoff", 0.3),
     ("presence_ratio", 0.8),
     ("isi_violations", 1.5),
+    ("valid_data", False),
+    ("structure_acronym", ""),
 )
+#: The units-table columns of the Allen session files, in their order, with their descriptions
+#: (AllenSDK ``write_nwb`` ``Unit`` schema; ragged spike_times, spike_amplitudes and waveform_mean
+#: follow).
+UNIT_COLUMNS = {
+    "peak_channel_id": "id of the channel (electrodes row) with the largest waveform",
+    "local_index": "within-probe index of this unit",
+    "cluster_id": "within-probe identifier of this unit (Kilosort cluster)",
+    "quality": "curation label (good / noise)",
+    "firing_rate": "mean firing rate over the session (Hz)",
+    "snr": "waveform signal-to-noise ratio",
+    "isi_violations": "refractory-period violation rate",
+    "presence_ratio": "fraction of the session with spikes",
+    "amplitude_cutoff": "estimated fraction of missed spikes",
+    "isolation_distance": "Mahalanobis isolation distance",
+    "l_ratio": "L-ratio cluster quality",
+    "d_prime": "linear discriminant d-prime",
+    "nn_hit_rate": "nearest-neighbours hit rate",
+    "nn_miss_rate": "nearest-neighbours miss rate",
+    "max_drift": "largest drift of the unit's position (um)",
+    "cumulative_drift": "cumulative drift of the unit's position (um)",
+    "silhouette_score": "cluster silhouette score",
+    "waveform_duration": "trough-to-peak duration of the mean waveform (ms)",
+    "waveform_halfwidth": "half-width of the mean waveform (ms)",
+    "PT_ratio": "peak-to-trough ratio of the mean waveform",
+    "repolarization_slope": "repolarization slope of the mean waveform",
+    "recovery_slope": "recovery slope of the mean waveform",
+    "amplitude": "amplitude of the mean waveform (uV)",
+    "spread": "spatial spread of the waveform along the probe (um)",
+    "velocity_above": "propagation velocity above the soma (s/m)",
+    "velocity_below": "propagation velocity below the soma (s/m)",
+}
+#: The electrodes-table columns the Allen files add to NWB's (AllenSDK write_nwb
+#: ``add_ecephys_electrode_columns``).
+ELECTRODE_COLUMNS = {
+    "probe_vertical_position": "Length-wise position of electrode/channel on device (microns)",
+    "probe_horizontal_position": "Width-wise position of electrode/channel on device (microns)",
+    "probe_id": "The unique id of this electrode's/channel's device",
+    "local_index": "The local index of electrode/channel on device",
+    "valid_data": "Whether data from this electrode/channel is usable",
+}
 
 
 @dataclass
@@ -142,7 +204,7 @@ class SpikeTrains:
         times.sort()
         # Stored at the 30 kHz sample resolution of the Neuropixels AP band.
         times = np.round(times * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
-        amplitudes = rng.gamma(9.0, 1e-5, times.size).astype(np.float32)
+        amplitudes = rng.gamma(9.0, 1e-5, times.size)
         self._cache = (position, times, amplitudes)
         return times, amplitudes
 
@@ -158,8 +220,7 @@ class SpikeTrains:
             values = self.unit(unit)[1 if amplitudes else 0]
             parts.append(values[position - unit_start : stop - unit_start])
             position = int(self.index[unit])
-        dtype = np.float32 if amplitudes else np.float64
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
+        return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _streamed(trains: SpikeTrains, amplitudes: bool, chunk: int = 1 << 18):
@@ -175,7 +236,7 @@ def _streamed(trains: SpikeTrains, amplitudes: bool, chunk: int = 1 << 18):
             return (trains.n_spikes,)
 
         def _get_dtype(self):
-            return np.dtype(np.float32 if amplitudes else np.float64)
+            return np.dtype(np.float64)
 
     n = max(1, trains.n_spikes)
     chunk = min(chunk, n)
@@ -260,47 +321,78 @@ def _allen_text(values: np.ndarray) -> np.ndarray:
     return np.array([str(v) for v in values], dtype=object)
 
 
-def _probe_layout(regions: list[str], channels_per_region: int, rng) -> pd.DataFrame:
-    """Electrodes: each region a run of channels on its probe (Neuropixels 1.0 geometry)."""
+def _probe_layout(regions: list[str], rng) -> pd.DataFrame:
+    """Electrodes: every channel of each probe that holds a region (``CHANNELS_PER_PROBE``, from
+    the tip), as in the Allen files. The top ``OUT_OF_BRAIN_CHANNELS`` lie above the brain (empty
+    ``location``); below them the probe's regions share the channels in runs, the deepest region
+    at the tip; the reference sites have ``valid_data`` False. Neuropixels geometry (two columns
+    of sites 20 um apart); CCF coordinates (um) along a straight track: ``x`` anterior-posterior,
+    ``y`` dorsal-ventral, ``z`` left-right, as AllenSDK writes them."""
     others = iter(PROBES * (len(regions) + 1))
     probe_of = {}
     for region in regions:
         probe_of[region] = VISUAL_PROBES.get(region) or next(others)
-    rows = []
-    for probe in PROBES:
+    in_brain = CHANNELS_PER_PROBE - OUT_OF_BRAIN_CHANNELS
+    local = np.arange(CHANNELS_PER_PROBE)
+    frames = []
+    for k, probe in enumerate(PROBES):
         on_probe = [r for r in regions if probe_of[r] == probe]
-        for depth, region in enumerate(on_probe):
-            for k in range(channels_per_region):
-                local = depth * channels_per_region + k
-                rows.append(
-                    {
-                        "location": region,
-                        "probe": probe,
-                        "probe_id": PROBE_ID_BASE + PROBES.index(probe),
-                        "local_index": local,
-                        "probe_vertical_position": 20 * (local // 2),
-                        "probe_horizontal_position": (11, 43, 27, 59)[local % 4],
-                        "valid_data": True,
-                        "x": 8000.0 + rng.normal(0, 50),
-                        "y": 3000.0 - 20 * local + rng.normal(0, 5),
-                        "z": 7000.0 + rng.normal(0, 50),
-                    }
-                )
-    electrodes = pd.DataFrame(rows)
-    electrodes.index = pd.Index(CHANNEL_ID_BASE + np.arange(len(rows)), name="channel_id")
+        if not on_probe:
+            continue
+        run = np.minimum(local * len(on_probe) // in_brain, len(on_probe) - 1)
+        location = np.where(local < in_brain, np.array(on_probe, dtype=object)[run], "")
+        surface_dv = 600.0 + rng.normal(0, 50)  # where the track enters the brain
+        depth = (in_brain - local) * 10.0  # 20 um between rows of two sites
+        frames.append(
+            pd.DataFrame(
+                {
+                    "location": location,
+                    "probe": probe,
+                    "probe_id": PROBE_ID_BASE + k,
+                    "local_index": local,
+                    "probe_vertical_position": 20 * (local // 2) + 20,
+                    "probe_horizontal_position": np.array([43, 11, 59, 27])[local % 4],
+                    "valid_data": ~np.isin(local, REFERENCE_CHANNELS),
+                    "x": 7800.0 + 350 * k + rng.normal(0, 30) + 0.05 * depth,
+                    "y": surface_dv + depth,
+                    "z": 8400.0 + 250 * (k % 3) + rng.normal(0, 30) - 0.1 * depth,
+                }
+            )
+        )
+    electrodes = pd.concat(frames, ignore_index=True)
+    electrodes.index = pd.Index(CHANNEL_ID_BASE + np.arange(len(electrodes)), name="channel_id")
     return electrodes
 
 
 def _quality_metrics(n: int, rng) -> pd.DataFrame:
-    """Metrics of units that pass AllenSDK's default filter."""
+    """Metrics of units that pass AllenSDK's default filter (the Allen units-table columns; the
+    propagation velocities are missing, NaN, for about a fifth of the units, as in the files)."""
+    velocity = rng.normal(0.0, 0.4, (2, n))
+    velocity[rng.random((2, n)) < 0.2] = np.nan
     return pd.DataFrame(
         {
             "quality": ["good"] * n,
-            "amplitude_cutoff": rng.uniform(0.001, 0.09, n),
-            "presence_ratio": rng.uniform(0.96, 0.99, n),
-            "isi_violations": rng.uniform(0.0, 0.4, n),
             "snr": rng.uniform(1.5, 4.0, n),
+            "isi_violations": rng.uniform(0.0, 0.4, n),
+            "presence_ratio": rng.uniform(0.96, 0.99, n),
+            "amplitude_cutoff": rng.uniform(0.001, 0.09, n),
+            "isolation_distance": rng.uniform(20.0, 120.0, n),
+            "l_ratio": rng.uniform(0.0, 0.1, n),
+            "d_prime": rng.uniform(2.0, 8.0, n),
+            "nn_hit_rate": rng.uniform(0.7, 1.0, n),
+            "nn_miss_rate": rng.uniform(0.0, 0.02, n),
+            "max_drift": rng.uniform(5.0, 50.0, n),
+            "cumulative_drift": rng.uniform(50.0, 400.0, n),
+            "silhouette_score": rng.uniform(0.02, 0.3, n),
+            "waveform_duration": rng.uniform(0.2, 0.9, n),
+            "waveform_halfwidth": rng.uniform(0.1, 0.4, n),
+            "PT_ratio": rng.uniform(0.3, 0.8, n),
+            "repolarization_slope": rng.uniform(0.2, 1.0, n),
+            "recovery_slope": rng.uniform(-0.2, 0.0, n),
             "amplitude": rng.uniform(50, 300, n),
+            "spread": rng.uniform(20.0, 150.0, n),
+            "velocity_above": velocity[0],
+            "velocity_below": velocity[1],
         }
     )
 
@@ -348,7 +440,6 @@ def compose_session(
     background_rate_hz: float = 0.5,
     gap_s: float = 1.0,
     n_filtered_units: int = 8,
-    channels_per_region: int = 16,
     running_rate_hz: float = 60.0,
     n_filler_units: int = 0,
     filler_regions: tuple[str, ...] | list[str] = (),
@@ -470,13 +561,32 @@ def compose_session(
     unit = np.concatenate(spikes_unit)
     time = np.concatenate(spikes_time)
 
-    # Units sorted as in Allen tables (by probe, then depth), with ids in that order.
-    electrodes = _probe_layout(regions, channels_per_region, rng)
+    # Peak channels: piece units on a valid channel of their region; the filtered units failing
+    # valid_data on a reference site, those failing structure_acronym above the brain.
+    electrodes = _probe_layout(regions, rng)
+    failure = np.full(n_units, None, dtype=object)  # the criterion each filtered unit fails
+    for k, failing in enumerate(range(n_passing, n_units)):
+        failure[failing] = FILTER_FAILURES[k % len(FILTER_FAILURES)][0]
+    channel_failures = np.isin(failure, ["valid_data", "structure_acronym"])
+    location = electrodes["location"].to_numpy()
+    valid = electrodes["valid_data"].to_numpy()
+    unit_region = np.asarray(unit_region, dtype=object)
     peak = np.empty(n_units, dtype=np.int64)
     for region in regions:
-        members = np.flatnonzero(np.asarray(unit_region) == region)
-        channels = electrodes.index[electrodes["location"] == region].to_numpy()
-        peak[members] = rng.choice(channels, members.size)
+        in_region = location == region
+        on_probe = electrodes["probe"].to_numpy() == electrodes["probe"][in_region].iloc[0]
+        invalid = in_region & ~valid
+        pools = (
+            (~channel_failures, in_region & valid),
+            (failure == "valid_data", invalid if invalid.any() else on_probe & ~valid),
+            (failure == "structure_acronym", on_probe & (location == "")),
+        )
+        for members, pool in pools:
+            members = np.flatnonzero(members & (unit_region == region))
+            peak[members] = rng.choice(electrodes.index[pool].to_numpy(), members.size)
+    unit_region = electrodes.loc[peak, "location"].to_numpy()  # "" above the brain
+
+    # Units sorted as in Allen tables (by probe, then depth), with ids in that order.
     local = electrodes.loc[peak, "local_index"].to_numpy()
     probe = electrodes.loc[peak, "probe"].to_numpy()
     order = np.lexsort((np.arange(n_units), local, probe))
@@ -485,9 +595,14 @@ def compose_session(
     metrics = _quality_metrics(n_units, rng)
     for k, failing in enumerate(range(n_passing, n_units)):
         column, value = FILTER_FAILURES[k % len(FILTER_FAILURES)]
-        metrics.loc[failing, column] = value
+        if column in metrics:
+            metrics.loc[failing, column] = value
+    first_of_probe = pd.Series(np.arange(n_units)).groupby(probe[order]).transform("min")
+    within_probe = np.empty(n_units, dtype=np.int64)  # the unit's index on its probe
+    within_probe[order] = np.arange(n_units) - first_of_probe.to_numpy()
     units = metrics.assign(
         peak_channel_id=peak,
+        local_index=within_probe,
         cluster_id=rng.permutation(n_units),
         region=unit_region,
         probe=probe,
@@ -574,8 +689,11 @@ def compose_session(
     )
 
 
-def simulated_nwbfile(session: SimulatedSession, description: str, keywords: list[str], **extra):
-    """The ``NWBFile`` of a simulated session, before its contents (both layouts share it)."""
+def simulated_nwbfile(
+    session: SimulatedSession, description: str, keywords: list[str], subject=None, **extra
+):
+    """The ``NWBFile`` of a simulated session, before its contents (both layouts share it);
+    ``subject`` replaces the plain NWB ``Subject``."""
     import datetime as dt
 
     from pynwb import NWBFile
@@ -590,7 +708,8 @@ def simulated_nwbfile(session: SimulatedSession, description: str, keywords: lis
         experimenter=["Simulator, Neurodag"],
         keywords=keywords,
         experiment_description="planted pieces: " + ", ".join(session.presentations),
-        subject=Subject(
+        subject=subject
+        or Subject(
             subject_id="simulated",
             species="Mus musculus",
             sex="U",
@@ -601,14 +720,203 @@ def simulated_nwbfile(session: SimulatedSession, description: str, keywords: lis
     )
 
 
+@functools.cache
+def ecephys_types() -> dict:
+    """The ``ndx-aibs-ecephys`` extension types (``EcephysProbe``, ``EcephysElectrodeGroup``,
+    ``EcephysSpecimen``), from AllenSDK's namespace and extension yaml kept in
+    ``neurodag/data/ndx-aibs-ecephys`` and loaded with pynwb's ``load_namespaces``, as AllenSDK's
+    ``brain_observatory/ecephys/nwb/__init__.py`` does. Files written with them cache the
+    namespace, so readers need neither AllenSDK nor this package."""
+    from importlib.resources import files
+
+    import pynwb
+
+    folder = files("neurodag") / "data" / ECEPHYS_NAMESPACE
+    namespace = folder / f"{ECEPHYS_NAMESPACE}.namespace.yaml"
+    if ECEPHYS_NAMESPACE not in pynwb.available_namespaces():
+        pynwb.load_namespaces(str(namespace))
+    return {
+        name: pynwb.get_class(name, ECEPHYS_NAMESPACE)
+        for name in ("EcephysProbe", "EcephysElectrodeGroup", "EcephysSpecimen")
+    }
+
+
+def _mean_waveforms(amplitude: np.ndarray, peak_local: np.ndarray, block_units: int = 16):
+    """The ragged ``waveform_mean`` data, written in blocks of units (an hdmf
+    ``GenericDataChunkIterator``): each unit's mean waveform on every channel of its probe
+    (``CHANNELS_PER_PROBE`` rows of ``WAVEFORM_SAMPLES``), largest on its peak channel and fading
+    over about ten channels, zero further away (so it compresses)."""
+    from hdmf.data_utils import GenericDataChunkIterator
+
+    amplitude = np.asarray(amplitude, dtype=np.float64)
+    peak_local = np.asarray(peak_local, dtype=np.float64)
+    t = np.arange(WAVEFORM_SAMPLES) / SAMPLE_RATE_HZ
+    shape = -np.exp(-(((t - 6e-4) / 2e-4) ** 2)) + 0.4 * np.exp(-(t - 1e-3) / 5e-4) * (t > 1e-3)
+    n_rows = len(amplitude) * CHANNELS_PER_PROBE
+
+    class MeanWaveforms(GenericDataChunkIterator):
+        def _get_data(self, selection: tuple) -> np.ndarray:
+            rows = np.arange(n_rows)[selection[0]]
+            unit, channel = np.divmod(rows, CHANNELS_PER_PROBE)
+            distance = np.abs(channel - peak_local[unit])
+            scale = amplitude[unit] * np.exp(-((distance / 6.0) ** 2)) * (distance <= 12)
+            return (scale[:, None] * shape[selection[1]]).astype(np.float32)
+
+        def _get_maxshape(self) -> tuple:
+            return (n_rows, WAVEFORM_SAMPLES)
+
+        def _get_dtype(self) -> np.dtype:
+            return np.dtype(np.float32)
+
+    chunk = min(max(n_rows, 1), CHANNELS_PER_PROBE * block_units)
+    buffer = chunk * max(1, min(8, n_rows // chunk))
+    return MeanWaveforms(
+        chunk_shape=(chunk, WAVEFORM_SAMPLES), buffer_shape=(buffer, WAVEFORM_SAMPLES)
+    )
+
+
+def _specimen_strain(path: Path, strain: str) -> None:
+    """``EcephysSpecimen.strain`` as the attribute the extension declares. pynwb 4 maps a
+    Subject's ``strain`` to the core dataset (NWB >= 2.4) and leaves the extension's required
+    attribute unwritten, which NWB validation reports; the Allen files (NWB 2.2.2) carry the
+    attribute, so it is added to the written file directly."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f["general/subject"].attrs["strain"] = strain
+
+
+def _allen_probes(nwb, session: SimulatedSession) -> dict:
+    """One ``EcephysProbe`` device and one ``EcephysElectrodeGroup`` per probe (AllenSDK
+    write_nwb ``add_probe_to_nwbfile``); the groups by probe name."""
+    types = ecephys_types()
+    groups = {}
+    for probe, row in session.probes.iterrows():
+        with warnings.catch_warnings():  # pynwb 4 prefers a DeviceModel; the Allen files have this
+            warnings.filterwarnings("ignore", "The 'manufacturer' field is deprecated")
+            device = types["EcephysProbe"](
+                name=probe,
+                description="Neuropixels 1.0 Probe",
+                manufacturer="imec",
+                probe_id=int(row["probe_id"]),
+                sampling_rate=SAMPLE_RATE_HZ,
+            )
+        groups[probe] = types["EcephysElectrodeGroup"](
+            name=probe,
+            description="Ecephys Electrode Group",
+            probe_id=int(row["probe_id"]),
+            location="See electrode locations",
+            device=device,
+            lfp_sampling_rate=LFP_SAMPLE_RATE_HZ,
+            has_lfp_data=False,  # no probe-wise LFP files are simulated
+        )
+        nwb.add_device(device)
+        nwb.add_electrode_group(groups[probe])
+    return groups
+
+
+def _allen_electrodes(nwb, session: SimulatedSession, groups: dict) -> None:
+    """Every channel, with the columns and dtypes of AllenSDK write_nwb
+    ``add_ecephys_electrodes``: ``x, y, z`` (CCF um, float64), ``imp`` (NaN), ``location``
+    (structure acronym, "" above the brain), ``filtering``, ``group``, ``group_name``, then the
+    Allen columns (int64 positions and ids, bool ``valid_data``). Written column-wise."""
+    from hdmf.common import ElementIdentifiers, VectorData
+    from pynwb.file import ElectrodesTable
+
+    table = session.electrodes
+    descriptions = {c["name"]: c["description"] for c in ElectrodesTable.__columns__}
+    columns = {
+        "x": table["x"].to_numpy(dtype=np.float64),
+        "y": table["y"].to_numpy(dtype=np.float64),
+        "z": table["z"].to_numpy(dtype=np.float64),
+        "imp": np.full(len(table), np.nan),
+        "location": table["location"].astype(str).tolist(),
+        "filtering": ["AP band: 500 Hz high-pass; LFP band: 1000 Hz low-pass"] * len(table),
+        "group": [groups[p] for p in table["probe"]],
+        "group_name": table["probe"].astype(str).tolist(),
+    }
+    for name in ELECTRODE_COLUMNS:
+        dtype = bool if name == "valid_data" else np.int64
+        columns[name] = table[name].to_numpy(dtype=dtype)
+    descriptions.update(ELECTRODE_COLUMNS)
+    nwb.electrodes = ElectrodesTable(
+        id=ElementIdentifiers(name="id", data=table.index.to_numpy(dtype=np.int64)),
+        columns=[
+            VectorData(name=name, description=descriptions[name], data=data)
+            for name, data in columns.items()
+        ],
+    )
+
+
+def _allen_units(session: SimulatedSession):
+    """The units table as AllenSDK write_nwb builds it (``Units.from_dataframe`` of the unit
+    metadata, then the ragged ``spike_times``, ``spike_amplitudes`` and ``waveform_mean``)."""
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
+    from pynwb.misc import Units
+
+    table = session.units
+    columns = []
+    for name, description in UNIT_COLUMNS.items():
+        values = table[name].to_numpy()
+        if values.dtype == object:
+            data = values.astype(str).tolist()
+        elif values.dtype.kind in "iu":
+            data = values.astype(np.int64)
+        else:
+            data = values.astype(np.float64)
+        columns.append(VectorData(name=name, description=description, data=data))
+    ends = session.spike_index.astype(np.int64)
+    # streamed unit block by unit block (a real-size session has 1e8 spikes)
+    spike_times = VectorData(
+        name="spike_times",
+        description="times (s) of detected spiking events",
+        data=H5DataIO(_streamed(session.trains, amplitudes=False), compression="gzip"),
+    )
+    amplitudes = VectorData(
+        name="spike_amplitudes",
+        description="amplitude (s) of detected spiking events",
+        data=H5DataIO(_streamed(session.trains, amplitudes=True), compression="gzip"),
+    )
+    peak_local = session.electrodes.loc[table["peak_channel_id"], "local_index"].to_numpy()
+    waveforms = VectorData(
+        name="waveform_mean",
+        description="mean waveforms on peak channels (and over samples)",
+        data=H5DataIO(
+            _mean_waveforms(table["amplitude"].to_numpy(), peak_local), compression="gzip"
+        ),
+    )
+    return Units(
+        name="units",
+        description="sorted units",
+        id=ElementIdentifiers(name="id", data=table.index.to_numpy(dtype=np.int64)),
+        columns=[
+            *columns,
+            # each index before its streamed target (hdmf drops an iterator column first)
+            VectorIndex(name="spike_times_index", data=ends, target=spike_times),
+            spike_times,
+            VectorIndex(name="spike_amplitudes_index", data=ends, target=amplitudes),
+            amplitudes,
+            # the index first: hdmf's DynamicTable drops an iterator column before it would
+            # find it as the index's target
+            VectorIndex(
+                name="waveform_mean_index",
+                data=CHANNELS_PER_PROBE * np.arange(1, len(table) + 1, dtype=np.int64),
+                target=waveforms,
+            ),
+            waveforms,
+        ],
+        resolution=1 / SAMPLE_RATE_HZ,
+    )
+
+
 def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
-    """Write the session in the Allen ecephys layout (core NWB types only), atomically."""
+    """Write the session in the Allen ecephys layout (AllenSDK write_nwb: core NWB and the
+    ``ndx-aibs-ecephys`` types, their namespace cached in the file), atomically."""
     import os
 
-    from hdmf.backends.hdf5.h5_utils import H5DataIO
     from pynwb import NWBHDF5IO, TimeSeries
     from pynwb.epoch import TimeIntervals
-    from pynwb.misc import Units
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -616,104 +924,23 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
         session,
         "Simulated Allen Visual Coding Neuropixels session (neurodag)",
         ["simulation", "Neuropixels", "visual coding", "ground truth"],
+        subject=ecephys_types()["EcephysSpecimen"](
+            subject_id="simulated",
+            species="Mus musculus",
+            sex="U",
+            age="P100D",
+            description="simulated mouse",
+            specimen_name="simulated mouse",
+            age_in_days=100.0,
+            genotype="wt/wt",
+        ),
         stimulus_notes="Visual Coding Neuropixels layout; see neurodag docs/data-model.md",
     )
-    groups = {}
-    for probe, row in session.probes.iterrows():
-        device = nwb.create_device(name=probe, description="Neuropixels 1.0 (simulated, imec)")
-        groups[probe] = nwb.create_electrode_group(
-            name=probe,
-            description=f"Neuropixels probe {probe}, probe_id {int(row['probe_id'])}",
-            location=", ".join(
-                dict.fromkeys(
-                    session.electrodes.loc[session.electrodes["probe"] == probe, "location"]
-                )
-            ),
-            device=device,
-        )
-    extra = [
-        "probe_id",
-        "local_index",
-        "probe_vertical_position",
-        "probe_horizontal_position",
-        "valid_data",
-    ]
-    descriptions = {
-        "probe_id": "id of the probe this channel is on",
-        "local_index": "channel index on its probe, from the tip",
-        "probe_vertical_position": "distance from the probe tip (um)",
-        "probe_horizontal_position": "horizontal position on the shank (um)",
-        "valid_data": "whether the channel records usable data",
-    }
-    for name in extra:
-        nwb.add_electrode_column(name=name, description=descriptions[name])
-    for channel, row in session.electrodes.iterrows():
-        nwb.add_electrode(
-            id=int(channel),
-            location=row["location"],
-            group=groups[row["probe"]],
-            x=float(row["x"]),
-            y=float(row["y"]),
-            z=float(row["z"]),
-            **{name: row[name] for name in extra},
-        )
+    groups = _allen_probes(nwb, session)
+    _allen_electrodes(nwb, session, groups)
+    nwb.units = _allen_units(session)
 
     from hdmf.common import ElementIdentifiers, VectorData, VectorIndex
-
-    table = session.units
-    # Spike times and amplitudes are streamed unit block by unit block (a real-size session has
-    # 1e8 spikes); Allen files carry per-spike amplitudes (ragged) and mean waveforms (2-D) too,
-    # and the reader must pass over both.
-    spike_times = VectorData(
-        name="spike_times",
-        description="spike times (s)",
-        data=H5DataIO(_streamed(session.trains, amplitudes=False), compression="gzip"),
-    )
-    spike_index = VectorIndex(
-        name="spike_times_index", data=session.spike_index.tolist(), target=spike_times
-    )
-    amplitudes = VectorData(
-        name="spike_amplitudes",
-        description="amplitude of each spike (V)",
-        data=H5DataIO(_streamed(session.trains, amplitudes=True), compression="gzip"),
-    )
-    amplitude_index = VectorIndex(
-        name="spike_amplitudes_index", data=session.spike_index.tolist(), target=amplitudes
-    )
-    samples = np.arange(82) / SAMPLE_RATE_HZ
-    shape = -np.exp(-(((samples - 6e-4) / 2e-4) ** 2)) + 0.4 * np.exp(-(samples - 1e-3) / 5e-4) * (
-        samples > 1e-3
-    )
-    waveform = VectorData(
-        name="waveform_mean",
-        description="mean waveform on the peak channel (uV), 82 samples at 30 kHz",
-        data=np.outer(table["amplitude"].to_numpy(), shape).astype(np.float32),
-    )
-    units = Units(
-        name="units",
-        description="sorted units (simulated)",
-        id=ElementIdentifiers(name="id", data=table.index.to_numpy().tolist()),
-        # each index before its streamed target: hdmf 6 drops an iterator column from its length
-        # check before it looks up the index's target
-        columns=[spike_index, spike_times, amplitude_index, amplitudes, waveform],
-        resolution=1 / SAMPLE_RATE_HZ,
-    )
-    columns = {
-        "quality": "curation label (good / noise)",
-        "amplitude_cutoff": "estimated fraction of missed spikes",
-        "presence_ratio": "fraction of the session with spikes",
-        "isi_violations": "refractory-period violation rate",
-        "snr": "waveform signal-to-noise ratio",
-        "amplitude": "waveform amplitude (uV)",
-        "peak_channel_id": "id of the channel (electrodes row) with the largest waveform",
-        "cluster_id": "Kilosort cluster id",
-        "firing_rate": "mean firing rate over the session (Hz)",
-    }
-    for name, description in columns.items():
-        values = table[name].to_numpy()
-        data = values.astype(str).tolist() if values.dtype == object else values.tolist()
-        units.add_column(name=name, description=description, data=data)
-    nwb.units = units
 
     for name, frame in session.presentations.items():
         # Whole columns at once: add_row per presentation costs milliseconds each in hdmf.
@@ -771,8 +998,11 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
 
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.nwb")
     try:
-        with NWBHDF5IO(str(tmp), "w") as io:
+        with NWBHDF5IO(str(tmp), "w") as io, warnings.catch_warnings():
+            # the specimen's strain attribute, added next (see _specimen_strain)
+            warnings.filterwarnings("ignore", "EcephysSpecimen .*missing required value")
             io.write(nwb)
+        _specimen_strain(tmp, SPECIMEN_STRAIN)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

@@ -8,7 +8,8 @@ written in the layout any lab's NWB file has instead of Allen's (the layout
 - ``units`` with ``spike_times``, an ``electrodes`` reference (the unit's peak channel) and numeric
   quality metrics (``snr``, ``firing_rate``, ``amplitude_cutoff``, ``presence_ratio``,
   ``isi_violations``) instead of Allen's text ``quality`` and ``peak_channel_id``;
-- the ``electrodes`` table with ``location`` and one electrode group per probe;
+- the ``electrodes`` table with ``location`` (``root`` for the channels above the brain) and one
+  electrode group per probe;
 - each planted piece's stimulus table as the interval table ``intervals/<stimulus>`` with numeric
   columns (``frame``, ``orientation``, ...) and an event column ``stim_on_time``;
 - ``epochs``, one per stimulus block, tagged with the stimulus name;
@@ -72,7 +73,9 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
             device=device,
         )
     for channel, row in session.electrodes.iterrows():
-        nwb.add_electrode(id=int(channel), location=row["location"], group=groups[row["probe"]])
+        # a channel above the brain: the CCF root (labs' files have no empty locations)
+        location = row["location"] or "root"
+        nwb.add_electrode(id=int(channel), location=location, group=groups[row["probe"]])
     row_of_channel = {int(c): k for k, c in enumerate(session.electrodes.index)}
 
     nwb.units = Units(name="units", description="sorted units", resolution=1 / SAMPLE_RATE_HZ)
