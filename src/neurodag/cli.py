@@ -185,7 +185,7 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     log.info(
         "simulated %d units, %d spikes, stimuli %s -> %s",
         len(session.units),
-        session.spike_times.size,
+        session.trains.n_spikes,
         ", ".join(session.presentations),
         ", ".join(map(str, paths)),
     )

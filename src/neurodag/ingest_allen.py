@@ -305,11 +305,12 @@ def plot_counts(ds: xr.Dataset, path: str | Path, max_columns: int = 1500) -> Pa
 
     from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
 
-    counts = ds["counts"].values.astype(np.float32)
+    counts = ds["counts"].values  # summed in place: no float copy of a session's counts
     bin_size = float(ds.attrs["bin_size_s"])
     factor = max(1, -(-counts.shape[1] // max_columns))  # sum bins so the image stays legible
     usable = counts.shape[1] // factor * factor
-    rate = counts[:, :usable].reshape(len(counts), -1, factor).sum(-1) / (factor * bin_size)
+    summed = counts[:, :usable].reshape(len(counts), -1, factor).sum(-1, dtype=np.int64)
+    rate = summed / (factor * bin_size)
     time = ds["time"].values[:usable].reshape(-1, factor).mean(-1) if usable else np.array([])
     order, regions = _region_order(ds)
     fig, (top, bottom) = figure(2, 1, width=9.0, height=6.0, sharex=True, height_ratios=[1, 2])
@@ -375,7 +376,8 @@ def plot_responses(ds: xr.Dataset, path: str | Path) -> Path:
     from neurodag.plotting import CATEGORICAL, figure, save_figure
 
     bin_size = float(ds.attrs["bin_size_s"])
-    rate = ds["responses"].values.astype(np.float32).mean(0) / bin_size  # (neuron, time)
+    # (neuron, time); the mean converts as it sums: no float copy of the responses
+    rate = ds["responses"].values.mean(0, dtype=np.float64) / bin_size
     _, regions = _region_order(ds)
     fig, ax = figure(width=5.5, height=3.5)
     colours = colormaps[CATEGORICAL]

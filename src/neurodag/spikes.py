@@ -24,6 +24,8 @@ from neurodag.errors import ConfigError
 #: Upper bound on the elements of the temporary bincount array of one unit group: small enough
 #: (8 MiB) that the allocator reuses it between groups instead of mapping fresh pages.
 GROUP_ELEMENTS = 1 << 20
+#: Upper bound on the spikes of one unit group (its per-spike temporaries: ~8 arrays of 8 MiB).
+GROUP_SPIKES = 1 << 20
 
 
 def check_index(index: np.ndarray, n_spikes: int) -> str | None:
@@ -49,14 +51,23 @@ def _unit_groups(index: np.ndarray, elements_per_unit: int, max_groups: int | No
     """Consecutive unit ranges ``(first, last)`` whose bincount has at most GROUP_ELEMENTS, or
     with ``max_groups``, at most that many groups (where a unit's own bincount is large, as for
     thousands of trials, the temporary array is then a fraction of the output instead of one
-    pass per unit)."""
+    pass per unit); a group also holds at most GROUP_SPIKES spikes (unless one unit has more),
+    which bounds the per-spike temporaries (a real session's units fire 1e4-1e5 spikes each)."""
     n_units = len(index)
     budget = GROUP_ELEMENTS
     if max_groups:
         budget = max(budget, elements_per_unit * -(-n_units // max_groups))
     per_group = max(1, budget // max(1, elements_per_unit))
-    for first in range(0, n_units, per_group):
-        yield first, min(n_units, first + per_group)
+    ends = np.asarray(index, dtype=np.int64)
+    first = 0
+    while first < n_units:
+        last = min(n_units, first + per_group)
+        start = int(ends[first - 1]) if first else 0
+        # the most units from ``first`` whose spikes fit GROUP_SPIKES (at least one)
+        fit = int(np.searchsorted(ends[first:last], start + GROUP_SPIKES, side="right"))
+        last = first + max(1, fit)
+        yield first, last
+        first = last
 
 
 def _segment(index: np.ndarray, first: int, last: int) -> tuple[int, int]:
@@ -78,18 +89,32 @@ def check_bin_size(bin_size: float, key: str) -> float:
     return float(bin_size)
 
 
+def _wider(dtype: np.dtype, counts: np.ndarray) -> np.dtype | None:
+    """A wider integer type when ``counts`` do not fit ``dtype`` (None when they do)."""
+    if counts.size and counts.max() > np.iinfo(dtype).max:
+        return smallest_int_dtype(int(counts.max()))
+    return None
+
+
 def bin_spikes(
-    times: np.ndarray, index: np.ndarray, start: float, bin_size: float, n_bins: int
+    times: np.ndarray,
+    index: np.ndarray,
+    start: float,
+    bin_size: float,
+    n_bins: int,
+    dtype: np.dtype | type = np.int32,
 ) -> np.ndarray:
     """Counts ``(unit, bin)`` of spikes in the bins ``[start + k w, start + (k + 1) w)``.
 
     ``times`` is the flat spike-time array and ``index`` the end offset of each unit's spikes.
-    Spikes outside ``[start, start + n_bins w)`` are ignored. Returns int32 counts (half the
-    memory of int64; a bin would need 2**31 spikes to overflow).
+    Spikes outside ``[start, start + n_bins w)`` are ignored. Returns counts of ``dtype`` (int32:
+    half the memory of int64; int16 halves it again, and a bin that overflows it makes the whole
+    array a wider type, so the counts are exact whatever the type asked for).
     """
     bin_size = check_bin_size(bin_size, "bin_size")
     index = np.asarray(index, dtype=np.int64)
-    counts = np.zeros((len(index), n_bins), dtype=np.int32)
+    dtype = np.dtype(dtype)
+    counts = np.zeros((len(index), n_bins), dtype=dtype)
     lengths = np.diff(index, prepend=0)
     # Each unit gets n_bins + 2 slots: spikes before the first bin or after the last are clipped
     # into the two outer slots and dropped, which is cheaper than selecting the spikes inside.
@@ -105,7 +130,10 @@ def bin_spikes(
         flat = np.repeat(np.arange(last - first, dtype=np.int64) * stride + 1, lengths[first:last])
         flat += slot.astype(np.int64)
         group = np.bincount(flat, minlength=(last - first) * stride)
-        counts[first:last] = group.reshape(last - first, stride)[:, 1:-1]
+        group = group.reshape(last - first, stride)[:, 1:-1]
+        if (wider := _wider(dtype, group)) is not None:
+            return bin_spikes(times, index, start, bin_size, n_bins, wider)
+        counts[first:last] = group
     return counts
 
 
@@ -124,12 +152,15 @@ def align_spikes(
     onsets: np.ndarray,
     window: tuple[float, float],
     bin_size: float,
+    dtype: np.dtype | type = np.int32,
 ) -> np.ndarray:
     """Peri-stimulus counts ``(trial, unit, bin)``: for trial ``k`` the bins
     ``[onset_k + a + j w, onset_k + a + (j + 1) w)`` for ``j < n_bins = round((b - a) / w)``.
 
-    A spike inside overlapping windows counts in each of them. Returns int32 counts.
+    A spike inside overlapping windows counts in each of them. Returns counts of ``dtype``, or
+    of a wider integer type where a bin overflows it (as :func:`bin_spikes`).
     """
+    dtype = np.dtype(dtype)
     bin_size = check_bin_size(bin_size, "bin_size_s")
     a, b = float(window[0]), float(window[1])
     if not b > a:
@@ -139,7 +170,7 @@ def align_spikes(
     index = np.asarray(index, dtype=np.int64)
     onsets = np.asarray(onsets, dtype=np.float64)
     n_trials, n_units = len(onsets), len(index)
-    counts = np.zeros((n_trials, n_units, n_bins), dtype=np.int32)
+    counts = np.zeros((n_trials, n_units, n_bins), dtype=dtype)
     if n_trials == 0 or n_units == 0:
         return counts
     order = np.argsort(onsets, kind="stable")
@@ -147,7 +178,7 @@ def align_spikes(
     for layer in range(layers):
         trials = order[layer::layers]  # sorted by onset, windows disjoint within a layer
         starts = onsets[trials] + a
-        for first, last in _unit_groups(index, len(trials) * n_bins, max_groups=32):
+        for first, last in _unit_groups(index, len(trials) * n_bins, max_groups=128):
             lo, hi = _segment(index, first, last)
             if hi <= lo:
                 continue
@@ -160,6 +191,8 @@ def align_spikes(
             hit = bins < n_bins
             flat = (k[hit] * (last - first) + unit[hit]) * n_bins + bins[hit]
             layer_counts = np.bincount(flat, minlength=len(trials) * (last - first) * n_bins)
+            if (wider := _wider(dtype, layer_counts)) is not None:
+                return align_spikes(times, index, onsets, window, bin_size, wider)
             counts[trials, first:last] = layer_counts.reshape(len(trials), last - first, n_bins)
     return counts
 

@@ -29,8 +29,16 @@ ENGINE = "h5netcdf"
 PROVENANCE_ATTRS = ("neurodag_version", "stage", "parameters", "inputs", "created")
 
 
+#: sha256 of the files this process has hashed, keyed by what would change with their content
+#: (device, inode, size, modification time in ns): an ingest that writes one output per stimulus
+#: reads its multi-GB input once, not once per output.
+_HASHES: dict[tuple, str] = {}
+
+
 def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
-    """sha256 of a file; of a folder, the sha256 over its files' relative paths and hashes."""
+    """sha256 of a file; of a folder, the sha256 over its files' relative paths and hashes. A
+    file already hashed by this process and unchanged since (same inode, size and mtime) is not
+    read again."""
     path = Path(path)
     digest = hashlib.sha256()
     if path.is_dir():
@@ -38,10 +46,14 @@ def file_sha256(path: str | Path, chunk_size: int = 1 << 20) -> str:
             digest.update(str(child.relative_to(path)).encode())
             digest.update(file_sha256(child).encode())
         return digest.hexdigest()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
+    stat = path.stat()
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHES:
+        with open(path, "rb") as handle:
+            while block := handle.read(chunk_size):
+                digest.update(block)
+        _HASHES[key] = digest.hexdigest()
+    return _HASHES[key]
 
 
 def describe_inputs(paths: Iterable[str | Path]) -> list[dict[str, str]]:

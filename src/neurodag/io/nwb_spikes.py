@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -44,7 +44,6 @@ from neurodag.spikes import (
     bin_spikes,
     check_bin_size,
     check_index,
-    smallest_int_dtype,
 )
 
 log = logging.getLogger(__name__)
@@ -158,8 +157,61 @@ def _construct_error(exc: BaseException) -> tuple[str | None, str]:
     return where, f"NWB object does not read ({reason})"
 
 
-def read_units(nwb, path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """All units: scalar columns (index unit id), flat spike times, and the ragged index."""
+@dataclass
+class SpikeColumn:
+    """The flat ``spike_times`` data of a units table, not yet read (an ``h5py.Dataset`` when the
+    file is open; any sliceable array otherwise). :meth:`read` reads the spikes of the units a
+    filter keeps, block by block: a session's 1e8 spike times are never all in memory."""
+
+    data: Any
+    path: Path
+    #: Spans of kept units closer than GAP values are read in one slice (so a gzip chunk is
+    #: decompressed once, not once per unit), up to BLOCK values per slice (64 MiB of float64).
+    GAP: ClassVar[int] = 1 << 20
+    BLOCK: ClassVar[int] = 1 << 23
+
+    def read(self, index: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat spike times and end offsets of the kept units (``index``: every unit's end
+        offsets; ``keep``: a boolean per unit)."""
+        index = np.asarray(index, dtype=np.int64)
+        keep = np.asarray(keep, dtype=bool)
+        lengths = np.diff(index, prepend=0)
+        starts, stops = index - lengths, index
+        # runs of consecutive kept units are one contiguous span of the flat array
+        edges = np.diff(np.concatenate([[0], keep.astype(np.int8), [0]]))
+        first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+        span_start, span_stop = starts[first], stops[last]
+        nonempty = span_stop > span_start
+        span_start, span_stop = span_start[nonempty], span_stop[nonempty]
+        out = np.empty(int(lengths[keep].sum()), dtype=np.float64)
+        position, k = 0, 0
+        while k < len(span_start):
+            a, j = int(span_start[k]), k
+            while (
+                j + 1 < len(span_start)
+                and span_start[j + 1] - span_stop[j] <= self.GAP
+                and span_stop[j + 1] - a <= self.BLOCK
+            ):
+                j += 1
+            if j == k:  # one span (maybe long): straight into the output, a block at a time
+                for lo in range(a, int(span_stop[k]), self.BLOCK):
+                    hi = min(lo + self.BLOCK, int(span_stop[k]))
+                    out[position : position + hi - lo] = self.data[lo:hi]
+                    position += hi - lo
+            else:
+                block = np.asarray(self.data[a : int(span_stop[j])], dtype=np.float64)
+                for lo, hi in zip(span_start[k : j + 1], span_stop[k : j + 1], strict=True):
+                    out[position : position + hi - lo] = block[lo - a : hi - a]
+                    position += int(hi - lo)
+            k = j + 1
+        if not np.isfinite(out).all():
+            raise InputError(self.path, "units/spike_times", "spike times must be finite numbers")
+        return out, np.cumsum(lengths[keep])
+
+
+def read_units(nwb, path: Path) -> tuple[pd.DataFrame, SpikeColumn, np.ndarray]:
+    """All units: scalar columns (index unit id), the spike times not yet read (read the kept
+    units' with :func:`keep_units`), and the ragged index."""
     units = nwb.units
     if units is None:
         raise InputError(path, "units", "the file has no units table (no sorted spikes)")
@@ -175,12 +227,9 @@ def read_units(nwb, path: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
         problem = f"has {len(index)} offsets for {len(units.id)} units"
     if problem:
         raise InputError(path, "units/spike_times_index", problem)
-    times = np.asarray(times_data[: index[-1] if len(index) else 0], dtype=np.float64)
-    if not np.isfinite(times).all():
-        raise InputError(path, "units/spike_times", "spike times must be finite numbers")
     table = pd.DataFrame(_scalar_columns(units, path, "units"))
     table.index = pd.Index(np.asarray(units.id.data[:], dtype=np.int64), name="unit_id")
-    return table, times, index
+    return table, SpikeColumn(times_data, path), index
 
 
 def read_electrodes(nwb, path: Path) -> pd.DataFrame:
@@ -265,8 +314,9 @@ def unit_variables(units: pd.DataFrame) -> dict:
     }
 
 
-def keep_units(times: np.ndarray, index: np.ndarray, keep: np.ndarray, path: Path):
-    """The spike trains of the units a filter keeps, with the counts in the log."""
+def keep_units(times: SpikeColumn, index: np.ndarray, keep: np.ndarray, path: Path):
+    """The spike trains of the units a filter keeps (only theirs are read from the file), with
+    the counts in the log."""
     log.info(
         "%s: %d units, %d kept by the unit filter, %d dropped",
         path.name,
@@ -274,7 +324,7 @@ def keep_units(times: np.ndarray, index: np.ndarray, keep: np.ndarray, path: Pat
         int(keep.sum()),
         int((~keep).sum()),
     )
-    return select_units(times, index, keep)
+    return times.read(index, keep)
 
 
 def session_counts_dataset(session, tables, bin_size_s: float, blocks: pd.DataFrame) -> xr.Dataset:
@@ -299,10 +349,12 @@ def counts_dataset(
 ) -> xr.Dataset:
     """Session-long ``counts(neuron, time)`` (bin centres, smallest integer type), the unit
     coordinates and variables, ``epoch(time)`` and the blocks (``block_stimulus/start/stop``)."""
-    counts = bin_spikes(times, index, start, bin_size_s, n_bins)
+    # int16 from the start (a wider type only where a bin overflows it): no int32 copy of a
+    # session's counts
+    counts = bin_spikes(times, index, start, bin_size_s, n_bins, dtype=np.int16)
     time = bin_centres(start, bin_size_s, n_bins)
     data = {
-        "counts": (("neuron", "time"), counts.astype(smallest_int_dtype(counts.max(initial=0)))),
+        "counts": (("neuron", "time"), counts),
         "block_stimulus": ("block", blocks["stimulus"].astype(str).to_numpy()),
         "block_start": ("block", blocks["start"].to_numpy(dtype=float)),
         "block_stop": ("block", blocks["stop"].to_numpy(dtype=float)),
@@ -343,15 +395,10 @@ def aligned_responses(
     onset) with every column of ``table`` (one row per onset) as a variable on ``trial``;
     ``extra`` variables (an image stack) are added first, and a column named like one of their
     dimensions becomes a coordinate."""
-    counts = align_spikes(times, index, onsets, tuple(window_s), bin_size_s)
+    counts = align_spikes(times, index, onsets, tuple(window_s), bin_size_s, dtype=np.int16)
     time = bin_centres(window_s[0], bin_size_s, counts.shape[2])
     ds = xr.Dataset(
-        {
-            "responses": (
-                ("trial", "neuron", "time"),
-                counts.astype(smallest_int_dtype(counts.max(initial=0))),
-            )
-        },
+        {"responses": (("trial", "neuron", "time"), counts)},
         coords={**unit_coords(units), "trial": table.index.to_numpy(), "time": time},
     )
     for name, value in (extra or {}).items():

@@ -66,6 +66,8 @@ UNIT_ID_BASE, CHANNEL_ID_BASE, PROBE_ID_BASE = 950_000_000, 850_000_000, 760_000
 #: Spikes sit in the middle of their bins, so rebinning at the piece's bin size is exact.
 EDGE_MARGIN = 0.02
 SAMPLE_RATE_HZ = 30_000.0
+#: ``piece`` of the filler units (background spikes only, passing the unit filter).
+FILLER = "background"
 LFP_SAMPLE_RATE_HZ = 1250.0  # 2500 Hz LFP band, temporally subsampled by 2 (AllenSDK write_nwb)
 ECEPHYS_NAMESPACE = "ndx-aibs-ecephys"  # AllenSDK's NWB extension (namespace version 0.2.0)
 #: Every channel of a Neuropixels probe is in the electrodes table, as in the Allen files.
@@ -136,8 +138,7 @@ class SimulatedSession:
 
     session_id: str
     units: pd.DataFrame  # index unit id; region, probe, peak_channel_id, metrics, piece ...
-    spike_times: np.ndarray  # flat, unit after unit (in ``units`` order), sorted within unit
-    spike_index: np.ndarray  # end offsets
+    trains: SpikeTrains  # the spikes, unit after unit (in ``units`` order), drawn on demand
     electrodes: pd.DataFrame  # index channel id; location, probe, probe_id, local_index, ...
     probes: pd.DataFrame  # index probe name; probe_id
     presentations: dict[str, pd.DataFrame]  # stimulus -> table, ids 0, 1, ... per table
@@ -146,6 +147,103 @@ class SimulatedSession:
     invalid_times: pd.DataFrame
     truth: xr.Dataset
     truth_groups: dict[str, xr.Dataset] = field(default_factory=dict)
+
+    @property
+    def spike_index(self) -> np.ndarray:
+        """End offset of each unit's spikes in the flat spike-time array."""
+        return self.trains.index
+
+    @property
+    def spike_times(self) -> np.ndarray:
+        """Every spike time, unit after unit (materialised: for small sessions and tests; the
+        NWB writer streams :meth:`SpikeTrains.chunk` instead)."""
+        return self.trains.chunk(0, self.trains.n_spikes)
+
+
+@dataclass
+class SpikeTrains:
+    """The spike trains of a simulated session, each unit's drawn when asked for.
+
+    A unit's spikes are its planted ones (in memory: the pieces are small) and its Poisson
+    background, whose count is drawn up front (so the ragged index is known before any spike
+    time) and whose times are drawn from a generator seeded by (session seed, unit): the same
+    unit always gets the same spikes, so a writer can stream any range of the flat array in
+    bounded memory, however long the session (a real-size session holds 1e8 spikes).
+    """
+
+    planted_times: np.ndarray  # planted spikes, unit after unit (table order), sorted per unit
+    planted_index: np.ndarray  # end offsets into planted_times
+    n_background: np.ndarray  # background spikes of each unit
+    exclude: list[np.ndarray]  # per unit, (block, 2): its own blocks [start, stop), sorted
+    duration: float
+    seed: int
+    index: np.ndarray = field(init=False)  # end offsets of every unit's spikes
+
+    def __post_init__(self):
+        planted = np.diff(self.planted_index, prepend=0)
+        self.index = np.cumsum(planted + self.n_background)
+        self._cache: tuple[int, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def n_spikes(self) -> int:
+        return int(self.index[-1]) if len(self.index) else 0
+
+    def unit(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """Spike times (sorted, on the 30 kHz sample grid) and amplitudes (V) of one unit."""
+        if self._cache is not None and self._cache[0] == position:
+            return self._cache[1], self._cache[2]
+        rng = np.random.default_rng([self.seed, 0x5B1E, position])
+        blocks = self.exclude[position]  # sorted, disjoint
+        n = int(self.n_background[position])
+        # uniform over the session outside the unit's own blocks: uniform over the session with
+        # the blocks cut out, then each block's length added back to the times past its start
+        background = rng.uniform(0.0, self.duration - np.sum(blocks[:, 1] - blocks[:, 0]), n)
+        for lo, hi in blocks:
+            background[background >= lo] += hi - lo
+        first = self.planted_index[position - 1] if position else 0
+        planted = self.planted_times[first : self.planted_index[position]]
+        times = np.concatenate([planted, background])
+        times.sort()
+        # Stored at the 30 kHz sample resolution of the Neuropixels AP band.
+        times = np.round(times * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
+        amplitudes = rng.gamma(9.0, 1e-5, times.size)
+        self._cache = (position, times, amplitudes)
+        return times, amplitudes
+
+    def chunk(self, start: int, stop: int, amplitudes: bool = False) -> np.ndarray:
+        """Positions ``[start, stop)`` of the flat spike-time (or amplitude) array."""
+        parts = []
+        first = int(np.searchsorted(self.index, start, side="right"))
+        position = start
+        for unit in range(first, len(self.index)):
+            if position >= stop:
+                break
+            unit_start = int(self.index[unit - 1]) if unit else 0
+            values = self.unit(unit)[1 if amplitudes else 0]
+            parts.append(values[position - unit_start : stop - unit_start])
+            position = int(self.index[unit])
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _streamed(trains: SpikeTrains, amplitudes: bool, chunk: int = 1 << 18):
+    """An HDF5 writer's iterator over the flat spike times (or amplitudes) of ``trains``, a buffer
+    of 16 chunks at a time: the full array is never in memory."""
+    from hdmf.data_utils import GenericDataChunkIterator
+
+    class Ragged(GenericDataChunkIterator):
+        def _get_data(self, selection):
+            return trains.chunk(selection[0].start, selection[0].stop, amplitudes)
+
+        def _get_maxshape(self):
+            return (trains.n_spikes,)
+
+        def _get_dtype(self):
+            return np.dtype(np.float64)
+
+    n = max(1, trains.n_spikes)
+    chunk = min(chunk, n)
+    # a buffer may not exceed the data; below that, it must be whole chunks
+    return Ragged(chunk_shape=(chunk,), buffer_shape=(min(16 * chunk, n),))
 
 
 def load_piece(name: str, options: dict | None, seed: int) -> xr.Dataset:
@@ -430,6 +528,22 @@ def _clean_attrs(attrs: dict) -> dict:
     return out
 
 
+def filler_table(name: str, options: dict, start: float, block: int) -> pd.DataFrame:
+    """A filler stimulus table: ``rows`` presentations of ``duration_s``, one every
+    ``interval_s`` (default: back to back) from ``start``, with a ``frame`` parameter counting
+    the rows (as a movie's frame column does)."""
+    rows, duration = int(options["rows"]), float(options["duration_s"])
+    interval = float(options.get("interval_s") or duration)
+    if rows < 1 or duration <= 0 or interval < duration:
+        raise ConfigError(
+            f"simulate.stimuli.{name}: needs rows >= 1, duration_s > 0, interval_s >= duration_s"
+        )
+    onsets = start + np.arange(rows) * interval
+    table = _presentation_table(name, onsets, onsets + duration, block)
+    table["frame"] = np.arange(rows, dtype=float)
+    return table
+
+
 def compose_session(
     pieces: list[xr.Dataset],
     *,
@@ -438,8 +552,16 @@ def compose_session(
     gap_s: float = 1.0,
     n_filtered_units: int = 8,
     running_rate_hz: float = 60.0,
+    n_filler_units: int = 0,
+    filler_regions: tuple[str, ...] | list[str] = (),
+    stimuli: dict[str, dict] | None = None,
 ) -> SimulatedSession:
-    """Lay the pieces out as stimulus blocks of one session and draw its spikes."""
+    """Lay the pieces out as stimulus blocks of one session and draw its spikes.
+
+    ``n_filler_units`` units that pass the unit filter and fire background spikes only (in
+    ``filler_regions``, in turn) and the filler stimulus tables ``stimuli`` ({name: {rows,
+    duration_s, interval_s}}, after the pieces' blocks) make a session as large as a real one
+    (the ``real`` size preset, config/allen_real_size.yaml)."""
     if not pieces:
         raise ConfigError("simulate.pieces: at least one piece is needed")
     rng = np.random.default_rng(seed)
@@ -462,8 +584,13 @@ def compose_session(
         unit_region += list(neuron_regions(piece))
     if len(set(unit_source)) != len(unit_source):
         raise ConfigError("simulate.pieces: neuron ids must be unique across pieces")
+    if n_filler_units and not filler_regions:
+        raise ConfigError("simulate.filler_regions: filler units need at least one region")
+    unit_piece += [FILLER] * n_filler_units
+    unit_source += [""] * n_filler_units
+    unit_region += [filler_regions[k % len(filler_regions)] for k in range(n_filler_units)]
     regions = list(dict.fromkeys(unit_region))
-    n_piece_units = len(unit_source)
+    n_passing = len(unit_source)
     unit_piece += ["none"] * n_filtered_units
     unit_source += [""] * n_filtered_units
     unit_region += list(rng.choice(regions, n_filtered_units))
@@ -522,6 +649,15 @@ def compose_session(
         spikes_time.append(time)
         own_blocks[k].append((start, stop))
         start = math.ceil(stop + gap_s)
+    # Filler stimulus tables (a real session's other stimuli, at their real length), after the
+    # pieces' blocks.
+    for block, (name, options) in enumerate((stimuli or {}).items(), start=block_number):
+        if name in presentations or name in parts:
+            raise ConfigError(f"simulate.stimuli.{name}: a piece already makes this stimulus table")
+        table = filler_table(name, options, start, block)
+        presentations[name] = table
+        spans.append((name, float(table["start_time"].iloc[0]), float(table["stop_time"].iloc[-1])))
+        start = math.ceil(float(table["stop_time"].iloc[-1]) + gap_s)
     duration = float(start)
     for name, (group, planted, units, number, blocks) in parts.items():
         session_time = np.concatenate([times for _, _, times in blocks])
@@ -536,7 +672,8 @@ def compose_session(
                 part_starts=[b[0] for b in blocks], part_stops=[b[1] for b in blocks]
             )
         groups[name] = (group, units, block_attrs)
-    presentations = {name: presentations[name] for name in names}  # config order
+    order_of_tables = [*names, *(stimuli or {})]  # config order, the filler tables last
+    presentations = {name: presentations[name] for name in order_of_tables}
     groups = {name: groups[name] for name in names}
     sweeps = _gap_sweeps(spans, duration)
     if len(sweeps):
@@ -546,17 +683,11 @@ def compose_session(
         )
     presentation_id = _presentation_ids(presentations)
 
-    # Background spikes: every unit, outside its own piece's blocks.
-    n_background = rng.poisson(background_rate_hz * duration, n_units)
-    unit = np.repeat(np.arange(n_units), n_background)
-    time = rng.uniform(0, duration, unit.size)
-    outside = np.ones(unit.size, dtype=bool)
+    # Each unit's own blocks: its background is drawn outside them (SpikeTrains).
+    own_blocks_of_unit = [np.zeros((0, 2))] * n_units
     for k, blocks in enumerate(own_blocks):
-        mine = (unit >= first_unit[k]) & (unit < first_unit[k + 1])
-        for lo, hi in blocks:
-            outside &= ~(mine & (time >= lo) & (time < hi))
-    spikes_unit.append(unit[outside])
-    spikes_time.append(time[outside])
+        for unit in range(first_unit[k], first_unit[k + 1]):
+            own_blocks_of_unit[unit] = np.array(blocks, dtype=float).reshape(-1, 2)
     unit = np.concatenate(spikes_unit)
     time = np.concatenate(spikes_time)
 
@@ -564,7 +695,7 @@ def compose_session(
     # valid_data on a reference site, those failing structure_acronym above the brain.
     electrodes = _probe_layout(regions, rng)
     failure = np.full(n_units, None, dtype=object)  # the criterion each filtered unit fails
-    for k, failing in enumerate(range(n_piece_units, n_units)):
+    for k, failing in enumerate(range(n_passing, n_units)):
         failure[failing] = FILTER_FAILURES[k % len(FILTER_FAILURES)][0]
     channel_failures = np.isin(failure, ["valid_data", "structure_acronym"])
     location = electrodes["location"].to_numpy()
@@ -592,7 +723,7 @@ def compose_session(
     rank = np.empty(n_units, dtype=np.int64)
     rank[order] = np.arange(n_units)
     metrics = _quality_metrics(n_units, rng)
-    for k, failing in enumerate(range(n_piece_units, n_units)):
+    for k, failing in enumerate(range(n_passing, n_units)):
         column, value = FILTER_FAILURES[k % len(FILTER_FAILURES)]
         if column in metrics:
             metrics.loc[failing, column] = value
@@ -610,12 +741,20 @@ def compose_session(
     )
     units.index = pd.Index(UNIT_ID_BASE + rank, name="unit_id")
     units = units.iloc[order]
+    # Planted spikes in memory, sorted by unit (table order) then time; the Poisson background of
+    # every unit outside its own block is drawn unit by unit when written (SpikeTrains).
     unit_sorted = rank[unit]
     spike_order = np.lexsort((time, unit_sorted))
-    # Stored at the 30 kHz sample resolution of the Neuropixels AP band.
-    spike_times = np.round(time[spike_order] * SAMPLE_RATE_HZ) / SAMPLE_RATE_HZ
-    spike_index = np.cumsum(np.bincount(unit_sorted, minlength=n_units))
-    n_spikes = np.diff(spike_index, prepend=0)
+    own_time = np.array([np.sum(b[:, 1] - b[:, 0]) for b in own_blocks_of_unit])
+    trains = SpikeTrains(
+        planted_times=time[spike_order],
+        planted_index=np.cumsum(np.bincount(unit_sorted, minlength=n_units)),
+        n_background=rng.poisson(background_rate_hz * (duration - own_time))[order],
+        exclude=[own_blocks_of_unit[u] for u in order],
+        duration=duration,
+        seed=seed,
+    )
+    n_spikes = np.diff(trains.index, prepend=0)
     units["firing_rate"] = n_spikes / duration
     unit_ids = units.index.to_numpy()  # in table order
     id_of = np.empty(n_units, dtype=np.int64)  # composition index -> unit id
@@ -670,8 +809,7 @@ def compose_session(
     return SimulatedSession(
         session_id=f"simulated_{seed}",
         units=units,
-        spike_times=spike_times,
-        spike_index=spike_index,
+        trains=trains,
         electrodes=electrodes,
         probes=probes,
         presentations=presentations,
@@ -861,18 +999,16 @@ def _allen_units(session: SimulatedSession):
             data = values.astype(np.float64)
         columns.append(VectorData(name=name, description=description, data=data))
     ends = session.spike_index.astype(np.int64)
+    # streamed unit block by unit block (a real-size session has 1e8 spikes)
     spike_times = VectorData(
         name="spike_times",
         description="times (s) of detected spiking events",
-        data=H5DataIO(session.spike_times, compression="gzip"),
+        data=H5DataIO(_streamed(session.trains, amplitudes=False), compression="gzip"),
     )
-    rng = np.random.default_rng(len(session.spike_times))
     amplitudes = VectorData(
         name="spike_amplitudes",
         description="amplitude (s) of detected spiking events",
-        data=H5DataIO(
-            rng.gamma(9.0, 1e-5, session.spike_times.size).astype(np.float64), compression="gzip"
-        ),
+        data=H5DataIO(_streamed(session.trains, amplitudes=True), compression="gzip"),
     )
     peak_local = session.electrodes.loc[table["peak_channel_id"], "local_index"].to_numpy()
     waveforms = VectorData(
@@ -888,10 +1024,11 @@ def _allen_units(session: SimulatedSession):
         id=ElementIdentifiers(name="id", data=table.index.to_numpy(dtype=np.int64)),
         columns=[
             *columns,
-            spike_times,
+            # each index before its streamed target (hdmf drops an iterator column first)
             VectorIndex(name="spike_times_index", data=ends, target=spike_times),
-            amplitudes,
+            spike_times,
             VectorIndex(name="spike_amplitudes_index", data=ends, target=amplitudes),
+            amplitudes,
             # the index first: hdmf's DynamicTable drops an iterator column before it would
             # find it as the index's target
             VectorIndex(
@@ -1063,6 +1200,9 @@ def simulate(options: dict) -> SimulatedSession:
         background_rate_hz=float(options.get("background_rate_hz", 0.5)),
         gap_s=float(options.get("gap_s", 1.0)),
         n_filtered_units=int(options.get("n_filtered_units", 8)),
+        n_filler_units=int(options.get("filler_units", 0)),
+        filler_regions=list(options.get("filler_regions") or []),
+        stimuli=options.get("stimuli") or {},
     )
 
 
