@@ -194,22 +194,85 @@ def test_collapsed_evidence_matches_the_dense_gaussian_integral():
     np.testing.assert_allclose(got, want, rtol=1e-8)
 
 
-def test_collapsed_state_moves_sample_the_exact_conditional():
-    """The boundary-shift moves with the trajectories integrated out leave p(s | omega, ...)
-    invariant: with one boundary among T = 8 bins, the visited boundary positions follow the
-    exact conditional computed from the (dense-tested) collapsed evidence and the HMM prior."""
+def test_window_evidence_matches_the_dense_conditional_integral():
+    """A state move's acceptance ratio: for two state sequences that differ in a few bins, the
+    difference of the window's collapsed evidence (latents of bins first..last integrated out,
+    the others fixed) equals the dense Gaussian integral of the whole joint density (dynamics
+    of every transition + pseudo-observations) over those latents."""
+    from neurodag.bicluster.sampler import (
+        _gaussian_log_normaliser,
+        _state_tables,
+        _window_posterior,
+    )
+
+    rng = np.random.default_rng(7)
+    L, G, T, d = 2, 2, 9, 2
+    A = rng.normal(0.0, 0.4, (L, G, d, d)) + np.eye(d)
+    b = rng.normal(0.0, 0.5, (L, G, d))
+    root = rng.normal(0.0, 0.5, (L, G, d, d))
+    Q = root @ np.swapaxes(root, -1, -2) + 0.3 * np.eye(d)
+    h = rng.normal(size=(G, T, d))
+    root = rng.normal(size=(G, T, d, d))
+    info_mat, info_vec = root @ np.swapaxes(root, -1, -2), rng.normal(size=(G, T, d))
+    s = np.array([0, 0, 0, 1, 1, 1, 1, 0, 0])
+    proposal = np.array([0, 0, 0, 0, 0, 1, 1, 0, 0])  # bins 3, 4 change
+    first, last = 2, 5  # margin 1 around the changed transitions' latents (bins 2..4)
+
+    def dense(states):
+        prec, lin, const = np.zeros((G, T * d, T * d)), np.zeros((G, T * d)), 0.0
+        prec[:, :d, :d] += np.eye(d)
+        for t in range(1, T):
+            Ai, bi, Qi = A[states[t]], b[states[t]], np.linalg.inv(Q[states[t]])
+            block = np.zeros((G, d, T * d))
+            block[:, :, t * d : (t + 1) * d] = np.eye(d)
+            block[:, :, (t - 1) * d : t * d] = -Ai
+            prec += np.swapaxes(block, 1, 2) @ Qi @ block
+            lin += (np.swapaxes(block, 1, 2) @ (Qi @ bi[..., None]))[..., 0]
+            const += (-0.5 * (bi * (Qi @ bi[..., None])[..., 0]).sum(-1)).sum()
+            const -= 0.5 * np.linalg.slogdet(Q[states[t]])[1].sum()
+        for t in range(T):
+            sl = slice(t * d, (t + 1) * d)
+            prec[:, sl, sl] += info_mat[:, t]
+            lin[:, sl] += info_vec[:, t]
+        inside = np.arange(first * d, (last + 1) * d)
+        outside = np.setdiff1d(np.arange(T * d), inside)
+        total = const
+        for g in range(G):
+            fixed = h[g].ravel()[outside]
+            p_in = prec[g][np.ix_(inside, inside)]
+            l_in = lin[g][inside] - prec[g][np.ix_(inside, outside)] @ fixed
+            total += lin[g][outside] @ fixed
+            total -= 0.5 * fixed @ prec[g][np.ix_(outside, outside)] @ fixed
+            total += 0.5 * l_in @ np.linalg.solve(p_in, l_in) - 0.5 * np.linalg.slogdet(p_in)[1]
+        return total
+
+    tables = _state_tables(A, b, Q)
+    chol, white, log_prior = _window_posterior(
+        tables, np.stack([s, proposal]), h, info_mat, info_vec, first, last
+    )
+    got = _gaussian_log_normaliser(chol, white).reshape(2, -1).sum(1) + log_prior
+    np.testing.assert_allclose(got[1] - got[0], dense(proposal) - dense(s), rtol=1e-9)
+
+
+@pytest.mark.parametrize("margin", [20, 1])
+def test_collapsed_state_moves_sample_the_exact_conditional(margin):
+    """The boundary-shift moves leave p(s | omega, ...) invariant: with one boundary among
+    T = 10 bins, the visited boundary positions follow the exact conditional computed from the
+    (dense-tested) collapsed evidence of the whole trajectory and the HMM prior, whether the
+    moves integrate every latent out (a margin wider than T) or only a window around the move
+    (margin 1: latents outside it are conditioned on, the trajectory redrawn between moves)."""
     rng = np.random.default_rng(5)
-    T = 8
+    T = 10
     y = rng.poisson(3.0, size=(4, T))
     cfg = Settings(
-        latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=1,
-        state_shift_max=3,
+        latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=3,
+        state_shift_max=3, state_move_margin=margin,
     )  # fmt: skip
     sampler = BiclusterSampler(y, cfg, seed=0)
     st = sampler.initial_state()
     st.z[:] = 0
     st.A[0, 0], st.A[1, 0] = np.eye(2), 0.8 * np.eye(2)
-    st.b = rng.normal(0.0, 0.1, st.b.shape)
+    st.b = rng.normal(0.0, 0.5, st.b.shape)
     st.Q[0, 0], st.Q[1, 0] = 0.3 * np.eye(2), 0.5 * np.eye(2)
     st.trans = np.array([[0.7, 0.3], [0.2, 0.8]])
     st.beta = np.array([0.6, 0.4])
@@ -224,10 +287,11 @@ def test_collapsed_state_moves_sample_the_exact_conditional():
         log_p.append(evidence[0] + hmm)
     want = np.exp(np.array(log_p) - max(log_p))
     want /= want.sum()
-    st.s = np.array([0] * 4 + [1] * 4)
+    st.s = np.array([0] * 5 + [1] * 5)
     visits = np.zeros(T - 1)
     for _ in range(6000):
         sampler.sample_states_collapsed(st, omega)
+        sampler.sample_latents(st, omega)
         visits[np.flatnonzero(np.diff(st.s))[0]] += 1
     np.testing.assert_allclose(visits / visits.sum(), want, atol=0.03)
     assert st.extras["state_moves_accepted"] > 100

@@ -86,8 +86,9 @@ class Settings:
     coefficient_prior_sd: float = 1.0  # prior sd of (b, A) around (0, I)
     laplace_steps: int = 4
     dispersion_steps: int = 5  # Metropolis steps on log r per sweep
-    state_moves: int = 20  # collapsed boundary-shift proposals on the states per sweep
+    state_moves: int = 20  # boundary-shift proposals per sweep (at least two per boundary)
     state_shift_max: int = 4  # bins a boundary moves at most per proposal
+    state_move_margin: int = 8  # bins of latents integrated out on each side of a state move
     split_merge_proposals: int = _CONFIG["split_merge_proposals"]  # per burn-in sweep
     seed: int = _CONFIG["seed"]
 
@@ -383,20 +384,13 @@ class BiclusterSampler:
         call for all clusters (blocks of different clusters are uncoupled, dynamics being
         block-diagonal), instead of a Python loop over time bins.
         """
-        from scipy.linalg import solve_banded
-
         T, d = self.T, self.d
         occupied = np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0)
         member = (st.z[None, :] == occupied[:, None]).astype(float)
         info_mat, info_vec = self._pseudo_information(st, omega, member, st.offset, st.loading)
         diag, off, lin = _trajectory_prior(*self._transition_dynamics(st, occupied))
         chol, white = _banded_cholesky(diag + info_mat, off, lin + info_vec)
-        n, band = chol.shape[1], chol.shape[0] - 1
-        upper = np.zeros_like(chol)  # L' in upper banded storage
-        for r in range(band + 1):
-            upper[band - r, r:] = chol[r, : n - r]
-        # mean + L'^-1 e with mean = L'^-1 (L^-1 lin): one back substitution does both.
-        draw = solve_banded((0, band), upper, white + self.rng.standard_normal(n))
+        draw = _banded_draw(chol, white, self.rng)
         h = np.zeros((self.K, T, d))  # empty slots carry no trajectory
         h[occupied] = draw.reshape(len(occupied), T, d)
         st.h = h
@@ -606,47 +600,37 @@ class BiclusterSampler:
         st.s = np.asarray(s, dtype=np.int64)
 
     def sample_states_collapsed(self, st: ChainState, omega: np.ndarray) -> None:
-        """Metropolis moves of the state sequence with every latent trajectory integrated out.
+        """Metropolis moves of the state sequence with the latent trajectories of a window
+        around the move integrated out.
 
         Given the latents, the states are all but determined (a trajectory drawn under "still"
         dynamics barely moves, so a "moving" state cannot explain it, and the reverse), so the
-        FFBS of :meth:`sample_states` alone leaves segment boundaries frozen. Given omega,
-        (offset, loading) and the dynamics, the trajectories are Gaussian, so p(s | omega, ...)
-        is exact up to a constant: the HMM prior of s times each cluster's collapsed evidence
-        (as in the split-merge moves). The proposal picks a segment boundary at random and
-        shifts it by 1..``state_shift_max`` bins either way, rejected when a segment would
-        vanish, so the number of segments is kept and the proposal is symmetric. The latents
-        are then drawn given the new states (:meth:`sample_latents`): a partially collapsed
-        Gibbs scan (van Dyk & Park 2008).
+        FFBS of :meth:`sample_states` alone leaves segment boundaries frozen. The proposal picks
+        a segment boundary at random and shifts it by 1..``state_shift_max`` bins either way
+        (rejected when a segment would vanish, so the number of segments is kept and the
+        proposal is symmetric). The latents of the bins it changes, widened by
+        ``state_move_margin`` bins on each side, are integrated out: given omega, (offset,
+        loading), the dynamics and the latents outside the window they are Gaussian, so the
+        move is accepted on the exact ratio of p(s | omega, h outside the window, ...) (the HMM
+        prior of s times the window's collapsed evidence), and on acceptance the window's
+        latents are drawn from their conditional under the new states: a Metropolis-within-Gibbs
+        step on (s, window latents), as exact as a move that integrates the whole trajectory
+        out (van Dyk & Park 2008), at a cost that does not grow with T. :meth:`sample_latents`
+        then draws every trajectory given the states.
         """
         if self.cfg.state_moves == 0 or self.T < 3:
             return
-        rng, T = self.rng, self.T
+        rng, T, margin = self.rng, self.T, self.cfg.state_move_margin
         occupied = np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0)
         member = (st.z[None, :] == occupied[:, None]).astype(float)
         # The pseudo-observations' information does not depend on the states: once per sweep.
         info_mat, info_vec = self._pseudo_information(st, omega, member, st.offset, st.loading)
-        log_beta, log_trans = np.log(st.beta), np.log(st.trans)
-        # The prior's normaliser in closed form (a normalised Gauss-Markov chain): per
-        # transition in state l, 0.5 (b' Q^-1 b + log|Q|), summed over the occupied slots.
-        b, Q = st.b[:, occupied], st.Q[:, occupied]
-        quad = np.einsum("lki,lki->lk", b, np.linalg.solve(Q, b[..., None])[..., 0])
-        prior_per_state = 0.5 * (quad + np.linalg.slogdet(Q)[1]).sum(axis=1)  # (L,)
-
-        def log_target(states):
-            # Terms free of the states (each neuron's exp(kappa a - omega a^2 / 2)) are dropped.
-            st.s = states
-            diag, off, lin = _trajectory_prior(*self._transition_dynamics(st, occupied))
-            post = _gaussian_log_normaliser(
-                *_banded_cholesky(diag + info_mat, off, lin + info_vec)
-            ).sum()
-            prior = prior_per_state[states[1:]].sum()
-            return post - prior + log_beta[states[0]] + log_trans[states[:-1], states[1:]].sum()
-
-        s = st.s
-        current = log_target(s)
+        tables = _state_tables(st.A[:, occupied], st.b[:, occupied], st.Q[:, occupied])
+        log_trans = np.log(st.trans)
+        s, h = st.s.copy(), st.h[occupied]
         accepted = 0
-        for _ in range(self.cfg.state_moves):
+        # Proposals: state_moves, or two per segment boundary when there are more boundaries.
+        for _ in range(max(self.cfg.state_moves, 2 * np.count_nonzero(np.diff(s)))):
             change = np.flatnonzero(np.diff(s)) + 1  # first bin of each new segment
             if change.size == 0:
                 break
@@ -662,11 +646,23 @@ class BiclusterSampler:
                 proposal[change[j] : moved] = s[change[j] - 1]
             else:
                 proposal[moved : change[j]] = s[change[j]]
-            candidate = log_target(proposal)
-            if math.log(rng.random()) < candidate - current:
-                s, current = proposal, candidate
+            lo, hi = min(change[j], moved), max(change[j], moved)  # the bins that change (>= 1)
+            first, last = max(0, lo - 1 - margin), min(T - 1, hi - 1 + margin)
+            pair = np.stack([s, proposal])
+            chol, white, log_prior = _window_posterior(
+                tables, pair, h, info_mat, info_vec, first, last
+            )
+            evidence = _gaussian_log_normaliser(chol, white).reshape(2, -1).sum(1) + log_prior
+            hmm = log_trans[pair[:, lo - 1 : hi], pair[:, lo : hi + 1]].sum(1)
+            log_ratio = evidence[1] + hmm[1] - evidence[0] - hmm[0]
+            if math.log(rng.random()) < log_ratio:
+                s = proposal
+                n = white.size // 2  # the proposal's half of the stacked factor
+                draw = _banded_draw(chol[:, n:], white[n:], rng)
+                h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
                 accepted += 1
         st.s = s
+        st.h[occupied] = h
         st.extras["state_moves_accepted"] = st.extras.get("state_moves_accepted", 0) + accepted
 
     def sample_transitions(self, st: ChainState) -> None:
@@ -789,7 +785,7 @@ def _trajectory_prior(A: np.ndarray, b: np.ndarray, Q_inv: np.ndarray) -> tuple:
     return diag, -Q_inv @ A, lin
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=256)
 def _band_layout(G: int, T: int, d: int) -> tuple:
     """Where the lower triangles of the diagonal blocks and the sub-diagonal blocks of G stacked
     block-tridiagonal (T blocks of d x d) matrices go in lower banded storage."""
@@ -816,6 +812,81 @@ def _banded_cholesky(diag: np.ndarray, off: np.ndarray, lin: np.ndarray) -> tupl
     chol = cholesky_banded(ab, lower=True, check_finite=False)
     white = solve_banded((band, 0), chol, lin.reshape(n), check_finite=False)
     return chol, white
+
+
+def _banded_draw(chol: np.ndarray, white: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A draw of the Gaussian with precision L L' and linear term L white (the output of
+    :func:`_banded_cholesky`): mean + L'^-1 e = L'^-1 (white + e), one back substitution."""
+    from scipy.linalg import solve_banded
+
+    n, band = chol.shape[1], chol.shape[0] - 1
+    upper = np.zeros_like(chol)  # L' in upper banded storage
+    for r in range(band + 1):
+        upper[band - r, r:] = chol[r, : n - r]
+    return solve_banded((0, band), upper, white + rng.standard_normal(n), check_finite=False)
+
+
+def _state_tables(A: np.ndarray, b: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-state pieces of a transition's Gaussian factor N(h_t | b + A h_{t-1}, Q) for the
+    slots given ((L, G, ...) arrays): Q^-1, Q^-1 A, A' Q^-1 A, A' Q^-1, Q^-1 b, A' Q^-1 b and the
+    normaliser 0.5 (b' Q^-1 b + log|Q|) summed over the slots, (L,)."""
+    Q_inv = np.linalg.inv(Q)
+    At_Qinv = np.swapaxes(A, -1, -2) @ Q_inv
+    Qinv_b = (Q_inv @ b[..., None])[..., 0]
+    return {
+        "A": A,
+        "b": b,
+        "Q_inv": Q_inv,
+        "Q_inv_A": Q_inv @ A,
+        "At_Qinv_A": At_Qinv @ A,
+        "At_Qinv": At_Qinv,
+        "Q_inv_b": Qinv_b,
+        "At_Qinv_b": (At_Qinv @ b[..., None])[..., 0],
+        "norm": 0.5 * ((b * Qinv_b).sum(-1) + np.linalg.slogdet(Q)[1]).sum(axis=1),
+    }
+
+
+def _window_posterior(
+    tables: dict, states: np.ndarray, h: np.ndarray, info_mat, info_vec, first: int, last: int
+) -> tuple:
+    """The Gaussian of the latents of bins first..last of every slot given the latents outside
+    (h, (G, T, d)), the pseudo-observations' information (G, T, d, d), (G, T, d) and each of S
+    state sequences (S, T): banded Cholesky factor and whitened linear term of the S x G stacked
+    windows (as :func:`_banded_cholesky`), and per sequence the log normalisers of the window's
+    inner transitions, (S,). Factors of the two boundary transitions that do not depend on the
+    window's latents are left out: they are the same for sequences that agree at ``first`` and
+    ``last + 1``."""
+    S, (G, T, d) = len(states), h.shape
+    n = last + 1 - first
+    win = states[:, first : last + 1]
+    inner = win[:, 1:]  # state of each transition inside the window, (S, n-1)
+
+    def per_slot(name, sel):  # tables[name][sel] with the slot axis moved before the time axis
+        return np.moveaxis(tables[name][sel], -3 if tables[name].ndim == 4 else -2, 1)
+
+    diag = np.broadcast_to(info_mat[:, first : last + 1], (S, G, n, d, d)).copy()
+    lin = np.broadcast_to(info_vec[:, first : last + 1], (S, G, n, d)).copy()
+    diag[:, :, 1:] += per_slot("Q_inv", inner)
+    diag[:, :, :-1] += per_slot("At_Qinv_A", inner)
+    lin[:, :, 1:] += per_slot("Q_inv_b", inner)
+    lin[:, :, :-1] -= per_slot("At_Qinv_b", inner)
+    off = -per_slot("Q_inv_A", inner)
+    if first == 0:
+        diag[:, :, 0] += np.eye(d)  # h_0 ~ N(0, I)
+    else:  # transition into the window from h_{first-1}
+        left = states[:, first]
+        pred = tables["A"][left] @ h[:, first - 1, :, None] + tables["b"][left][..., None]
+        diag[:, :, 0] += tables["Q_inv"][left]
+        lin[:, :, 0] += (tables["Q_inv"][left] @ pred)[..., 0]
+    if last < T - 1:  # transition out of the window to h_{last+1}
+        right = states[:, last + 1]
+        diag[:, :, -1] += tables["At_Qinv_A"][right]
+        lin[:, :, -1] += (tables["At_Qinv"][right] @ h[:, last + 1, :, None])[..., 0]
+        lin[:, :, -1] -= tables["At_Qinv_b"][right]
+    chol, white = _banded_cholesky(
+        diag.reshape(S * G, n, d, d), off.reshape(S * G, n - 1, d, d), lin.reshape(S * G, n, d)
+    )
+    return chol, white, -tables["norm"][inner].sum(axis=1)
 
 
 def _gaussian_log_normaliser(chol: np.ndarray, white: np.ndarray) -> np.ndarray:
