@@ -101,6 +101,23 @@ def test_mfm_coefficients_ratio_favours_few_clusters():
     assert np.all(np.diff(log_v[1:]) < 0)  # opening one more cluster costs more and more
 
 
+def test_dispersion_likelihood_matches_the_negative_binomial():
+    """The dispersion step's likelihood (distinct counts with multiplicities) differs from the
+    NB log-likelihood summed over bins only by a term free of r."""
+    from neurodag.bicluster.sampler import nb_loglik
+
+    rng = np.random.default_rng(4)
+    y = rng.negative_binomial(5, 0.4, size=(3, 50))
+    sampler = BiclusterSampler(y, Settings(), seed=0)
+    log_mean = rng.normal(1.5, 0.5, size=y.shape)
+    r1, r2 = np.array([0.7, 5.0, 40.0]), np.array([2.0, 1.3, 90.0])
+    got = sampler.dispersion_loglik(np.exp(log_mean), r1) - sampler.dispersion_loglik(
+        np.exp(log_mean), r2
+    )
+    want = (nb_loglik(y, log_mean, r1[:, None]) - nb_loglik(y, log_mean, r2[:, None])).sum(1)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
 def test_latent_draws_match_the_dense_gaussian_posterior():
     """The banded-Cholesky draw of a trajectory has the mean/covariance of the dense posterior."""
     rng = np.random.default_rng(2)

@@ -84,7 +84,8 @@ class Settings:
     dispersion_rate: float = 0.1
     noise_prior_scale: float = 0.01  # prior mean of the latent noise variances
     coefficient_prior_sd: float = 1.0  # prior sd of (b, A) around (0, I)
-    laplace_steps: int = 4
+    laplace_steps: int = 4  # Newton steps to the Laplace mode from the prior mean
+    laplace_warm_steps: int = 2  # from last sweep's modes (slots evaluated with equal occupancy)
     dispersion_steps: int = 5  # Metropolis steps on log r per sweep
     state_moves: int = 20  # boundary-shift proposals per sweep (at least two per boundary)
     state_shift_max: int = 4  # bins a boundary moves at most per proposal
@@ -198,6 +199,13 @@ class BiclusterSampler:
         self.V0_inv = np.eye(self.d + 1) / settings.coefficient_prior_sd**2
         self.nu0 = self.d + 2.0
         self.Psi0 = settings.noise_prior_scale * (self.nu0 - self.d - 1) * np.eye(self.d)
+        # Each neuron's distinct counts and their multiplicities (NB likelihood of r).
+        counts = np.rint(self.y).astype(np.int64)
+        keys, weight = np.unique(
+            np.arange(self.N)[:, None] * (counts.max() + 1) + counts, return_counts=True
+        )
+        self._count_histogram = (keys // (counts.max() + 1), keys % (counts.max() + 1), weight)
+        self._count_total = self.y.sum(axis=1)
         self.split_merge_active = True  # run_chain switches it off after burn-in
         self.burn_in = False  # run_chain sets it during burn-in: step sizes adapt
 
@@ -287,6 +295,16 @@ class BiclusterSampler:
         prior_mean[:, 0] = self.offset_center
         theta = np.broadcast_to(prior_mean, (len(slots), self.N, d)).copy()
         theta[..., 0] -= h[..., 0].mean(axis=1)[:, None]
+        steps = cfg.laplace_steps
+        # Warm start: every evaluated slot was evaluated last sweep with the same occupancy (its
+        # trajectory moved a little since), so Newton starts next to the mode and needs fewer
+        # steps.
+        is_occupied = np.zeros(K, dtype=bool)
+        is_occupied[occupied_slots] = True
+        previous = st.extras.get("laplace_start")
+        if previous is not None and np.array_equal(previous[2][slots], is_occupied[slots]):
+            theta = previous[0][previous[1][slots]].copy()
+            steps = cfg.laplace_warm_steps
         log_r = np.log(r)[:, None]
         total = y + r[:, None]  # y + r, (N, T)
         outer = (design[..., :, None] * design[..., None, :]).reshape(len(slots), self.T, d * d)
@@ -295,13 +313,14 @@ class BiclusterSampler:
             weight = total * prob * (1.0 - prob)  # (slots, N, T)
             return (weight @ outer).reshape(len(slots), self.N, d, d) + prior_prec
 
-        for _ in range(cfg.laplace_steps):
+        for _ in range(steps):
             prob = _sigmoid(mu + theta @ design_t - log_r)
             grad = (y - total * prob) @ design - (theta - prior_mean) @ prior_prec
             theta = theta + np.linalg.solve(hessian(prob), grad[..., None])[..., 0]
         psi = mu + theta @ design_t - log_r
-        loglik = (y * psi - total * _softplus(psi)).sum(axis=-1)  # up to terms free of k
-        hess = hessian(_sigmoid(psi))
+        e = np.exp(np.minimum(psi, 700.0))  # one exp serves softplus and sigmoid
+        loglik = (y * psi - total * np.log1p(e)).sum(axis=-1)  # up to terms free of k
+        hess = hessian(e / (1.0 + e))
         diff = theta - prior_mean
         log_prior = -0.5 * np.einsum("knd,de,kne->kn", diff, prior_prec, diff)
         log_marginal = (loglik + log_prior - 0.5 * np.linalg.slogdet(hess)[1]).T  # (N, slots)
@@ -332,6 +351,7 @@ class BiclusterSampler:
         st.z = z
         # The modes under every evaluated slot serve the merge proposals of this sweep.
         st.extras["laplace_modes"], st.extras["laplace_column"] = theta, column
+        st.extras["laplace_start"] = (theta, column, is_occupied)
         # Draw each neuron's (delta, c) from the Laplace Gaussian of its new cluster.
         idx = np.arange(self.N)
         cov = np.linalg.inv(hess[column[z], idx])
@@ -693,31 +713,51 @@ class BiclusterSampler:
         st.trans = np.maximum(trans, 1e-300)
 
     def sample_dynamics(self, st: ChainState) -> None:
-        """MNIW updates of (b, A, Q) per state and cluster slot."""
-        L, K, d = self.L, self.K, self.d
-        onehot = np.zeros((L, self.T - 1))
-        onehot[st.s[1:], np.arange(self.T - 1)] = 1.0
-        u = np.concatenate([np.ones((K, self.T - 1, 1)), st.h[:, :-1]], axis=-1)  # (K,T-1,d+1)
-        v = st.h[:, 1:]  # (K, T-1, d)
-        Suu = np.einsum("lt,kti,ktj->lkij", onehot, u, u)
-        Svu = np.einsum("lt,kti,ktj->lkij", onehot, v, u)
-        Svv = np.einsum("lt,kti,ktj->lkij", onehot, v, v)
+        """MNIW updates of (b, A, Q) per state and occupied cluster slot; empty slots keep the
+        prior-mean dynamics, ready for a neuron that opens a cluster."""
+        L, d, T = self.L, self.d, self.T
+        occupied = np.bincount(st.z, minlength=self.K) > 0
+        G = int(occupied.sum())
+        onehot = np.zeros((L, T - 1))
+        onehot[st.s[1:], np.arange(T - 1)] = 1.0
+        h = st.h[occupied]
+        u = np.concatenate([np.ones((G, T - 1, 1)), h[:, :-1]], axis=-1)  # (G, T-1, d+1)
+        v = h[:, 1:]  # (G, T-1, d)
+        # Sums over each state's transitions of u u', v u', v v': one product with the one-hot.
+        stats = np.concatenate(
+            [(u[..., :, None] * u[..., None, :]).reshape(G, T - 1, -1),
+             (v[..., :, None] * u[..., None, :]).reshape(G, T - 1, -1),
+             (v[..., :, None] * v[..., None, :]).reshape(G, T - 1, -1)], axis=-1,
+        )  # fmt: skip
+        stats = np.swapaxes(onehot @ stats, 0, 1)  # (L, G, m)
+        e = d + 1
+        Suu = stats[..., : e * e].reshape(L, G, e, e)
+        Svu = stats[..., e * e : e * e + d * e].reshape(L, G, d, e)
+        Svv = stats[..., e * e + d * e :].reshape(L, G, d, d)
         n = onehot.sum(axis=1)[:, None]  # (L, 1)
         prec = Suu + self.V0_inv
         cov = np.linalg.inv(prec)  # V_n
         M0V = self.M0 @ self.V0_inv
-        Mn = (Svu + M0V) @ cov  # (L, K, d, d+1)
+        Mn = (Svu + M0V) @ cov  # (L, G, d, d+1)
         Psi = self.Psi0 + Svv + M0V @ self.M0.T - Mn @ prec @ np.swapaxes(Mn, -1, -2)
         Psi = 0.5 * (Psi + np.swapaxes(Psi, -1, -2)) + 1e-9 * np.eye(d)
-        Q = _batched_inverse_wishart(self.rng, self.nu0 + np.broadcast_to(n, (L, K)), Psi)
+        Q = _batched_inverse_wishart(self.rng, self.nu0 + np.broadcast_to(n, (L, G)), Psi)
         chol_q = np.linalg.cholesky(Q)
         chol_v = np.linalg.cholesky(cov)
         W = Mn + chol_q @ self.rng.standard_normal(Mn.shape) @ np.swapaxes(chol_v, -1, -2)
-        st.b, st.A, st.Q = W[..., 0], W[..., 1:], Q
-        # Empty slots keep the prior-mean dynamics, ready for a neuron that opens a cluster.
-        empty = np.bincount(st.z, minlength=K) == 0
-        st.A[:, empty], st.b[:, empty] = np.eye(d), 0.0
-        st.Q[:, empty] = self.cfg.noise_prior_scale * np.eye(d)
+        st.A[:, occupied], st.b[:, occupied], st.Q[:, occupied] = W[..., 1:], W[..., 0], Q
+        st.A[:, ~occupied], st.b[:, ~occupied] = np.eye(d), 0.0
+        st.Q[:, ~occupied] = self.cfg.noise_prior_scale * np.eye(d)
+
+    def dispersion_loglik(self, mean: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Each neuron's NB log-likelihood of its counts as a function of its dispersion r (N,)
+        given the means (N, T), up to terms free of r: sum_t log Gamma(y + r) - T log Gamma(r)
+        - log r sum_t y - sum_t (y + r) log(1 + mean / r). The log Gamma sum runs over each
+        neuron's distinct counts with their multiplicities (a few dozen values, not T bins)."""
+        neuron, value, weight = self._count_histogram
+        ll = np.bincount(neuron, weight * gammaln(value + r[neuron]), minlength=self.N)
+        ll -= self.T * gammaln(r) + self._count_total * np.log(r)
+        return ll - ((self.y + r[:, None]) * np.log1p(mean / r[:, None])).sum(axis=1)
 
     def sample_dispersion(self, st: ChainState) -> None:
         """Random-walk Metropolis on each neuron's log r, ``dispersion_steps`` steps per sweep.
@@ -729,11 +769,11 @@ class BiclusterSampler:
         chain.
         """
         cfg = self.cfg
-        log_mean = self.log_mean(st)
+        mean = np.exp(np.minimum(self.log_mean(st), 700.0))
         step = st.extras.setdefault("dispersion_step", np.full(self.N, 0.2))
 
         def log_post(rr):
-            ll = nb_loglik(self.y, log_mean, rr[:, None]).sum(axis=1)
+            ll = self.dispersion_loglik(mean, rr)
             # Gamma prior on r plus the Jacobian of the log transform.
             return ll + cfg.dispersion_shape * np.log(rr) - cfg.dispersion_rate * rr
 
