@@ -118,6 +118,27 @@ def test_dispersion_likelihood_matches_the_negative_binomial():
     np.testing.assert_allclose(got, want, rtol=1e-10)
 
 
+@pytest.mark.parametrize("n_time", [1, 2, 7, 500])
+def test_blocked_forward_filter_equals_the_recursion(n_time):
+    """The blocked scan gives the forward messages of the plain recursion, also with emissions
+    hundreds of log units apart."""
+    from neurodag.bicluster.sampler import forward_filter
+
+    rng = np.random.default_rng(n_time)
+    L = 4
+    trans = 0.8 * np.eye(L) + 0.2 * rng.dirichlet(np.full(L, 0.3), size=L)
+    log_em = rng.normal(0.0, 300.0, (n_time, L))
+    em = np.exp(log_em - log_em.max(axis=1, keepdims=True))
+    first = rng.dirichlet(np.ones(L))
+    want = np.empty((n_time, L))
+    a = first * em[0]
+    want[0] = a / a.sum()
+    for t in range(1, n_time):
+        a = (want[t - 1] @ trans) * em[t]
+        want[t] = a / a.sum()
+    np.testing.assert_allclose(forward_filter(first, trans, em), want, atol=1e-12)
+
+
 def test_latent_draws_match_the_dense_gaussian_posterior():
     """The banded-Cholesky draw of a trajectory has the mean/covariance of the dense posterior."""
     rng = np.random.default_rng(2)

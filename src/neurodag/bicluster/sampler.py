@@ -600,12 +600,7 @@ class BiclusterSampler:
         log_em[1:] = self.transition_loglik(st).T
         em = np.exp(log_em - log_em.max(axis=1, keepdims=True))
         trans = st.trans
-        alpha = np.empty((T, L))
-        a = st.beta * em[0]
-        alpha[0] = a / a.sum()
-        for t in range(1, T):
-            a = (alpha[t - 1] @ trans) * em[t]
-            alpha[t] = a / a.sum()
+        alpha = forward_filter(st.beta, trans, em)
         # Backward sampling: the cumulative weights of s_t for every value of s_{t+1} at once,
         # then a plain-Python walk back through them (the only sequential part).
         back = alpha[:-1, None, :] * trans.T[None]  # (T-1, next state, state)
@@ -933,6 +928,46 @@ def _gaussian_log_normaliser(chol: np.ndarray, white: np.ndarray) -> np.ndarray:
     """Per-coordinate terms of log int exp(lin'h - h'Ph/2) dh (up to (2 pi)^(n/2)):
     0.5 |L^-1 lin|^2 - log diag(L); sum them over a group's coordinates."""
     return 0.5 * white**2 - np.log(chol[0])
+
+
+def forward_filter(first: np.ndarray, trans: np.ndarray, em: np.ndarray) -> np.ndarray:
+    """Normalised HMM forward messages alpha_t ~ (alpha_{t-1} trans) * em_t, alpha_0 ~ first *
+    em_0, (T, L), by a blocked scan: the bins after bin 0 are cut into ~sqrt(T) blocks whose
+    running products of the step matrices trans diag(em_t) are formed for all blocks at once
+    (rows normalised one by one, their log scales kept), then the messages cross the block
+    starts one block at a time: ~2 sqrt(T) vectorised steps instead of T."""
+    T, L = em.shape
+    alpha = np.empty((T, L))
+    a = first * em[0]
+    alpha[0] = a / a.sum()
+    if T == 1:
+        return alpha
+    size = max(1, math.isqrt(T - 1))
+    n_blocks = -(-(T - 1) // size)
+    steps = np.ones((n_blocks * size, L))
+    steps[: T - 1] = em[1:]
+    steps = steps.reshape(n_blocks, size, L)
+    prod = np.empty((n_blocks, size, L, L))  # row-normalised running products per block
+    log_scale = np.empty((n_blocks, size, L))
+    cur, scale = np.broadcast_to(np.eye(L), (n_blocks, L, L)), np.zeros((n_blocks, L))
+    for j in range(size):
+        cur = (cur @ trans) * steps[:, j, None, :]
+        total = np.maximum(cur.sum(axis=-1), 1e-300)
+        cur = cur / total[..., None]
+        scale = scale + np.log(total)
+        prod[:, j], log_scale[:, j] = cur, scale
+    starts = np.empty((n_blocks, L))
+    a = alpha[0]
+    for b in range(n_blocks):
+        starts[b] = a
+        log_w = np.log(a + 1e-300) + log_scale[b, -1]
+        a = np.exp(log_w - log_w.max()) @ prod[b, -1]
+        a = a / a.sum()
+    log_w = np.log(starts + 1e-300)[:, None, :] + log_scale  # (blocks, size, L)
+    w = np.exp(log_w - log_w.max(axis=-1, keepdims=True))
+    rows = np.einsum("bjl,bjlm->bjm", w, prod).reshape(-1, L)[: T - 1]
+    alpha[1:] = rows / rows.sum(axis=1, keepdims=True)
+    return alpha
 
 
 def _speed_states(x: np.ndarray, n_states: int, rng: np.random.Generator) -> np.ndarray:
