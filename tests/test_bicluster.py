@@ -139,6 +139,104 @@ def test_blocked_forward_filter_equals_the_recursion(n_time):
     np.testing.assert_allclose(forward_filter(first, trans, em), want, atol=1e-12)
 
 
+@pytest.mark.parametrize("move", ["shift", "scale"])
+def test_redundant_moves_target_the_posterior_along_the_group(move):
+    """The shift (mu vs offsets) and scale (latent coordinate vs loadings) moves leave the
+    likelihood's log rates unchanged, and their log target changes as the full log posterior
+    (priors of offsets, loadings, h_0, the dynamics and MNIW, by scipy's densities) at the
+    transformed point plus the log Jacobian of the transformation, found by finite
+    differences."""
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    N, T = 4, 5
+    y = rng.poisson(3.0, size=(N, T))
+    cfg = Settings(latent_dim=1, n_clusters_max=1, n_clusters_init=1, n_states_max=2)
+    sampler = BiclusterSampler(y, cfg, seed=0)
+    st = sampler.initial_state()
+    st.z[:] = 0
+    st.s = np.array([0, 1, 1, 0, 1])
+    L, d = 2, 2
+    st.A[:, 0] = np.eye(d) + rng.normal(0.0, 0.2, (L, d, d))
+    st.b[:, 0] = rng.normal(0.0, 0.3, (L, d))
+    root = rng.normal(0.0, 0.3, (L, d, d))
+    st.Q[:, 0] = root @ np.swapaxes(root, -1, -2) + 0.1 * np.eye(d)
+    st.h[0] = rng.normal(size=(T, d))
+    st.offset, st.loading = rng.normal(1.0, 0.5, N), rng.normal(0.0, 0.7, (N, 1))
+    V0 = np.linalg.inv(sampler.V0_inv)
+    tri = np.tril_indices(d)
+
+    def flatten(x):
+        h, offset, loading, A, b, Q = x
+        return np.concatenate(
+            [h.ravel(), offset, loading.ravel(), A.ravel(), b.ravel(), Q[:, tri[0], tri[1]].ravel()]
+        )
+
+    def unflatten(v):
+        sizes = [T * d, N, N, L * d * d, L * d, L * len(tri[0])]
+        h, offset, loading, A, b, q = np.split(v, np.cumsum(sizes)[:-1])
+        Q = np.zeros((L, d, d))
+        Q[:, tri[0], tri[1]] = q.reshape(L, -1)
+        Q = Q + np.swapaxes(np.tril(Q, -1), -1, -2)
+        return (
+            h.reshape(T, d),
+            offset,
+            loading.reshape(N, 1),
+            A.reshape(L, d, d),
+            b.reshape(L, d),
+            Q,
+        )
+
+    def log_posterior(x):
+        h, offset, loading, A, b, Q = x
+        out = stats.norm.logpdf(offset, sampler.offset_center, cfg.offset_sd).sum()
+        out += stats.norm.logpdf(loading, 0.0, cfg.loading_sd).sum()
+        out += stats.multivariate_normal.logpdf(h[0], np.zeros(d), np.eye(d))
+        for t in range(1, T):
+            state = st.s[t]
+            out += stats.multivariate_normal.logpdf(h[t], A[state] @ h[t - 1] + b[state], Q[state])
+        for state in range(L):
+            out += stats.invwishart.logpdf(Q[state], df=sampler.nu0, scale=sampler.Psi0)
+            W = np.concatenate([b[state][:, None], A[state]], axis=1)
+            out += stats.matrix_normal.logpdf(W, mean=sampler.M0, rowcov=Q[state], colcov=V0)
+        return out
+
+    def transform(x, amount):
+        h, offset, loading, A, b, Q = (np.array(v, dtype=float) for v in x)
+        if move == "shift":
+            b = b + amount * (np.eye(d) - A)[:, :, 0]
+            h[:, 0] += amount
+            offset = offset - amount
+        else:
+            D = np.array([1.0, np.exp(amount)])
+            A, b, Q = A * D[:, None] / D[None, :], b * D, Q * D[:, None] * D[None, :]
+            h = h * D
+            loading = loading / D[1]
+        return h, offset, loading, A, b, Q
+
+    theta = (st.h[0], st.offset, st.loading, st.A[:, 0], st.b[:, 0], st.Q[:, 0])
+    amount = 0.37
+    moved = transform(theta, amount)
+    log_rate = moved[1][:, None] + moved[0][None, :, 0] + moved[2] @ moved[0][:, 1:].T
+    np.testing.assert_allclose(log_rate, sampler.log_mean(st), atol=1e-12)
+    base = flatten(theta)
+    eps = 1e-6
+    jac = np.empty((base.size, base.size))
+    for i in range(base.size):
+        step = np.zeros(base.size)
+        step[i] = eps
+        jac[:, i] = (
+            flatten(transform(unflatten(base + step), amount))
+            - flatten(transform(unflatten(base - step), amount))
+        ) / (2 * eps)
+    want = log_posterior(moved) + np.linalg.slogdet(jac)[1] - log_posterior(theta)
+    if move == "shift":
+        got = sampler.shift_log_target(st, 0, amount) - sampler.shift_log_target(st, 0, 0.0)
+    else:
+        got = sampler.scale_log_target(st, 0, 1, amount) - sampler.scale_log_target(st, 0, 1, 0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_latent_draws_match_the_dense_gaussian_posterior():
     """The banded-Cholesky draw of a trajectory has the mean/covariance of the dense posterior."""
     rng = np.random.default_rng(2)
