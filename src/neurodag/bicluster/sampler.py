@@ -943,7 +943,7 @@ def _band_layout(G: int, T: int, d: int) -> tuple:
 def _banded_cholesky(diag: np.ndarray, off: np.ndarray, lin: np.ndarray) -> tuple:
     """Lower banded Cholesky factor L of G stacked block-tridiagonal precisions (uncoupled
     groups) and the whitened linear term L^-1 lin: (chol (2d, G*T*d), white (G*T*d,))."""
-    from scipy.linalg import cholesky_banded, solve_banded
+    from scipy.linalg import lapack
 
     G, T, d = lin.shape
     n, band = G * T * d, 2 * d - 1
@@ -951,21 +951,26 @@ def _banded_cholesky(diag: np.ndarray, off: np.ndarray, lin: np.ndarray) -> tupl
     ab = np.zeros((band + 1, n))
     ab[diag_at] = diag[..., rows, cols]
     ab[off_at] = off[..., ii, jj]
-    chol = cholesky_banded(ab, lower=True, check_finite=False)
-    white = solve_banded((band, 0), chol, lin.reshape(n), check_finite=False)
-    return chol, white
+    # LAPACK directly (pbtrf, tbtrs): the scipy wrappers' checks cost more than these small
+    # factorisations in the state moves.
+    chol, info = lapack.dpbtrf(ab, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"banded Cholesky failed (info {info})")
+    white, info = lapack.dtbtrs(chol, lin.reshape(n, 1), uplo="L")
+    return chol, white[:, 0]
 
 
 def _banded_draw(chol: np.ndarray, white: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """A draw of the Gaussian with precision L L' and linear term L white (the output of
-    :func:`_banded_cholesky`): mean + L'^-1 e = L'^-1 (white + e), one back substitution."""
-    from scipy.linalg import solve_banded
+    :func:`_banded_cholesky`): mean + L'^-1 e = L'^-1 (white + e), one banded back
+    substitution with the transposed factor (LAPACK tbtrs)."""
+    from scipy.linalg import lapack
 
-    n, band = chol.shape[1], chol.shape[0] - 1
-    upper = np.zeros_like(chol)  # L' in upper banded storage
-    for r in range(band + 1):
-        upper[band - r, r:] = chol[r, : n - r]
-    return solve_banded((0, band), upper, white + rng.standard_normal(n), check_finite=False)
+    rhs = (white + rng.standard_normal(white.size))[:, None]
+    draw, info = lapack.dtbtrs(chol, rhs, uplo="L", trans="T")
+    if info != 0:
+        raise np.linalg.LinAlgError(f"banded triangular solve failed (info {info})")
+    return draw[:, 0]
 
 
 def _state_tables(A: np.ndarray, b: np.ndarray, Q: np.ndarray) -> dict[str, np.ndarray]:
