@@ -402,7 +402,7 @@ def test_collapsed_state_moves_sample_the_exact_conditional(margin):
     y = rng.poisson(3.0, size=(4, T))
     cfg = Settings(
         latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=3,
-        state_shift_max=3, state_move_margin=margin,
+        state_shift_max=3, state_move_margin=margin, state_gibbs_bins=0,
     )  # fmt: skip
     sampler = BiclusterSampler(y, cfg, seed=0)
     st = sampler.initial_state()
@@ -431,6 +431,51 @@ def test_collapsed_state_moves_sample_the_exact_conditional(margin):
         visits[np.flatnonzero(np.diff(st.s))[0]] += 1
     np.testing.assert_allclose(visits / visits.sum(), want, atol=0.03)
     assert st.extras["state_moves_accepted"] > 100
+
+
+def test_single_bin_state_updates_sample_the_exact_conditional():
+    """The collapsed single-bin Gibbs updates (window latents integrated out, boundary shifts
+    off), alternated with the latent draws, visit every state sequence of T = 5 bins with its
+    exact probability p(s | omega, ...): collapsed evidence of the whole trajectory times the
+    HMM prior, enumerated over all 2^5 sequences."""
+    import itertools
+
+    rng = np.random.default_rng(6)
+    T = 5
+    y = rng.poisson(3.0, size=(4, T))
+    cfg = Settings(
+        latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=0,
+        state_move_margin=1, state_gibbs_bins=T,
+    )  # fmt: skip
+    sampler = BiclusterSampler(y, cfg, seed=0)
+    st = sampler.initial_state()
+    st.z[:] = 0
+    st.A[0, 0], st.A[1, 0] = np.eye(2), 0.8 * np.eye(2)
+    st.b = rng.normal(0.0, 0.5, st.b.shape)
+    st.Q[0, 0], st.Q[1, 0] = 0.3 * np.eye(2), 0.5 * np.eye(2)
+    st.trans = np.array([[0.7, 0.3], [0.2, 0.8]])
+    st.beta = np.array([0.6, 0.4])
+    omega = rng.uniform(0.5, 2.0, size=y.shape)
+    terms = sampler._evidence_terms(st, omega, st.offset, st.loading)
+    sequences = [np.array(seq) for seq in itertools.product([0, 1], repeat=T)]
+    log_p = []
+    for seq in sequences:
+        st.s = seq
+        evidence = sampler._log_evidence(
+            [np.arange(4)], sampler._slot_prior(st, np.array([0])), terms
+        )
+        log_p.append(
+            evidence[0] + np.log(st.beta[seq[0]]) + np.log(st.trans[seq[:-1], seq[1:]]).sum()
+        )
+    want = np.exp(np.array(log_p) - max(log_p))
+    want /= want.sum()
+    st.s = np.zeros(T, dtype=np.int64)
+    visits = np.zeros(len(sequences))
+    for _ in range(4000):
+        sampler.sample_states_collapsed(st, omega)
+        sampler.sample_latents(st, omega)
+        visits[int("".join(map(str, st.s)), 2)] += 1
+    assert 0.5 * np.abs(visits / visits.sum() - want).sum() < 0.05
 
 
 @pytest.mark.slow

@@ -90,6 +90,7 @@ class Settings:
     state_moves: int = 20  # boundary-shift proposals per sweep (at least two per boundary)
     state_shift_max: int = 4  # bins a boundary moves at most per proposal
     state_move_margin: int = 8  # bins of latents integrated out on each side of a state move
+    state_gibbs_bins: int = 25  # random bins per sweep whose state is drawn by collapsed Gibbs
     redundant_steps: int = 3  # Metropolis steps per cluster on its shift and on its scale
     shift_step: float = 0.3  # random-walk step of the mean-vs-offset shift
     log_scale_step: float = 0.2  # random-walk step of log scale of latents vs loadings
@@ -636,7 +637,7 @@ class BiclusterSampler:
         out (van Dyk & Park 2008), at a cost that does not grow with T. :meth:`sample_latents`
         then draws every trajectory given the states.
         """
-        if self.cfg.state_moves == 0 or self.T < 3:
+        if (self.cfg.state_moves == 0 and self.cfg.state_gibbs_bins == 0) or self.T < 3:
             return
         rng, T, margin = self.rng, self.T, self.cfg.state_move_margin
         occupied = np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0)
@@ -679,6 +680,33 @@ class BiclusterSampler:
                 draw = _banded_draw(chol[:, n:], white[n:], rng)
                 h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
                 accepted += 1
+        # Single-bin Gibbs updates, the window's latents integrated out: they open and close
+        # short segments, which the boundary shifts (segment count fixed) cannot, and which FFBS
+        # given the latents leaves in place (a spurious one-bin segment persisted for hundreds
+        # of sweeps in one chain and never appeared in the other). Bins drawn independently of
+        # the states; the window's latents are redrawn when the state changes (when it does
+        # not, they already follow their conditional).
+        log_beta = np.log(st.beta)
+        states = np.arange(self.L)
+        for t in rng.choice(T, size=min(T, self.cfg.state_gibbs_bins), replace=False):
+            first, last = max(0, t - 1 - margin), min(T - 1, t + margin)
+            candidates = np.repeat(s[None], self.L, axis=0)
+            candidates[:, t] = states
+            chol, white, log_prior = _window_posterior(
+                tables, candidates, h, info_mat, info_vec, first, last
+            )
+            log_p = _gaussian_log_normaliser(chol, white).reshape(self.L, -1).sum(1) + log_prior
+            log_p += log_trans[s[t - 1], states] if t > 0 else log_beta
+            log_p += log_trans[states, s[t + 1]] if t < T - 1 else 0.0
+            w = np.exp(log_p - log_p.max())
+            new = int(rng.choice(self.L, p=w / w.sum()))
+            if new != s[t]:
+                s = candidates[new]
+                n = white.size // self.L
+                draw = _banded_draw(
+                    chol[:, new * n : (new + 1) * n], white[new * n : (new + 1) * n], rng
+                )
+                h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
         st.s = s
         st.h[occupied] = h
         st.extras["state_moves_accepted"] = st.extras.get("state_moves_accepted", 0) + accepted
