@@ -74,10 +74,10 @@ def default_session(workdir: Path) -> tuple[dict, dict[str, Path]]:
     from neurodag.config import load_config
     from neurodag.ingest_allen import ingest_session
     from neurodag.io.netcdf import write_dataset
-    from neurodag.simulate.allen import simulate, write_session
+    from neurodag.simulate.allen import simulate, with_images_in, write_session
 
     config = load_config([REPO / "config" / "config.yaml"])
-    spec = config["datasets"]["allen"]
+    spec = with_images_in(config["datasets"]["allen"], workdir)
     nwb, _ = write_session(simulate(spec["simulate"]), workdir, parameters={"dataset": spec})
     outputs = ingest_session(nwb, spec, config["stages"]["ingest"]["allen"])
     wanted = {
@@ -227,7 +227,7 @@ class MDS:
     def __init__(self, path: Path, params: dict):
         from neurodag.mds.stage import _window_length, downsample, load_responses
 
-        images, responses, _, _ = load_responses([path], params)
+        images, responses, _, _, _ = load_responses([path], params)
         rates = responses.mean(axis=0) / _window_length(params, path)
         self.responses = responses[:, rates >= params["min_rate_hz"]]
         pixels = downsample(images, params["max_image_size"])

@@ -20,7 +20,8 @@ from neurodag.cli import main
 from neurodag.errors import ConfigError, InputError
 from neurodag.ingest_allen import ingest_session
 from neurodag.io.allen_nwb import DEFAULT_UNIT_FILTER, parse_column, read_session
-from neurodag.simulate.allen import compose_session, write_session
+from neurodag.io.stimulus_images import read_images
+from neurodag.simulate.allen import compose_session, image_folder, write_session
 from neurodag.simulate.demo_pieces import spontaneous_states, static_gratings
 from neurodag.spikes import align_spikes, bin_spikes, check_index
 
@@ -153,7 +154,9 @@ def test_reader_returns_the_planted_stimulus_tables(simulated):
     np.testing.assert_allclose(
         table["start_time"], session.presentations["static_gratings"]["start_time"]
     )
-    np.testing.assert_array_equal(read.templates["static_gratings"], piece["image"])
+    assert read.templates == {}  # as in the real files: the images are outside the file
+    folder = read_images(image_folder(nwb.parent, "static_gratings"))
+    np.testing.assert_array_equal(folder.images, piece["image"].values.astype(np.float32))
     np.testing.assert_allclose(read.running_speed["speed"], session.running_speed["speed"])
     np.testing.assert_allclose(read.running_speed["time"], session.running_speed["time"])
     assert read.invalid_times["tags"].tolist() == ["all_probes"]
@@ -170,13 +173,15 @@ def test_default_filter_drops_exactly_the_planted_failures(simulated, caplog):
 
 def test_ingest_recovers_planted_counts_exactly(simulated):
     session, nwb, truth = simulated
-    outputs = ingest_session(nwb, SPEC, PARAMS)
+    images = {"static_gratings": str(image_folder(nwb.parent, "static_gratings"))}
+    outputs = ingest_session(nwb, {**SPEC, "images": images}, PARAMS)
     counts, responses = outputs["counts"], outputs["static_gratings"]
     # trial block: responses of the piece's units are the planted counts
     planted = xr.open_dataset(truth, group="static_gratings").load()
     got = responses["responses"].sel(neuron=planted["neuron"], trial=planted["trial"])
     np.testing.assert_array_equal(got.values, planted["planted_counts"].values)
     assert responses["image"].dims == ("frame", "y", "x")
+    np.testing.assert_array_equal(responses["image_frame"], np.arange(responses.sizes["frame"]))
     np.testing.assert_array_equal(responses["frame"], static_gratings(seed=2)["frame"])
     # continuous block at the piece's bin size: the session counts are the planted counts
     states = xr.open_dataset(truth, group="spontaneous").load()

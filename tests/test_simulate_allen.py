@@ -12,7 +12,13 @@ from conftest import REPO, run_cli
 from neurodag.config import load_config
 from neurodag.errors import ConfigError, InputError
 from neurodag.io.netcdf import open_dataset, provenance
-from neurodag.simulate.allen import compose_session, load_piece, simulate, write_session
+from neurodag.simulate.allen import (
+    compose_session,
+    load_piece,
+    simulate,
+    with_images_in,
+    write_session,
+)
 from neurodag.simulate.demo_pieces import spontaneous_states, static_gratings
 
 
@@ -153,7 +159,10 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
     import time
 
     config = load_config([REPO / "config" / "config.yaml"])
-    spec = json.dumps(config["datasets"]["allen"])
+    # the images the simulator writes beside session.nwb, as the config names them in results/
+    entry = with_images_in(config["datasets"]["allen"], tmp_path / "sim")
+    images = entry["images"]
+    spec = json.dumps(entry)
     stage = json.dumps(config["stages"]["ingest"])
     begin = time.perf_counter()
     result = run_cli("simulate", "allen", "--spec", spec, "-o", str(tmp_path / "sim"))
@@ -193,6 +202,10 @@ def test_default_config_simulates_and_ingests_under_a_minute(tmp_path):
             if variable.dims == ("trial",) and name not in ("trial", "start_time"):
                 np.testing.assert_array_equal(responses[name].values, variable.values)
         np.testing.assert_allclose(responses["start_time"].values, planted["start_time"].values)
+        if stimulus in images:  # from the folder, not the session file (it has none)
+            assert responses["image"].attrs["source"] == images[stimulus]
+            shown = set(np.unique(responses["frame"])) - {-1}  # -1: the blank, no image
+            assert set(responses["image_frame"].values) == shown
 
 
 def test_config_pieces_are_a_list_of_names_or_name_options():

@@ -177,6 +177,10 @@ def cmd_simulate(args: argparse.Namespace) -> None:
     else:
         from neurodag.simulate.allen import write_session
     session = simulate(options)
+    if args.kind == "allen":
+        from neurodag.simulate.allen import check_images_option
+
+        check_images_option(session, spec)
     paths = write_session(session, args.output, parameters={"dataset": spec})
     log.info(
         "simulated %d units, %d spikes, stimuli %s -> %s",

@@ -8,7 +8,9 @@ From a session read by :mod:`neurodag.io.allen_nwb` this builds
   speed and the stimulus blocks;
 - ``{stimulus}.nc`` for each stimulus asked for: trial-aligned ``responses(trial, neuron, time)``
   (``time`` = bin centre relative to the presentation's start) with every column of the stimulus
-  table as a variable on ``trial`` and, for image stimuli, ``image(frame, y, x)``.
+  table as a variable on ``trial`` and, for image stimuli, ``image(frame, y, x)`` with
+  ``image_frame(frame)``: the dataset's ``images:`` (:mod:`neurodag.io.stimulus_images`; real
+  sessions carry no templates), else the file's ``stimulus_template``.
 
 Binning is vectorised over units (:mod:`neurodag.spikes`). The outputs are built by the generic
 NWB spiking reader's functions (:mod:`neurodag.io.nwb_spikes`: ``session_counts_dataset``,
@@ -37,6 +39,7 @@ from neurodag.io.nwb_spikes import (  # the generic NWB spiking code (one code p
     session_counts_dataset,
     trial_variables,  # noqa: F401 (re-exported)
 )
+from neurodag.io.stimulus_images import StimulusImages, check_frames, dataset_images
 from neurodag.spikes import check_bin_size
 
 log = logging.getLogger(__name__)
@@ -100,10 +103,32 @@ def session_counts(session: AllenSession, bin_size_s: float) -> xr.Dataset:
     return ds
 
 
+def stimulus_images(
+    session: AllenSession, external: dict[str, StimulusImages]
+) -> dict[str, StimulusImages]:
+    """The images of each stimulus, from one source: the dataset's ``images:`` option, else the
+    file's ``stimulus_template`` (frame k = the k-th template image)."""
+    images = {
+        name: StimulusImages(
+            np.arange(len(stack)), stack, f"{session.path}: stimulus_template/{name}"
+        )
+        for name, stack in session.templates.items()
+    }
+    for name in sorted(set(images) & set(external)):
+        log.info("%s: images from %s replace the file's template", name, external[name].source)
+    return {**images, **external}
+
+
 def stimulus_responses(
-    session: AllenSession, stimulus: str, window_s: list[float], bin_size_s: float
+    session: AllenSession,
+    stimulus: str,
+    window_s: list[float],
+    bin_size_s: float,
+    images: StimulusImages | None = None,
 ) -> xr.Dataset:
-    """Trial-aligned ``responses(trial, neuron, time)`` for one stimulus table."""
+    """Trial-aligned ``responses(trial, neuron, time)`` for one stimulus table, with its
+    ``images`` (checked to cover every image frame the table shows) as ``image(frame, y, x)``
+    and their frame indices as ``image_frame(frame)``."""
     bin_size_s = check_bin_size(bin_size_s, f"stages.ingest.allen.responses.{stimulus}.bin_size_s")
     if stimulus not in session.presentations:
         raise InputError(
@@ -113,8 +138,14 @@ def stimulus_responses(
         )
     table = session.presentations[stimulus]
     extra = {}
-    if stimulus in session.templates:
-        extra["image"] = (("frame", "y", "x"), session.templates[stimulus])
+    if images is not None:
+        where = f"intervals/{stimulus}_presentations"
+        if "frame" not in table:
+            raise InputError(
+                session.path, f"{where}/frame", f"no such column, so images.{stimulus} is unused"
+            )
+        check_frames(images, table["frame"].to_numpy(), session.path, where, f"images.{stimulus}")
+        extra["image"] = (("frame", "y", "x"), images.images)
     ds = aligned_responses(
         session.spike_times,
         session.spike_index,
@@ -126,6 +157,10 @@ def stimulus_responses(
         relative_to="presentation start",
         extra=extra,
     )
+    if images is not None:
+        ds = ds.assign_coords(image_frame=("frame", images.frame))
+        ds["image_frame"].attrs["description"] = "frame index of each image (blank -1: none)"
+        ds["image"].attrs["source"] = images.source
     ds.attrs.update(stimulus_name=stimulus, session_id=session.session_id, source=str(session.path))
     return ds
 
@@ -153,12 +188,16 @@ def ingest_session(path: str | Path, spec: dict, params: dict) -> dict[str, xr.D
         a, b = options["window_s"]
         if not b > a:
             raise ConfigError(f"responses.{stimulus}.window_s: end {b} must be after start {a}")
+    external = dataset_images(spec)
+    for stimulus in sorted(set(external) - set(responses)):
+        log.warning("images.%s: the stimulus is not in responses; its images are unused", stimulus)
     session = read_session(path, params.get("unit_filter"))
     session = select_regions(session, params.get("regions"))
+    images = stimulus_images(session, external)
     outputs = {COUNTS: session_counts(session, params["bin_size_s"])}
     for stimulus, options in responses.items():
         outputs[stimulus] = stimulus_responses(
-            session, stimulus, options["window_s"], options["bin_size_s"]
+            session, stimulus, options["window_s"], options["bin_size_s"], images.get(stimulus)
         )
     return outputs
 

@@ -39,6 +39,40 @@ def raw_files(dataset, recording=None):
     return [str(p) for p in formats.recording_files(dataset_entry(dataset), recording)]
 
 
+def image_inputs(dataset):
+    """The stimulus images an allen dataset's ingest reads (its `images:` option), as its inputs
+    so that a change reruns it: a folder's image files or the stack file; for a simulated dataset
+    the image folders its simulate rule writes."""
+    if dataset_entry(dataset)["kind"] != "allen":
+        return []
+    if is_simulated(dataset):
+        return simulated_image_folders(dataset)
+    from neurodag.io.stimulus_images import image_files, images_option
+
+    images = images_option(dataset_entry(dataset))
+    return [str(f) for s, p in images.items() for f in image_files(p, f"images.{s}")]
+
+
+def simulated_image_folders(dataset):
+    """A simulated allen dataset's `images:` folders: the simulator writes each stimulus's images
+    to results/simulate/{dataset}/images/{stimulus}, so `images:` must name those."""
+    from neurodag.errors import ConfigError
+    from neurodag.io.stimulus_images import images_option
+
+    folders = []
+    if dataset_entry(dataset)["kind"] != "allen":
+        return folders
+    for stimulus, path in images_option(dataset_entry(dataset)).items():
+        folder = f"results/simulate/{dataset}/images/{stimulus}"
+        if os.path.normpath(path) != folder:
+            raise ConfigError(
+                f"datasets.{dataset}.images.{stimulus}: the simulator writes this dataset's "
+                f"images to {folder}; got {path}"
+            )
+        folders.append(folder)
+    return folders
+
+
 def truth_file(dataset):
     """A simulated dataset's truth.nc (the stages validate against it); none for recorded data."""
     return [f"results/simulate/{dataset}/truth.nc"] if is_simulated(dataset) else []

@@ -11,7 +11,7 @@ def ingest_flags(dataset):
             spec=dataset_entry(dataset),
             params=config["stages"]["ingest"],
             recording=wildcards.recording,
-            input=list(input),
+            input=list(input.raw),
         )
 
     return build
@@ -23,7 +23,7 @@ for _name in datasets("celegans"):
         name:
             f"ingest_{_name}"
         input:
-            lambda wildcards, dataset=_name: raw_files(dataset, wildcards.recording),
+            raw=lambda wildcards, dataset=_name: raw_files(dataset, wildcards.recording),
         output:
             nc=f"results/ingest/{_name}/{{recording}}.nc",
         log:
@@ -50,7 +50,8 @@ for _name in spiking_datasets():
         name:
             f"ingest_{_name}"
         input:
-            lambda wildcards, dataset=_name: raw_files(dataset, wildcards.recording),
+            raw=lambda wildcards, dataset=_name: raw_files(dataset, wildcards.recording),
+            images=image_inputs(_name),
         output:
             nc=f"results/ingest/{_name}/{{recording}}/counts.nc",
             figure=f"results/ingest/{_name}/{{recording}}/counts.png",

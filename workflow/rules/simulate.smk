@@ -1,6 +1,6 @@
 # Simulate: datasets with format `simulated` are written by `neurodag simulate <kind>` in their real
-# format (C. elegans: one NWB per worm; Allen: session.nwb; spikes: session.nwb in the generic
-# layout) plus truth.nc. One rule per dataset, so that every file it writes is a declared output
+# format (C. elegans: one NWB per worm; Allen: session.nwb, its stimulus images outside it in
+# images/{stimulus}/ as for a real session; spikes: session.nwb in the generic layout) plus truth.nc. One rule per dataset, so that every file it writes is a declared output
 # that ingest and the stages can depend on.
 
 for _name in [d for kind in ("celegans", "allen", "spikes") for d in simulated_datasets(kind)]:
@@ -11,6 +11,7 @@ for _name in [d for kind in ("celegans", "allen", "spikes") for d in simulated_d
         output:
             truth=f"results/simulate/{_name}/truth.nc",
             recordings=[f"results/simulate/{_name}/{r}.nwb" for r in recordings(_name)],
+            images=[directory(folder) for folder in simulated_image_folders(_name)],
         log:
             f"results/logs/simulate/{_name}.log",
         benchmark:

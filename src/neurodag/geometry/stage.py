@@ -6,7 +6,9 @@ Two inputs (Lin & Kriegeskorte, "The Topology and Geometry of Neural Representat
   ``frame(trial)`` and ``region(neuron)``): per region, a crossnobis (or other) RDM over frames
   with shrinkage noise precision; pseudo-subjects from disjoint random neuron splits give the
   RDMs for (l, u)-grid identification of regions and for model comparison against image models
-  (pixel and luminance RDMs of ``image(frame, y, x)``) and the other regions' RDMs; participation
+  (pixel and luminance RDMs of ``image(frame, y, x)``, found by ``image_frame``) and the other
+  regions' RDMs; the blank (frame -1) is a condition of its own in the RDMs and identification,
+  and, having no image, is left out of the model comparison; participation
   ratio, linear CKA between regions, and parallelism score / CCGP when factors are named;
 - RDM files (``kind: rdm``, e.g. ``format: rdm-mat``): the subjects' RDMs (sessions averaged)
   compared with model RDMs from the dataset's ``models`` file, with bootstrap over subjects and
@@ -29,6 +31,7 @@ from neurodag.geometry import compare as cmp
 from neurodag.geometry import population
 from neurodag.geometry.rdm import calc_rdm, noise_precision, residuals, square, upper
 from neurodag.geometry.transforms import transform
+from neurodag.io.stimulus_images import image_rows
 from neurodag.stages import Inputs, Output, Params, Spec
 
 log = logging.getLogger(__name__)
@@ -296,18 +299,29 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
         },
     )
     # Model comparison: each region's pseudo-subject RDMs against image models and the other
-    # regions' RDMs, with bootstrap over pseudo-subjects and frames.
+    # regions' RDMs, with bootstrap over pseudo-subjects and frames. Image models describe the
+    # image frames only: with a blank condition (frame -1, no image) the comparison runs over the
+    # image frames, and the image models' blank rows are NaN.
     models = {}
     responses = recordings[0]["dataset"]
+    compared = np.ones(len(unique_frames), dtype=bool)
     if "image" in responses:
-        image = responses["image"].values[unique_frames.astype(int)]
-        models.update(image_model_rdms(image))
+        rows = image_rows(responses, unique_frames, paths[0])
+        compared = rows >= 0
+        for name, rdm in image_model_rdms(responses["image"].values[rows[compared]]).items():
+            models[name] = np.full((len(unique_frames),) * 2, np.nan)
+            models[name][np.ix_(compared, compared)] = rdm
+        if not compared.all():
+            log.info("geometry: image models compared over the %d image frames", compared.sum())
+    else:
+        log.info("geometry: no image(frame, y, x) (dataset option images:), no image models")
     models.update({f"region {r}": rdms[k] for k, r in enumerate(regions)})
-    model_vectors = upper(np.stack(list(models.values())))
+    model_vectors = upper(np.stack(list(models.values()))[:, compared][:, :, compared])
+    split_compared = upper(square(split_vectors)[:, compared][:, :, compared])
     scores = {key: [] for key in ("score", "score_sem", "score_ci_low", "score_ci_high")}
     ceilings = []
     for region in regions:
-        data = split_vectors[np.asarray(split_labels) == region]
+        data = split_compared[np.asarray(split_labels) == region]
         result = cmp.evaluate_models(
             data,
             model_vectors,
@@ -326,6 +340,10 @@ def geometry_from_responses(paths, params: dict) -> xr.Dataset:
             model_rdm=(("model", "frame", "frame2"), np.stack(list(models.values()))),
         )
         .assign_coords(model=list(models), bound=["lower", "upper"])
+    )
+    out["model_rdm"].attrs["description"] = (
+        "model RDMs over frames; image models are NaN at the blank (-1), and the model "
+        "comparison runs over the frames every model defines"
     )
     factors = params["factors"]
     if factors:

@@ -1,9 +1,12 @@
 """The mds stage: ingest trial responses -> predictive model -> MDS clusters (Burg et al. 2024).
 
 Reads one or more ingest files ``responses(trial, neuron, time)`` with trial variable ``frame`` and
-``image(frame, y, x)`` (all files must show the same images), keeps the neurons of the configured
+``image(frame, y, x)`` with ``image_frame(frame)`` (the frame index of each image; the dataset's
+``images:`` option; all files must show the same images), keeps the neurons of the configured
 regions, sums each trial's counts over the response window, averages over the presentations of
-each image, fits :mod:`neurodag.mds.model`, and clusters with :mod:`neurodag.mds.clustering`.
+each image shown (blank presentations, frame -1, are not images and are left out, as AllenSDK's
+``NaturalScenes.images_nonblank``), fits :mod:`neurodag.mds.model`, and clusters with
+:mod:`neurodag.mds.clustering`.
 
 Output variables: ``cluster(neuron)``, ``mds(cluster_id, y, x)`` (stimuli in the input's pixel
 units; the dimension is ``cluster_id`` because ``cluster`` names the assignment),
@@ -11,9 +14,10 @@ units; the dimension is ``cluster_id`` because ``cluster`` names the assignment)
 to each MDS; its cluster is the argmax),
 ``objective(step)`` with ``objective_clusters(step)`` and ``objective_step(step)``,
 ``held_out_correlation(neuron)`` (test images), ``readout_position(neuron, axis)`` (pixels, learned
-before centring) and, when a truth file with ``true_type(neuron)`` is given, scalar
-``validation_*`` variables: the adjusted Rand index against the planted types and that of k-means
-on mean responses, and the number of clusters found beside the number of planted types.
+before centring), ``mean_response(frame, neuron)`` (``frame`` = the images' frame indices) and,
+when a truth file with ``true_type(neuron)`` is given, scalar ``validation_*`` variables: the
+adjusted Rand index against the planted types and that of k-means on mean responses, and the
+number of clusters found beside the number of planted types.
 """
 
 from __future__ import annotations
@@ -33,38 +37,60 @@ log = logging.getLogger(__name__)
 
 
 def load_responses(paths: list[Path], params: dict[str, Any]):
-    """Images (frame, y, x) and mean windowed counts (frame, neuron), with neuron ids/regions."""
+    """Images (frame, y, x) and mean windowed counts (frame, neuron) over the images shown (blank
+    presentations, frame -1, are left out), with neuron ids/regions and the images' frame
+    indices."""
     from neurodag.io.responses import read_spiking
+    from neurodag.io.stimulus_images import image_index, image_rows
 
-    images, blocks, neurons, regions = None, [], [], []
+    images, index, blocks, neurons, regions = None, None, [], [], []
     for path in paths:
         ds = read_spiking(
             path,
             "responses",
             ("trial", "neuron", "time"),
             regions=params["regions"],
-            require=("frame", "image", "region"),
+            require=("frame", "region"),
             key="stages.mds",
         )
+        if "image" not in ds:
+            stimulus = ds.attrs.get("stimulus_name", params["stimulus"])
+            raise InputError(
+                path,
+                "image",
+                f"missing: the mds stage needs the images of {stimulus} (session files carry "
+                "none); give them with the dataset's images: option "
+                f"(datasets.<dataset>.images.{stimulus}: a folder of images named by frame index, "
+                "or a stack file)",
+            )
+        rows = image_rows(ds, ds["frame"].values, path)
+        frame_index = image_index(ds)
+        shown = np.bincount(rows[rows >= 0], minlength=ds.sizes["frame"]) > 0
+        if not shown.any():
+            raise InputError(path, "frame", "no presentation shows an image")
         if images is None:
-            images = ds["image"].values.astype(float)
-        elif ds["image"].shape != images.shape or not np.allclose(ds["image"].values, images):
+            images, index = ds["image"].values[shown].astype(float), frame_index[shown]
+            log.info(
+                "mds: %d images shown; %d blank presentations (frame -1) left out",
+                len(images),
+                int((rows < 0).sum()),
+            )
+        elif (
+            not np.array_equal(frame_index[shown], index)
+            or ds["image"].shape[1:] != images.shape[1:]
+            or not np.allclose(ds["image"].values[shown], images)
+        ):
             raise InputError(path, "image", "differs from the first file's images")
         responses = ds["responses"]
         window = params["window_s"]
         if window:
             responses = responses.sel(time=slice(window[0], window[1]))
         counts = responses.sum("time").values.astype(float)  # trial, neuron
-        frame = ds["frame"].values
-        if np.any(~np.isfinite(frame)) or frame.min() < 0 or frame.max() >= len(images):
-            raise InputError(path, "frame", f"values must index image's {len(images)} frames")
-        frame = frame.astype(int)
-        shown = np.bincount(frame, minlength=len(images))
-        if np.any(shown == 0):
-            raise InputError(path, "frame", f"{int((shown == 0).sum())} image(s) never shown")
+        kept = rows >= 0
+        row = np.cumsum(shown)[rows[kept]] - 1  # row among the shown images
         mean = np.zeros((len(images), counts.shape[1]))
-        np.add.at(mean, frame, counts)
-        blocks.append(mean / shown[:, None])
+        np.add.at(mean, row, counts[kept])
+        blocks.append(mean / np.bincount(row, minlength=len(images))[:, None])
         ids = ds["neuron"].values.astype(str)
         if len(paths) > 1:
             ids = np.array([f"{Path(path).parent.name}/{i}" for i in ids])
@@ -73,7 +99,7 @@ def load_responses(paths: list[Path], params: dict[str, Any]):
     responses = np.concatenate(blocks, axis=1)
     if responses.shape[1] == 0:
         raise InputError(paths[0], "region", f"no neurons in regions {params['regions']}")
-    return images, responses, np.array(neurons), np.array(regions)
+    return images, responses, np.array(neurons), np.array(regions), index
 
 
 def downsample(images: np.ndarray, max_size: int) -> np.ndarray:
@@ -101,7 +127,7 @@ def run(
     dev = compute.torch_device()
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    images, responses, neurons, regions = load_responses(paths, params)
+    images, responses, neurons, regions, frames = load_responses(paths, params)
     rates = responses.mean(axis=0) / _window_length(params, paths[0])
     active = rates >= params["min_rate_hz"]
     if not np.any(active):
@@ -170,7 +196,7 @@ def run(
             "cluster_id": np.arange(n_clusters),
             "step": np.arange(len(result.objective)),
             "axis": ["y", "x"],
-            "frame": np.arange(len(images)),
+            "frame": frames,
         },
     )
     out["mds"].attrs["description"] = "most discriminative stimulus of each cluster, pixel units"

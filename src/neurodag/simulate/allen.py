@@ -10,9 +10,11 @@ as Poisson counts), adds Poisson background spikes to every unit outside its own
 units that AllenSDK's default filter drops (one failing criterion each), and writes it all in the
 layout of the Allen session files (Siegle et al. 2021): units with quality metrics and
 ``peak_channel_id``, electrodes with CCF ``location`` grouped by probe, ``*_presentations``
-interval tables with text parameter columns ("N/A" for missing), running speed, invalid times and
-image templates. The ground truth goes to ``truth.nc``: one NetCDF group per piece with its
-``true_*`` variables re-keyed by unit id and session time (layout in ``docs/data-model.md``).
+interval tables with text parameter columns ("N/A" for missing), running speed and invalid times;
+as in the real files, no stimulus templates: the images go to a folder per stimulus beside the
+file, one image per frame (:func:`write_session`). The ground truth goes to ``truth.nc``: one
+NetCDF group per piece with its ``true_*`` variables re-keyed by unit id and session time
+(layout in ``docs/data-model.md``).
 """
 
 from __future__ import annotations
@@ -462,9 +464,7 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
 
     from hdmf.backends.hdf5.h5_utils import H5DataIO
     from pynwb import NWBHDF5IO, TimeSeries
-    from pynwb.base import Images
     from pynwb.epoch import TimeIntervals
-    from pynwb.image import GrayscaleImage
     from pynwb.misc import Units
 
     path = Path(path)
@@ -608,15 +608,6 @@ def write_nwb(session: SimulatedSession, path: str | Path) -> Path:
         )
         nwb.add_time_intervals(intervals)
 
-    for name, image in session.templates.items():
-        frames = [
-            GrayscaleImage(name=f"frame_{k:04d}", data=image[k], description=f"{name} frame {k}")
-            for k in range(image.shape[0])
-        ]
-        nwb.add_stimulus_template(
-            Images(name=name, images=frames, description=f"{name} stimulus images (0-255)")
-        )
-
     running = nwb.create_processing_module(name="running", description="running speed")
     running.add(
         TimeSeries(
@@ -680,15 +671,50 @@ def simulate(options: dict) -> SimulatedSession:
     )
 
 
+def image_folder(outdir: str | Path, stimulus: str) -> Path:
+    """Where :func:`write_session` puts a stimulus's images: ``<outdir>/images/<stimulus>``."""
+    return Path(outdir) / "images" / stimulus
+
+
+def with_images_in(spec: dict, outdir: str | Path) -> dict:
+    """The dataset entry ``spec`` with its ``images:`` pointing into ``outdir``, where
+    :func:`write_session` wrote them (the workflow's outdir is results/simulate/{dataset}, the
+    paths the config names; a script writing elsewhere reads them from there)."""
+    from neurodag.io.stimulus_images import images_option
+
+    return {**spec, "images": {s: str(image_folder(outdir, s)) for s in images_option(spec)}}
+
+
+def check_images_option(session: SimulatedSession, spec: dict) -> None:
+    """Each stimulus the dataset's ``images:`` names must be one the simulator has images of."""
+    from neurodag.io.stimulus_images import images_option
+
+    for stimulus in images_option(spec):
+        if stimulus not in session.templates:
+            raise ConfigError(
+                f"images.{stimulus}: the simulated session has no images for this stimulus; "
+                f"it has images for: {', '.join(session.templates) or 'none'}"
+            )
+
+
 def write_session(
     session: SimulatedSession, outdir: str | Path, parameters: dict, *, write=None
 ) -> list[Path]:
     """``session.nwb`` and ``truth.nc`` (one group per piece) in ``outdir``; ``write(session,
-    path)`` writes the NWB file (default :func:`write_nwb`, the Allen layout)."""
+    path)`` writes the NWB file (default :func:`write_nwb`, the Allen layout). The Allen layout's
+    stimulus images stay out of the session file, as in the real files: one 32-bit float TIFF
+    per frame in :func:`image_folder` (``<stimulus>_<frame>.tiff``), read through the dataset's
+    ``images:`` option."""
     from neurodag.io.netcdf import write_dataset
 
     outdir = Path(outdir)
     nwb_path = (write or write_nwb)(session, outdir / "session.nwb")
+    if write is None:
+        from neurodag.io.stimulus_images import write_folder
+
+        for name, images in session.templates.items():
+            log.info("%s: %d images -> %s", name, len(images), image_folder(outdir, name))
+            write_folder(images, image_folder(outdir, name), name)
     truth_path = write_dataset(
         session.truth,
         outdir / "truth.nc",

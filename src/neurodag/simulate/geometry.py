@@ -29,7 +29,8 @@ window, divided by the region's number of neurons, in Hz^2) plus the image facto
 ``true_family(frame)``, ``true_orientation(frame)`` (rad), ``true_luminance(frame)`` and
 ``true_code(rdm_region)`` (the planted code's name). The RDM's region axis is ``rdm_region``,
 not ``region``, because ``region`` is already the coordinate on ``neuron``; ``frame`` is both the
-trial variable and the (positional, 0-based) first axis of ``image`` and ``true_*(frame)``.
+trial variable and the (positional, 0-based) first axis of ``image`` and ``true_*(frame)``;
+with ``n_blank`` the trials also show the blank, frame -1, which has no image.
 Subjects (``seed``) differ in their neurons, in their code shape (``geometry_jitter``) and,
 optionally, in topology-preserving distortions of each region's geometry
 (``geometry_distortion``: response nonlinearity, non-uniform neuron sampling, cluster
@@ -43,6 +44,7 @@ import numpy as np
 import xarray as xr
 
 from neurodag.errors import ConfigError
+from neurodag.io.stimulus_images import BLANK_FRAME
 
 REGIONS = ("VISp", "VISl", "VISal", "VISam")
 CODES = {"VISp": "pixels", "VISl": "category", "VISal": "ring", "VISam": "line"}
@@ -190,6 +192,7 @@ def natural_scenes(
     image_seed: int | None = None,
     geometry_jitter: float = 1.0,
     geometry_distortion: float = 0.0,
+    n_blank: int = 0,
 ) -> xr.Dataset:
     """The natural-scenes trial block (planted piece), seeded.
 
@@ -215,7 +218,13 @@ def natural_scenes(
     stay). Tuning-width changes on a uniformly sampled ring or line (``geometry_jitter``) change
     distances nearly monotonically, which per-RDM ranking already removes; these distortions
     change the *order* of distances while keeping neighbourhoods, i.e. geometry without topology.
+
+    ``n_blank`` presentations of the blank (frame -1, a grey screen: every neuron at
+    ``base_rate_hz``) are shuffled among the image trials, as in the Allen natural_scenes table
+    (the blank is a condition of its own, with no image); 0 (default) leaves the piece unchanged.
     """
+    if n_blank < 0:
+        raise ConfigError(f"n_blank: {n_blank} must be >= 0")
     unknown = [r for r in regions if r not in CODES]
     if unknown:
         raise ConfigError(f"regions: {unknown} have no planted code; choose from {list(CODES)}")
@@ -252,9 +261,21 @@ def natural_scenes(
     rate_by_frame = np.concatenate(mean_rates, axis=1)
 
     frame_of_trial = rng.permutation(np.repeat(np.arange(n_images), repeats))
+    if n_blank:  # blanks at the base rate, placed by a generator of their own
+        total = frame_of_trial.size + n_blank
+        is_blank = np.zeros(total, dtype=bool)
+        is_blank[np.random.default_rng([seed, 3]).choice(total, n_blank, replace=False)] = True
+        frames = np.full(total, BLANK_FRAME)
+        frames[~is_blank] = frame_of_trial  # the image trials keep their order
+        frame_of_trial = frames
+        blank = np.full((1, *rate_by_frame.shape[1:]), base_rate_hz)
+        rate_by_frame = np.concatenate([rate_by_frame, blank])  # row n_images: the blank
     piece = xr.Dataset(
         {
-            "rate": (("trial", "neuron", "time"), rate_by_frame[frame_of_trial]),
+            "rate": (
+                ("trial", "neuron", "time"),
+                rate_by_frame[np.where(frame_of_trial == BLANK_FRAME, n_images, frame_of_trial)],
+            ),
             "frame": ("trial", frame_of_trial),
             "image": (("frame", "y", "x"), images),
             "true_rdm": (("rdm_region", "frame", "frame2"), np.stack(true_rdm)),
