@@ -19,20 +19,30 @@ One Gibbs sweep: labels by the MFM Gibbs rule with the neuron's (delta, c) integ
 Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (delta, c) drawn from
 that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda -
 log r``) turn the NB likelihood into Gaussian pseudo-observations; during burn-in, merge-split
-moves on the labels; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
-their conjugate Gaussian update (the same omega serves both Gaussian blocks); states by
-forward-filtering backward-sampling of the HMM; transition rows and the weak-limit ``beta`` by
+moves on the labels; boundary shifts and single-bin updates of the states with a window of
+latents integrated out; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
+their conjugate Gaussian update (the same omega serves both Gaussian blocks); shift and scale
+moves along the likelihood-invariant directions; states by forward-filtering backward-sampling
+of the HMM; transition rows and the weak-limit ``beta`` by
 the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a few
 random-walk Metropolis steps on ``log r`` (step sizes adapted during burn-in).
 
 Mixing of the states: given the latents the states are all but fixed (a trajectory drawn under
 one state's dynamics is implausible under another's), so FFBS given the latents leaves segment
 boundaries frozen and separate chains disagree (split R-hat up to 5.8 on the state occupancy in
-the default run). Before the latents are drawn, Metropolis moves shift segment boundaries with
-every latent trajectory integrated out given the PG variables (the collapsed evidence of the
-merge-split moves): a partially collapsed Gibbs scan (van Dyk & Park 2008) that brings the
-state occupancy to R-hat <= 1.05. Everything is vectorised numpy; the only Python loops
-run over time bins (HMM recursion) and over neurons (labels, merge-split allocation).
+the default run). Before the latents are drawn, Metropolis moves shift segment boundaries and
+collapsed Gibbs updates redraw the state of single bins (opening and closing short segments),
+each with the latents of a window around the changed bins integrated out given the PG variables
+and the latents outside the window (a Metropolis-within-Gibbs step on the states and the
+window's latents, van Dyk & Park 2008), at a cost that does not grow with T.
+
+Redundant directions: the likelihood sees only offset + mu + loading' x, so a cluster's mean
+trajectory can move against its neurons' offsets and each latent coordinate can scale against
+the loadings on it; Gibbs steps move along these directions by tiny steps (effective sample
+sizes of 3-10 per 600 draws). Generalised Gibbs moves along these group actions (Liu & Sabatti
+2000), with the dynamics transformed along, mix them. Everything is vectorised numpy; the only
+Python loops run over the moves, over blocks of time bins (HMM forward filter) and over neurons
+(labels, merge-split allocation).
 
 Merge-split: the label Gibbs step moves one neuron at a time, so it cannot split a cluster that
 holds two planted clusters (a bad early merge) and only slowly empties a duplicate. The
@@ -832,17 +842,17 @@ class BiclusterSampler:
 
     def sample_redundant(self, st: ChainState) -> None:
         """Moves along the directions the likelihood cannot see, per occupied cluster: a shift
-        of its mean trajectory mu_k against its neurons' offsets, and a scale of its latents x_k
-        against its neurons' loadings. The Gibbs steps move these directions only by tiny steps
-        (the dynamics fitted to one scale pin the trajectory to it and the reverse), so left
-        alone they set the chains' slowest mode (effective sample sizes of 3-10 per 600 draws
-        on the default run). Each move transforms the dynamics with the latents so that the
-        transitions' fit is unchanged: shift h -> h + a e_mu with b -> b + a (I - A) e_mu; scale
-        h -> D h, D = diag(1, s, ..., s), with A -> D A D^-1, b -> D b, Q -> D Q D, loadings ->
-        loadings / s. The move is a generalised Gibbs step along a group action (Liu & Sabatti
-        2000): a few random-walk Metropolis steps on a (on log s) whose target is the posterior
-        at the transformed point times the Jacobian of the action, which leaves the posterior
-        invariant; only prior factors (offsets, loadings, h_0, the MNIW dynamics) change.
+        of its mean trajectory mu_k against its neurons' offsets, and a scale of each latent
+        coordinate of x_k against its neurons' loadings on it. Each move transforms the dynamics
+        with the latents so that the transitions' fit is unchanged: shift h -> h + a e_mu with
+        b -> b + a (I - A) e_mu; scale h -> D h, D = diag(1, .., s, ..), with A -> D A D^-1,
+        b -> D b, Q -> D Q D, loadings -> loadings / s. Each is a generalised Gibbs step along a
+        group action (Liu & Sabatti 2000): a few random-walk Metropolis steps on a (on log s)
+        whose target is the posterior at the transformed point times the Jacobian of the action,
+        which leaves the posterior invariant; only prior factors (offsets, loadings, h_0, the
+        MNIW dynamics) change. Measured on one default chain of 600 kept draws: the shift takes
+        the ESS of the clusters' mean level from 7 to 130; the latents' overall scale stays slow
+        (ESS 3-16), its posterior being pinned by the dynamics' prior as well.
         """
         cfg, rng = self.cfg, self.rng
         for k in np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0):
