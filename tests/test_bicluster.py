@@ -390,20 +390,12 @@ def test_window_evidence_matches_the_dense_conditional_integral():
     np.testing.assert_allclose(got[1] - got[0], dense(proposal) - dense(s), rtol=1e-9)
 
 
-@pytest.mark.parametrize("margin", [20, 1])
-def test_collapsed_state_moves_sample_the_exact_conditional(margin):
-    """The boundary-shift moves leave p(s | omega, ...) invariant: with one boundary among
-    T = 10 bins, the visited boundary positions follow the exact conditional computed from the
-    (dense-tested) collapsed evidence of the whole trajectory and the HMM prior, whether the
-    moves integrate every latent out (a margin wider than T) or only a window around the move
-    (margin 1: latents outside it are conditioned on, the trajectory redrawn between moves)."""
-    rng = np.random.default_rng(5)
-    T = 10
+def _two_state_chain(seed: int, T: int, **moves):
+    """A one-cluster, two-state chain on 4 neurons x T bins with fixed, distinct dynamics and
+    HMM, PG variables and the collapsed-evidence terms: (sampler, state, omega, terms)."""
+    rng = np.random.default_rng(seed)
     y = rng.poisson(3.0, size=(4, T))
-    cfg = Settings(
-        latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=3,
-        state_shift_max=3, state_move_margin=margin, state_gibbs_bins=0,
-    )  # fmt: skip
+    cfg = Settings(latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, **moves)
     sampler = BiclusterSampler(y, cfg, seed=0)
     st = sampler.initial_state()
     st.z[:] = 0
@@ -413,7 +405,20 @@ def test_collapsed_state_moves_sample_the_exact_conditional(margin):
     st.trans = np.array([[0.7, 0.3], [0.2, 0.8]])
     st.beta = np.array([0.6, 0.4])
     omega = rng.uniform(0.5, 2.0, size=y.shape)
-    terms = sampler._evidence_terms(st, omega, st.offset, st.loading)
+    return sampler, st, omega, sampler._evidence_terms(st, omega, st.offset, st.loading)
+
+
+@pytest.mark.parametrize("margin", [20, 1])
+def test_collapsed_state_moves_sample_the_exact_conditional(margin):
+    """The boundary-shift moves leave p(s | omega, ...) invariant: with one boundary among
+    T = 10 bins, the visited boundary positions follow the exact conditional computed from the
+    (dense-tested) collapsed evidence of the whole trajectory and the HMM prior, whether the
+    moves integrate every latent out (a margin wider than T) or only a window around the move
+    (margin 1: latents outside it are conditioned on, the trajectory redrawn between moves)."""
+    T = 10
+    sampler, st, omega, terms = _two_state_chain(
+        5, T, state_moves=3, state_shift_max=3, state_move_margin=margin, state_gibbs_bins=0
+    )
     members = [np.arange(4)]
     log_p = []
     for boundary in range(1, T):
@@ -440,23 +445,10 @@ def test_single_bin_state_updates_sample_the_exact_conditional():
     HMM prior, enumerated over all 2^5 sequences."""
     import itertools
 
-    rng = np.random.default_rng(6)
     T = 5
-    y = rng.poisson(3.0, size=(4, T))
-    cfg = Settings(
-        latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=0,
-        state_move_margin=1, state_gibbs_bins=T,
-    )  # fmt: skip
-    sampler = BiclusterSampler(y, cfg, seed=0)
-    st = sampler.initial_state()
-    st.z[:] = 0
-    st.A[0, 0], st.A[1, 0] = np.eye(2), 0.8 * np.eye(2)
-    st.b = rng.normal(0.0, 0.5, st.b.shape)
-    st.Q[0, 0], st.Q[1, 0] = 0.3 * np.eye(2), 0.5 * np.eye(2)
-    st.trans = np.array([[0.7, 0.3], [0.2, 0.8]])
-    st.beta = np.array([0.6, 0.4])
-    omega = rng.uniform(0.5, 2.0, size=y.shape)
-    terms = sampler._evidence_terms(st, omega, st.offset, st.loading)
+    sampler, st, omega, terms = _two_state_chain(
+        6, T, state_moves=0, state_move_margin=1, state_gibbs_bins=T
+    )
     sequences = [np.array(seq) for seq in itertools.product([0, 1], repeat=T)]
     log_p = []
     for seq in sequences:
