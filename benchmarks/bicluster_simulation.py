@@ -17,12 +17,18 @@ In one run:
 
 Targets: neuron ARI >= 0.9, state ARI >= 0.8, R-hat <= 1.05, ESS >= 100.
 
-Measured 2026-12-05 on the shared 2-core machine (load average 3-5 from other jobs), defaults
-(2 chains x 1200 iterations, 200 burn-in): 0.057 s CPU per sweep after burn-in, 0.079 s with
-the burn-in merge-split moves (reference ~2 s: 35x and 25x faster); seed 0: ARI 1.000 / 0.992,
-worst R-hat 1.044, smallest ESS 43.6 (a log rate; dispersions 892, state occupancy 140),
-0.26 ESS/s of wall time. Real size (67 x 3,000, 40 iterations): about 2 s per sweep of wall
-time with burn-in moves under that load, summary 5.9 s, peak memory 1.08 GB.
+Measured 2026-12-05 05:22-05:35 UTC on the shared 2-core machine under the heavy-run lock (load
+average 1.8-2.6 from other jobs), defaults (2 chains x 1200 iterations, 200 burn-in): at N = 30,
+T = 500, 0.039 s per sweep after burn-in and 0.059 s with the burn-in merge-split moves (CPU =
+wall; reference ~2 s: 51x and 34x faster; 0.056 s before the window state moves, cheaper
+dispersion/Laplace/MNIW steps and the blocked forward filter); seed 0: chains 50.5 s, ARI
+1.000 / 1.000, but NOT converged: worst R-hat 1.08 and smallest ESS 20.5 (state co-clustering;
+log rates 1.07 / 24.0, state occupancy 1.03 / 59.1, dispersions ESS 871), 0.41 ESS/s. With
+the optional single-bin state updates and shift/scale moves on: R-hat 1.22 / ESS 6.7.
+Real size (67 x 3,000, 1200 iterations, measured with those optional moves on, ~10 ms more
+per sweep): chains 497 s (0.41 s per sweep of wall time, of which ~0.185 s are the
+Polya-Gamma draws), summary and diagnostics 13.5 s, total 510 s (goal 300 s: not met), peak
+memory 1.65 GB (goal 2 GB: met); not converged at that size either (R-hat 3.3).
 
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds --real-size

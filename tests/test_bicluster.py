@@ -101,6 +101,142 @@ def test_mfm_coefficients_ratio_favours_few_clusters():
     assert np.all(np.diff(log_v[1:]) < 0)  # opening one more cluster costs more and more
 
 
+def test_dispersion_likelihood_matches_the_negative_binomial():
+    """The dispersion step's likelihood (distinct counts with multiplicities) differs from the
+    NB log-likelihood summed over bins only by a term free of r."""
+    from neurodag.bicluster.sampler import nb_loglik
+
+    rng = np.random.default_rng(4)
+    y = rng.negative_binomial(5, 0.4, size=(3, 50))
+    sampler = BiclusterSampler(y, Settings(), seed=0)
+    log_mean = rng.normal(1.5, 0.5, size=y.shape)
+    r1, r2 = np.array([0.7, 5.0, 40.0]), np.array([2.0, 1.3, 90.0])
+    got = sampler.dispersion_loglik(np.exp(log_mean), r1) - sampler.dispersion_loglik(
+        np.exp(log_mean), r2
+    )
+    want = (nb_loglik(y, log_mean, r1[:, None]) - nb_loglik(y, log_mean, r2[:, None])).sum(1)
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+
+
+@pytest.mark.parametrize("n_time", [1, 2, 7, 500])
+def test_blocked_forward_filter_equals_the_recursion(n_time):
+    """The blocked scan gives the forward messages of the plain recursion, also with emissions
+    hundreds of log units apart."""
+    from neurodag.bicluster.sampler import forward_filter
+
+    rng = np.random.default_rng(n_time)
+    L = 4
+    trans = 0.8 * np.eye(L) + 0.2 * rng.dirichlet(np.full(L, 0.3), size=L)
+    log_em = rng.normal(0.0, 300.0, (n_time, L))
+    em = np.exp(log_em - log_em.max(axis=1, keepdims=True))
+    first = rng.dirichlet(np.ones(L))
+    want = np.empty((n_time, L))
+    a = first * em[0]
+    want[0] = a / a.sum()
+    for t in range(1, n_time):
+        a = (want[t - 1] @ trans) * em[t]
+        want[t] = a / a.sum()
+    np.testing.assert_allclose(forward_filter(first, trans, em), want, atol=1e-12)
+
+
+@pytest.mark.parametrize("move", ["shift", "scale"])
+def test_redundant_moves_target_the_posterior_along_the_group(move):
+    """The shift (mu vs offsets) and scale (latent coordinate vs loadings) moves leave the
+    likelihood's log rates unchanged, and their log target changes as the full log posterior
+    (priors of offsets, loadings, h_0, the dynamics and MNIW, by scipy's densities) at the
+    transformed point plus the log Jacobian of the transformation, found by finite
+    differences."""
+    from scipy import stats
+
+    rng = np.random.default_rng(11)
+    N, T = 4, 5
+    y = rng.poisson(3.0, size=(N, T))
+    cfg = Settings(latent_dim=1, n_clusters_max=1, n_clusters_init=1, n_states_max=2)
+    sampler = BiclusterSampler(y, cfg, seed=0)
+    st = sampler.initial_state()
+    st.z[:] = 0
+    st.s = np.array([0, 1, 1, 0, 1])
+    L, d = 2, 2
+    st.A[:, 0] = np.eye(d) + rng.normal(0.0, 0.2, (L, d, d))
+    st.b[:, 0] = rng.normal(0.0, 0.3, (L, d))
+    root = rng.normal(0.0, 0.3, (L, d, d))
+    st.Q[:, 0] = root @ np.swapaxes(root, -1, -2) + 0.1 * np.eye(d)
+    st.h[0] = rng.normal(size=(T, d))
+    st.offset, st.loading = rng.normal(1.0, 0.5, N), rng.normal(0.0, 0.7, (N, 1))
+    V0 = np.linalg.inv(sampler.V0_inv)
+    tri = np.tril_indices(d)
+
+    def flatten(x):
+        h, offset, loading, A, b, Q = x
+        return np.concatenate(
+            [h.ravel(), offset, loading.ravel(), A.ravel(), b.ravel(), Q[:, tri[0], tri[1]].ravel()]
+        )
+
+    def unflatten(v):
+        sizes = [T * d, N, N, L * d * d, L * d, L * len(tri[0])]
+        h, offset, loading, A, b, q = np.split(v, np.cumsum(sizes)[:-1])
+        Q = np.zeros((L, d, d))
+        Q[:, tri[0], tri[1]] = q.reshape(L, -1)
+        Q = Q + np.swapaxes(np.tril(Q, -1), -1, -2)
+        return (
+            h.reshape(T, d),
+            offset,
+            loading.reshape(N, 1),
+            A.reshape(L, d, d),
+            b.reshape(L, d),
+            Q,
+        )
+
+    def log_posterior(x):
+        h, offset, loading, A, b, Q = x
+        out = stats.norm.logpdf(offset, sampler.offset_center, cfg.offset_sd).sum()
+        out += stats.norm.logpdf(loading, 0.0, cfg.loading_sd).sum()
+        out += stats.multivariate_normal.logpdf(h[0], np.zeros(d), np.eye(d))
+        for t in range(1, T):
+            state = st.s[t]
+            out += stats.multivariate_normal.logpdf(h[t], A[state] @ h[t - 1] + b[state], Q[state])
+        for state in range(L):
+            out += stats.invwishart.logpdf(Q[state], df=sampler.nu0, scale=sampler.Psi0)
+            W = np.concatenate([b[state][:, None], A[state]], axis=1)
+            out += stats.matrix_normal.logpdf(W, mean=sampler.M0, rowcov=Q[state], colcov=V0)
+        return out
+
+    def transform(x, amount):
+        h, offset, loading, A, b, Q = (np.array(v, dtype=float) for v in x)
+        if move == "shift":
+            b = b + amount * (np.eye(d) - A)[:, :, 0]
+            h[:, 0] += amount
+            offset = offset - amount
+        else:
+            D = np.array([1.0, np.exp(amount)])
+            A, b, Q = A * D[:, None] / D[None, :], b * D, Q * D[:, None] * D[None, :]
+            h = h * D
+            loading = loading / D[1]
+        return h, offset, loading, A, b, Q
+
+    theta = (st.h[0], st.offset, st.loading, st.A[:, 0], st.b[:, 0], st.Q[:, 0])
+    amount = 0.37
+    moved = transform(theta, amount)
+    log_rate = moved[1][:, None] + moved[0][None, :, 0] + moved[2] @ moved[0][:, 1:].T
+    np.testing.assert_allclose(log_rate, sampler.log_mean(st), atol=1e-12)
+    base = flatten(theta)
+    eps = 1e-6
+    jac = np.empty((base.size, base.size))
+    for i in range(base.size):
+        step = np.zeros(base.size)
+        step[i] = eps
+        jac[:, i] = (
+            flatten(transform(unflatten(base + step), amount))
+            - flatten(transform(unflatten(base - step), amount))
+        ) / (2 * eps)
+    want = log_posterior(moved) + np.linalg.slogdet(jac)[1] - log_posterior(theta)
+    if move == "shift":
+        got = sampler.shift_log_target(st, 0, amount) - sampler.shift_log_target(st, 0, 0.0)
+    else:
+        got = sampler.scale_log_target(st, 0, 1, amount) - sampler.scale_log_target(st, 0, 1, 0.0)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
 def test_latent_draws_match_the_dense_gaussian_posterior():
     """The banded-Cholesky draw of a trajectory has the mean/covariance of the dense posterior."""
     rng = np.random.default_rng(2)
@@ -194,27 +330,95 @@ def test_collapsed_evidence_matches_the_dense_gaussian_integral():
     np.testing.assert_allclose(got, want, rtol=1e-8)
 
 
-def test_collapsed_state_moves_sample_the_exact_conditional():
-    """The boundary-shift moves with the trajectories integrated out leave p(s | omega, ...)
-    invariant: with one boundary among T = 8 bins, the visited boundary positions follow the
-    exact conditional computed from the (dense-tested) collapsed evidence and the HMM prior."""
-    rng = np.random.default_rng(5)
-    T = 8
+def test_window_evidence_matches_the_dense_conditional_integral():
+    """A state move's acceptance ratio: for two state sequences that differ in a few bins, the
+    difference of the window's collapsed evidence (latents of bins first..last integrated out,
+    the others fixed) equals the dense Gaussian integral of the whole joint density (dynamics
+    of every transition + pseudo-observations) over those latents."""
+    from neurodag.bicluster.sampler import (
+        _gaussian_log_normaliser,
+        _state_tables,
+        _window_posterior,
+    )
+
+    rng = np.random.default_rng(7)
+    L, G, T, d = 2, 2, 9, 2
+    A = rng.normal(0.0, 0.4, (L, G, d, d)) + np.eye(d)
+    b = rng.normal(0.0, 0.5, (L, G, d))
+    root = rng.normal(0.0, 0.5, (L, G, d, d))
+    Q = root @ np.swapaxes(root, -1, -2) + 0.3 * np.eye(d)
+    h = rng.normal(size=(G, T, d))
+    root = rng.normal(size=(G, T, d, d))
+    info_mat, info_vec = root @ np.swapaxes(root, -1, -2), rng.normal(size=(G, T, d))
+    s = np.array([0, 0, 0, 1, 1, 1, 1, 0, 0])
+    proposal = np.array([0, 0, 0, 0, 0, 1, 1, 0, 0])  # bins 3, 4 change
+    first, last = 2, 5  # margin 1 around the changed transitions' latents (bins 2..4)
+
+    def dense(states):
+        prec, lin, const = np.zeros((G, T * d, T * d)), np.zeros((G, T * d)), 0.0
+        prec[:, :d, :d] += np.eye(d)
+        for t in range(1, T):
+            Ai, bi, Qi = A[states[t]], b[states[t]], np.linalg.inv(Q[states[t]])
+            block = np.zeros((G, d, T * d))
+            block[:, :, t * d : (t + 1) * d] = np.eye(d)
+            block[:, :, (t - 1) * d : t * d] = -Ai
+            prec += np.swapaxes(block, 1, 2) @ Qi @ block
+            lin += (np.swapaxes(block, 1, 2) @ (Qi @ bi[..., None]))[..., 0]
+            const += (-0.5 * (bi * (Qi @ bi[..., None])[..., 0]).sum(-1)).sum()
+            const -= 0.5 * np.linalg.slogdet(Q[states[t]])[1].sum()
+        for t in range(T):
+            sl = slice(t * d, (t + 1) * d)
+            prec[:, sl, sl] += info_mat[:, t]
+            lin[:, sl] += info_vec[:, t]
+        inside = np.arange(first * d, (last + 1) * d)
+        outside = np.setdiff1d(np.arange(T * d), inside)
+        total = const
+        for g in range(G):
+            fixed = h[g].ravel()[outside]
+            p_in = prec[g][np.ix_(inside, inside)]
+            l_in = lin[g][inside] - prec[g][np.ix_(inside, outside)] @ fixed
+            total += lin[g][outside] @ fixed
+            total -= 0.5 * fixed @ prec[g][np.ix_(outside, outside)] @ fixed
+            total += 0.5 * l_in @ np.linalg.solve(p_in, l_in) - 0.5 * np.linalg.slogdet(p_in)[1]
+        return total
+
+    tables = _state_tables(A, b, Q)
+    chol, white, log_prior = _window_posterior(
+        tables, np.stack([s, proposal]), h, info_mat, info_vec, first, last
+    )
+    got = _gaussian_log_normaliser(chol, white).reshape(2, -1).sum(1) + log_prior
+    np.testing.assert_allclose(got[1] - got[0], dense(proposal) - dense(s), rtol=1e-9)
+
+
+def _two_state_chain(seed: int, T: int, **moves):
+    """A one-cluster, two-state chain on 4 neurons x T bins with fixed, distinct dynamics and
+    HMM, PG variables and the collapsed-evidence terms: (sampler, state, omega, terms)."""
+    rng = np.random.default_rng(seed)
     y = rng.poisson(3.0, size=(4, T))
-    cfg = Settings(
-        latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, state_moves=1,
-        state_shift_max=3,
-    )  # fmt: skip
+    cfg = Settings(latent_dim=1, n_clusters_max=2, n_clusters_init=1, n_states_max=2, **moves)
     sampler = BiclusterSampler(y, cfg, seed=0)
     st = sampler.initial_state()
     st.z[:] = 0
     st.A[0, 0], st.A[1, 0] = np.eye(2), 0.8 * np.eye(2)
-    st.b = rng.normal(0.0, 0.1, st.b.shape)
+    st.b = rng.normal(0.0, 0.5, st.b.shape)
     st.Q[0, 0], st.Q[1, 0] = 0.3 * np.eye(2), 0.5 * np.eye(2)
     st.trans = np.array([[0.7, 0.3], [0.2, 0.8]])
     st.beta = np.array([0.6, 0.4])
     omega = rng.uniform(0.5, 2.0, size=y.shape)
-    terms = sampler._evidence_terms(st, omega, st.offset, st.loading)
+    return sampler, st, omega, sampler._evidence_terms(st, omega, st.offset, st.loading)
+
+
+@pytest.mark.parametrize("margin", [20, 1])
+def test_collapsed_state_moves_sample_the_exact_conditional(margin):
+    """The boundary-shift moves leave p(s | omega, ...) invariant: with one boundary among
+    T = 10 bins, the visited boundary positions follow the exact conditional computed from the
+    (dense-tested) collapsed evidence of the whole trajectory and the HMM prior, whether the
+    moves integrate every latent out (a margin wider than T) or only a window around the move
+    (margin 1: latents outside it are conditioned on, the trajectory redrawn between moves)."""
+    T = 10
+    sampler, st, omega, terms = _two_state_chain(
+        5, T, state_moves=3, state_shift_max=3, state_move_margin=margin, state_gibbs_bins=0
+    )
     members = [np.arange(4)]
     log_p = []
     for boundary in range(1, T):
@@ -224,13 +428,46 @@ def test_collapsed_state_moves_sample_the_exact_conditional():
         log_p.append(evidence[0] + hmm)
     want = np.exp(np.array(log_p) - max(log_p))
     want /= want.sum()
-    st.s = np.array([0] * 4 + [1] * 4)
+    st.s = np.array([0] * 5 + [1] * 5)
     visits = np.zeros(T - 1)
     for _ in range(6000):
         sampler.sample_states_collapsed(st, omega)
+        sampler.sample_latents(st, omega)
         visits[np.flatnonzero(np.diff(st.s))[0]] += 1
     np.testing.assert_allclose(visits / visits.sum(), want, atol=0.03)
     assert st.extras["state_moves_accepted"] > 100
+
+
+def test_single_bin_state_updates_sample_the_exact_conditional():
+    """The collapsed single-bin Gibbs updates (window latents integrated out, boundary shifts
+    off), alternated with the latent draws, visit every state sequence of T = 5 bins with its
+    exact probability p(s | omega, ...): collapsed evidence of the whole trajectory times the
+    HMM prior, enumerated over all 2^5 sequences."""
+    import itertools
+
+    T = 5
+    sampler, st, omega, terms = _two_state_chain(
+        6, T, state_moves=0, state_move_margin=1, state_gibbs_bins=T
+    )
+    sequences = [np.array(seq) for seq in itertools.product([0, 1], repeat=T)]
+    log_p = []
+    for seq in sequences:
+        st.s = seq
+        evidence = sampler._log_evidence(
+            [np.arange(4)], sampler._slot_prior(st, np.array([0])), terms
+        )
+        log_p.append(
+            evidence[0] + np.log(st.beta[seq[0]]) + np.log(st.trans[seq[:-1], seq[1:]]).sum()
+        )
+    want = np.exp(np.array(log_p) - max(log_p))
+    want /= want.sum()
+    st.s = np.zeros(T, dtype=np.int64)
+    visits = np.zeros(len(sequences))
+    for _ in range(4000):
+        sampler.sample_states_collapsed(st, omega)
+        sampler.sample_latents(st, omega)
+        visits[int("".join(map(str, st.s)), 2)] += 1
+    assert 0.5 * np.abs(visits / visits.sum() - want).sum() < 0.05
 
 
 @pytest.mark.slow
