@@ -95,6 +95,30 @@ def test_missing_variable_is_a_clean_error(tmp_path, responses_file):
     assert not out.exists()
 
 
+def test_condition_shown_once_is_a_clean_error(tmp_path, responses_file):
+    """Crossnobis needs two presentations of every condition; a blank shown once is named."""
+    path, _ = responses_file
+    ds = xr.open_dataset(path).load()
+    frame = ds["frame"].values.copy()
+    frame[0] = -1  # one blank presentation, the only one
+    write_dataset(ds.assign_coords(frame=("trial", frame)), tmp_path / "once.nc", stage="ingest")
+    out = tmp_path / "never.nc"
+    result = run_cli(
+        "geometry",
+        "--spec",
+        json.dumps({"kind": "connectome", "format": "wormneuroatlas"}),
+        "--params",
+        json.dumps({**FAST, "method": "crossnobis"}),
+        "--input",
+        str(tmp_path / "once.nc"),
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 2, result.stderr
+    assert "once.nc: frame: condition(s) [-1] shown only once" in result.stderr
+    assert not out.exists()
+
+
 def test_rsa92_categorical_models_above_low_level(shared_data):  # noqa: F811
     """The done-when table: categorical models and monkey IT rank above V1/silhouette/RADON."""
     from neurodag.geometry.stage import rdm_model_table

@@ -209,6 +209,15 @@ def _read_responses(path: Path, params: dict) -> dict:
         require=("frame", "region"),
         key="stages.geometry",
     )
+    shown, per_frame = np.unique(responses["frame"].values, return_counts=True)
+    if per_frame.min() < 2 and params["method"] in ("mahalanobis", "crossnobis"):
+        raise InputError(
+            path,
+            "frame",
+            f"condition(s) {shown[per_frame < 2].tolist()[:10]} shown only once; "
+            f"stages.geometry.method {params['method']} needs at least two presentations of "
+            "every condition (for its noise residuals and cross-validation folds)",
+        )
     return {
         "dataset": responses,
         "frames": responses["frame"].values,
