@@ -53,6 +53,31 @@ def test_cli_writes_factors_and_communities(tmp_path):
     assert (tmp_path / "connectome.time_factors.png").exists()
 
 
+def test_cli_with_anatomy_scores_enrichment(tmp_path):
+    """With --anatomy, each component's communities are scored against the wiring."""
+    source = tiny_worms(tmp_path / "worms.nc", np.random.default_rng(0))
+    names = [f"N{k:02d}" for k in range(12)]
+    weight = np.zeros((1, 2, 12, 12))
+    weight[0, 0, :4, :4] = 1.0  # chemical synapses among the co-driven neurons only
+    anatomy = xr.Dataset(
+        {"weight": (("source", "synapse", "pre", "post"), weight)},
+        coords={"source": ["consensus"], "synapse": ["chemical", "electrical"],
+                "pre": names, "post": names},
+    )  # fmt: skip
+    anatomy_path = write_dataset(anatomy, tmp_path / "anatomy.nc", stage="homogenize")
+    params = {"window_s": 20, "step_s": 10, "ranks": [1, 2], "restarts": 2, "max_blocks": 3,
+              "n_perm": 20}  # fmt: skip
+    out = tmp_path / "connectome.nc"
+    result = run_cli(
+        "connectome", "--input", str(source), "--anatomy", str(anatomy_path),
+        "--params", json.dumps(params), "--threads", "1", "-o", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    ds = open_dataset(out)
+    assert ds["enrichment_ratio"].dims == ("component",)
+    assert ds["enrichment_p_value"].sizes["component"] == ds.sizes["component"]
+
+
 def test_cli_rejects_a_file_without_activity(tmp_path):
     bad = write_dataset(
         xr.Dataset({"x": ("a", np.zeros(3))}), tmp_path / "bad.nc", stage="t", parameters={},

@@ -284,8 +284,8 @@ def dynamic_connectome(
     scan = fit_components(tensor, params, client)
     fit = scan.best[scan.chosen]
     log.info("chosen rank %d (relative error %.3f)", scan.chosen, fit.error)
-    community = communities(fit, affinity, neurons, params)
-    out = connectome_result(affinity, neurons, scan, *community)
+    community, louvain_c, n_blocks = communities(fit, affinity, neurons, params)
+    out = connectome_result(affinity, neurons, scan, community, louvain_c, n_blocks)
     if connectome is not None:
         adjacency = anatomical_adjacency(connectome, neurons, params["anatomy_source"])
         rows = [
