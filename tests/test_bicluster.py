@@ -474,22 +474,26 @@ def test_single_bin_state_updates_sample_the_exact_conditional():
 def test_split_merge_splits_two_merged_clusters():
     """Started with two planted clusters merged, the label Gibbs step alone never splits them;
     with merge-split moves a split is accepted and the partition gets closer to the planted one
-    (not necessarily all the way: the burn-in relies on an over-split start for that)."""
+    (not necessarily all the way, nor in every chain: the burn-in relies on an over-split start
+    for that), so the comparison is over six chains."""
     piece = switching_population(seed=4)
     truth = piece["true_cluster"].values
     merged = np.where(truth == 1, 0, truth)
-    found = {}
+    found = {0: [], 4: []}
     for proposals in (0, 4):
-        sampler = BiclusterSampler(
-            piece["counts"].values, Settings(split_merge_proposals=proposals), seed=1
-        )
-        st = sampler.initial_state(labels=merged)
-        for _ in range(8):
-            sampler.sweep(st)
-        found[proposals] = (adjusted_rand(truth, st.z), st.extras.get("split_merge_accepted", 0))
-    assert found[0][0] <= adjusted_rand(truth, merged) + 1e-9  # no split without the moves
-    assert found[4][1] >= 1
-    assert found[4][0] > found[0][0] + 0.1
+        for seed in range(1, 7):
+            sampler = BiclusterSampler(
+                piece["counts"].values, Settings(split_merge_proposals=proposals), seed=seed
+            )
+            st = sampler.initial_state(labels=merged)
+            for _ in range(8):
+                sampler.sweep(st)
+            accepted = st.extras.get("split_merge_accepted", 0)
+            found[proposals].append((adjusted_rand(truth, st.z), accepted))
+    ari = {k: np.array([a for a, _ in v]) for k, v in found.items()}
+    assert (ari[0] <= adjusted_rand(truth, merged) + 1e-9).all()  # no split without the moves
+    assert all(accepted >= 1 for _, accepted in found[4])
+    assert ari[4].mean() > ari[0].mean() + 0.1
 
 
 def _ingest_file(tmp_path, seed=0, n_time=120):
