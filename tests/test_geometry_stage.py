@@ -74,25 +74,30 @@ def test_cli_writes_geometry_and_figures(tmp_path, responses_file):
         assert (tmp_path / f"allen.{name}.png").stat().st_size > 1000
 
 
-def test_missing_variable_is_a_clean_error(tmp_path, responses_file):
-    path, _ = responses_file
-    broken = xr.open_dataset(path).drop_vars("frame").load()
-    write_dataset(broken, tmp_path / "broken.nc", stage="ingest")
+def _geometry_refuses(tmp_path, ds: xr.Dataset, name: str, params: dict, message: str):
+    """`neurodag geometry` on ``ds`` written as ``name`` exits 2 with ``message``, writing nothing."""
+    write_dataset(ds, tmp_path / name, stage="ingest")
     out = tmp_path / "never.nc"
     result = run_cli(
         "geometry",
         "--spec",
         json.dumps({"kind": "connectome", "format": "wormneuroatlas"}),
         "--params",
-        json.dumps(FAST),
+        json.dumps(params),
         "--input",
-        str(tmp_path / "broken.nc"),
+        str(tmp_path / name),
         "-o",
         str(out),
     )
-    assert result.returncode == 2
-    assert "broken.nc: frame: missing" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert f"{name}: {message}" in result.stderr
     assert not out.exists()
+
+
+def test_missing_variable_is_a_clean_error(tmp_path, responses_file):
+    path, _ = responses_file
+    broken = xr.open_dataset(path).drop_vars("frame").load()
+    _geometry_refuses(tmp_path, broken, "broken.nc", FAST, "frame: missing")
 
 
 def test_condition_shown_once_is_a_clean_error(tmp_path, responses_file):
@@ -101,22 +106,13 @@ def test_condition_shown_once_is_a_clean_error(tmp_path, responses_file):
     ds = xr.open_dataset(path).load()
     frame = ds["frame"].values.copy()
     frame[0] = -1  # one blank presentation, the only one
-    write_dataset(ds.assign_coords(frame=("trial", frame)), tmp_path / "once.nc", stage="ingest")
-    out = tmp_path / "never.nc"
-    result = run_cli(
-        "geometry",
-        "--spec",
-        json.dumps({"kind": "connectome", "format": "wormneuroatlas"}),
-        "--params",
-        json.dumps({**FAST, "method": "crossnobis"}),
-        "--input",
-        str(tmp_path / "once.nc"),
-        "-o",
-        str(out),
+    _geometry_refuses(
+        tmp_path,
+        ds.assign_coords(frame=("trial", frame)),
+        "once.nc",
+        {**FAST, "method": "crossnobis"},
+        "frame: condition(s) [-1] shown only once",
     )
-    assert result.returncode == 2, result.stderr
-    assert "once.nc: frame: condition(s) [-1] shown only once" in result.stderr
-    assert not out.exists()
 
 
 def test_rsa92_categorical_models_above_low_level(shared_data):  # noqa: F811
