@@ -75,7 +75,7 @@ def test_cli_writes_geometry_and_figures(tmp_path, responses_file):
 
 
 def _geometry_refuses(tmp_path, ds: xr.Dataset, name: str, params: dict, message: str):
-    """`neurodag geometry` on ``ds`` written as ``name`` exits 2 with ``message``, writing nothing."""
+    """`neurodag geometry` on ``ds`` saved as ``name`` exits 2 with ``message``, writes nothing."""
     write_dataset(ds, tmp_path / name, stage="ingest")
     out = tmp_path / "never.nc"
     result = run_cli(
