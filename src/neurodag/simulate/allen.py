@@ -74,7 +74,8 @@ ECEPHYS_NAMESPACE = "ndx-aibs-ecephys"  # AllenSDK's NWB extension (namespace ve
 CHANNELS_PER_PROBE = 384
 #: Channels at the top of each probe, above the brain surface (empty structure acronym).
 OUT_OF_BRAIN_CHANNELS = 48
-#: Reference sites of the Neuropixels 3a probes of the Visual Coding recordings: valid_data False.
+#: Reference sites of the Neuropixels 3a probes of the Visual Coding recordings: valid_data False
+#: (the Phase 3A channel map's reference channels, cortex-lab/neuropixels wiki "About Neuropixels").
 REFERENCE_CHANNELS = (36, 75, 112, 151, 188, 227, 264, 303, 340, 379)
 SPECIMEN_STRAIN = "C57BL/6J"
 WAVEFORM_SAMPLES = 82  # mean waveform length (samples at 30 kHz), as in the Allen files
