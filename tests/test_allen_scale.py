@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from neurodag.config import load_config
 from neurodag.io import netcdf
 from neurodag.io.allen_nwb import read_session
+from neurodag.io.allen_stimuli import movie_repeats
 from neurodag.io.nwb_spikes import SpikeColumn, select_units
 from neurodag.simulate.allen import (
     FILLER,
@@ -86,7 +87,7 @@ def filled():
     options at a toy size)."""
     pieces = [spontaneous_states(seed=1), static_gratings(seed=2)]
     stimuli = {
-        "natural_movie_one": {"rows": 300, "duration_s": 1 / 30},
+        "natural_movie_one": {"rows": 300, "duration_s": 1 / 30, "frames": 100},
         "flashes": {"rows": 5, "duration_s": 0.25, "interval_s": 2.0},
     }
     return compose_session(
@@ -107,6 +108,11 @@ def test_filler_units_and_tables(filled):
     assert int(filled.truth["passes_default_filter"].sum()) == len(units) - 7
     movie, flashes = filled.presentations["natural_movie_one"], filled.presentations["flashes"]
     assert len(movie) == 300 and len(flashes) == 5
+    # the movie's clip of 100 frames shown three times, each repeat one trial as AllenSDK's
+    # frame numbering makes it
+    np.testing.assert_array_equal(movie["frame"], np.tile(np.arange(100.0), 3))
+    repeats = movie_repeats(movie.sort_values("start_time"))
+    assert len(repeats) == 3 and list(repeats["n_frames"]) == [100, 100, 100]
     np.testing.assert_allclose(np.diff(flashes["start_time"]), 2.0)
     np.testing.assert_allclose(flashes["stop_time"] - flashes["start_time"], 0.25)
     # laid out after the pieces' blocks, in order, and the session ends after the last one

@@ -532,16 +532,19 @@ def _clean_attrs(attrs: dict) -> dict:
 def filler_table(name: str, options: dict, start: float, block: int) -> pd.DataFrame:
     """A filler stimulus table: ``rows`` presentations of ``duration_s``, one every
     ``interval_s`` (default: back to back) from ``start``, with a ``frame`` parameter counting
-    the rows (as a movie's frame column does)."""
+    the rows and starting again after ``frames`` rows (a movie clip shown rows / frames times, as
+    a movie's frame column does; default: one count over all rows)."""
     rows, duration = int(options["rows"]), float(options["duration_s"])
     interval = float(options.get("interval_s") or duration)
-    if rows < 1 or duration <= 0 or interval < duration:
+    frames = int(options.get("frames") or rows)
+    if rows < 1 or duration <= 0 or interval < duration or frames < 1:
         raise ConfigError(
             f"simulate.stimuli.{name}: needs rows >= 1, duration_s > 0, interval_s >= duration_s"
+            ", frames >= 1"
         )
     onsets = start + np.arange(rows) * interval
     table = _presentation_table(name, onsets, onsets + duration, block)
-    table["frame"] = np.arange(rows, dtype=float)
+    table["frame"] = (np.arange(rows) % frames).astype(float)
     return table
 
 
