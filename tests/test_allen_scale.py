@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from neurodag.config import load_config
 from neurodag.io import netcdf
 from neurodag.io.allen_nwb import read_session
+from neurodag.io.allen_stimuli import movie_repeats
 from neurodag.io.nwb_spikes import SpikeColumn, select_units
 from neurodag.simulate.allen import (
     FILLER,
@@ -41,8 +42,8 @@ def ragged(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(ragged(), st.integers(0, 20), st.integers(1, 30))
-def test_block_reader_reads_what_a_full_read_then_filter_gives(trains, gap, block):
+@given(ragged(), st.integers(0, 20), st.integers(1, 30), st.randoms(use_true_random=False))
+def test_block_reader_reads_what_a_full_read_then_filter_gives(trains, gap, block, random):
     times, index, keep = trains
     column = SpikeColumn(times, REPO)
     column.GAP, column.BLOCK = gap, block  # small, so runs are merged and split
@@ -50,6 +51,15 @@ def test_block_reader_reads_what_a_full_read_then_filter_gives(trains, gap, bloc
     expected, expected_index = select_units(times, index, keep)
     np.testing.assert_array_equal(read, expected)
     np.testing.assert_array_equal(read_index, expected_index)
+    # in another order of the kept units: each unit's spikes, unit after unit in that order
+    order = list(range(int(keep.sum())))
+    random.shuffle(order)
+    read, read_index = column.read(index, keep, np.array(order, dtype=int))
+    trains_of = np.split(expected, expected_index[:-1]) if len(order) else []
+    np.testing.assert_array_equal(read, np.concatenate([[]] + [trains_of[k] for k in order]))
+    np.testing.assert_array_equal(
+        np.diff(read_index, prepend=0), [len(trains_of[k]) for k in order]
+    )
 
 
 def test_block_reader_on_a_chunked_compressed_dataset(tmp_path):
@@ -86,7 +96,7 @@ def filled():
     options at a toy size)."""
     pieces = [spontaneous_states(seed=1), static_gratings(seed=2)]
     stimuli = {
-        "natural_movie_one": {"rows": 300, "duration_s": 1 / 30},
+        "natural_movie_one": {"rows": 300, "duration_s": 1 / 30, "frames": 100},
         "flashes": {"rows": 5, "duration_s": 0.25, "interval_s": 2.0},
     }
     return compose_session(
@@ -107,6 +117,11 @@ def test_filler_units_and_tables(filled):
     assert int(filled.truth["passes_default_filter"].sum()) == len(units) - 7
     movie, flashes = filled.presentations["natural_movie_one"], filled.presentations["flashes"]
     assert len(movie) == 300 and len(flashes) == 5
+    # the movie's clip of 100 frames shown three times, each repeat one trial as AllenSDK's
+    # frame numbering makes it
+    np.testing.assert_array_equal(movie["frame"], np.tile(np.arange(100.0), 3))
+    repeats = movie_repeats(movie.sort_values("start_time"))
+    assert len(repeats) == 3 and list(repeats["n_frames"]) == [100, 100, 100]
     np.testing.assert_allclose(np.diff(flashes["start_time"]), 2.0)
     np.testing.assert_allclose(flashes["stop_time"] - flashes["start_time"], 0.25)
     # laid out after the pieces' blocks, in order, and the session ends after the last one
@@ -152,8 +167,13 @@ def test_reader_on_the_streamed_file_equals_a_full_read(filled, tmp_path):
     keep = filled.truth["passes_default_filter"].values
     expected, expected_index = select_units(filled.spike_times, filled.spike_index, keep)
     assert len(session.units) == int(keep.sum())
-    np.testing.assert_array_equal(session.spike_index, expected_index)
-    np.testing.assert_array_equal(session.spike_times, expected)
+    # the same spikes, unit by unit (the reader gives the units in AllenSDK's order)
+    trains = dict(
+        zip(filled.units.index[keep], np.split(expected, expected_index[:-1]), strict=True)
+    )
+    for position, unit in enumerate(session.units.index):
+        np.testing.assert_array_equal(session.unit_spike_times(position), trains[unit])
+    assert session.spike_times.size == expected.size
 
 
 def test_each_input_is_hashed_once(tmp_path, monkeypatch):

@@ -67,6 +67,9 @@ def allensdk_units(
                 "x": e["x"][:],
                 "y": e["y"][:],
                 "z": e["z"][:],
+                "probe_description": _text(e["group_name"][:]),
+                "probe_vertical_position": e["probe_vertical_position"][:],
+                "probe_horizontal_position": e["probe_horizontal_position"][:],
             },
             index=pd.Index(e["id"][:], name="id"),
         )
@@ -102,9 +105,13 @@ def allensdk_units(
     units = units[units["amplitude_cutoff"] <= (amplitude_cutoff_maximum or np.inf)]
     units = units[units["presence_ratio"] >= (presence_ratio_minimum or -np.inf)]
     units = units[units["isi_violations"] <= (isi_violations_maximum or np.inf)]
-    # EcephysSession._build_units_table: inner merge with the (validity-filtered) channels
-    return pd.merge(
+    # EcephysSession._build_units_table: inner merge with the (validity-filtered) channels, then
+    # sorted by probe and the peak channel's position on it
+    table = pd.merge(
         units, channel_table(filter_by_validity), left_on="peak_channel_id", right_index=True
+    )
+    return table.sort_values(
+        by=["probe_description", "probe_vertical_position", "probe_horizontal_position"]
     )
 
 
@@ -127,7 +134,7 @@ def simulated(tmp_path_factory):
 
 
 def assert_same_units(read, expected: pd.DataFrame):
-    assert sorted(read.units.index) == sorted(expected.index)
+    assert list(read.units.index) == list(expected.index)  # the same units, in the same order
     got = read.units.loc[expected.index]
     np.testing.assert_array_equal(got["structure_acronym"], expected["structure_acronym"])
     np.testing.assert_array_equal(got["region"], expected["structure_acronym"])

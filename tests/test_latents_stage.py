@@ -69,6 +69,9 @@ def test_cli_writes_rates_latents_and_metrics(tmp_path):
     assert int(ds["validation"].sum()) == 4
     for metric in ("co_bps", "fp_bps", "psth_r2", "validation_rate_r2"):
         assert np.isfinite(ds[metric].item()), metric
+    ceiling = ds["validation_co_bps_true_rates"].item()
+    assert ceiling > 0  # the planted rates beat the mean-rate null
+    assert ds["validation_co_bps_fraction"].item() == pytest.approx(ds["co_bps"].item() / ceiling)
     assert list(ds["condition"].values) == list(np.repeat(np.arange(4), 5))
     assert set(ds["region"].values) == {"VISrl"}
     assert provenance(ds)["stage"] == "latents"

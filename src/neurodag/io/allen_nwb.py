@@ -321,6 +321,19 @@ def read_templates(nwb) -> dict[str, np.ndarray]:
     return templates
 
 
+def allensdk_unit_order(units: pd.DataFrame) -> np.ndarray:
+    """Positions of ``units`` in AllenSDK's order: by probe name, then the peak channel's
+    vertical and horizontal position on the probe (``EcephysSession._build_units_table`` sorts
+    by ``probe_description``, ``probe_vertical_position``, ``probe_horizontal_position``; ties
+    keep the file order; a file without the positions keeps the file order within a probe)."""
+    keys = [np.arange(len(units))]
+    for name in ("probe_horizontal_position", "probe_vertical_position"):
+        if name in units:
+            keys.append(units[name].to_numpy(dtype=float))
+    keys.append(units["probe"].astype(str).to_numpy())
+    return np.lexsort(keys)
+
+
 def read_session(path: str | Path, unit_filter: dict | None = None) -> AllenSession:
     """Read a session file; ``unit_filter`` as in ``DEFAULT_UNIT_FILTER`` (None: keep all)."""
     path = Path(path)
@@ -334,13 +347,14 @@ def read_session(path: str | Path, unit_filter: dict | None = None) -> AllenSess
         counts = {"units": len(units)}
         keep = unit_filter_mask(units, unit_filter, path, counts)
         counts["kept"] = int(keep.sum())
-        times, index = keep_units(times, index, keep, path)
+        order = allensdk_unit_order(units[keep])
+        times, index = keep_units(times, index, keep, path, order)
         invalid_times = read_invalid_times(nwb, path)
         presentations, epochs = read_presentations(nwb, path, invalid_times)
         session = AllenSession(
             path=path,
             session_id=str(nwb.session_id or nwb.identifier),
-            units=units[keep],
+            units=units[keep].iloc[order],
             spike_times=times,
             spike_index=index,
             presentations=presentations,

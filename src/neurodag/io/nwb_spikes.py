@@ -170,43 +170,49 @@ class SpikeColumn:
     GAP: ClassVar[int] = 1 << 20
     BLOCK: ClassVar[int] = 1 << 23
 
-    def read(self, index: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def read(
+        self, index: np.ndarray, keep: np.ndarray, order: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Flat spike times and end offsets of the kept units (``index``: every unit's end
-        offsets; ``keep``: a boolean per unit)."""
+        offsets; ``keep``: a boolean per unit), in file order or in ``order`` (positions among
+        the kept units): each unit's spikes are written straight to their place in the output."""
         index = np.asarray(index, dtype=np.int64)
         keep = np.asarray(keep, dtype=bool)
         lengths = np.diff(index, prepend=0)
         starts, stops = index - lengths, index
-        # runs of consecutive kept units are one contiguous span of the flat array
-        edges = np.diff(np.concatenate([[0], keep.astype(np.int8), [0]]))
-        first, last = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
-        span_start, span_stop = starts[first], stops[last]
-        nonempty = span_stop > span_start
-        span_start, span_stop = span_start[nonempty], span_stop[nonempty]
-        out = np.empty(int(lengths[keep].sum()), dtype=np.float64)
-        position, k = 0, 0
-        while k < len(span_start):
-            a, j = int(span_start[k]), k
+        kept = np.flatnonzero(keep)
+        order = np.arange(len(kept)) if order is None else np.asarray(order, dtype=np.int64)
+        out_lengths = lengths[kept][order]
+        out_index = np.cumsum(out_lengths)
+        destination = np.zeros(len(index), dtype=np.int64)  # output offset of each kept unit
+        destination[kept[order]] = out_index - out_lengths
+        out = np.empty(int(out_lengths.sum()), dtype=np.float64)
+        units = kept[lengths[kept] > 0]
+        k = 0
+        while k < len(units):
+            # kept units closer than GAP, up to BLOCK values, are read in one slice
+            a, j = int(starts[units[k]]), k
             while (
-                j + 1 < len(span_start)
-                and span_start[j + 1] - span_stop[j] <= self.GAP
-                and span_stop[j + 1] - a <= self.BLOCK
+                j + 1 < len(units)
+                and starts[units[j + 1]] - stops[units[j]] <= self.GAP
+                and stops[units[j + 1]] - a <= self.BLOCK
             ):
                 j += 1
-            if j == k:  # one span (maybe long): straight into the output, a block at a time
-                for lo in range(a, int(span_stop[k]), self.BLOCK):
-                    hi = min(lo + self.BLOCK, int(span_stop[k]))
-                    out[position : position + hi - lo] = self.data[lo:hi]
-                    position += hi - lo
+            if j == k:  # one unit (maybe long): straight into the output, a block at a time
+                unit = units[k]
+                shift = int(destination[unit] - starts[unit])
+                for lo in range(a, int(stops[unit]), self.BLOCK):
+                    hi = min(lo + self.BLOCK, int(stops[unit]))
+                    out[lo + shift : hi + shift] = self.data[lo:hi]
             else:
-                block = np.asarray(self.data[a : int(span_stop[j])], dtype=np.float64)
-                for lo, hi in zip(span_start[k : j + 1], span_stop[k : j + 1], strict=True):
-                    out[position : position + hi - lo] = block[lo - a : hi - a]
-                    position += int(hi - lo)
+                block = np.asarray(self.data[a : int(stops[units[j]])], dtype=np.float64)
+                for unit in units[k : j + 1]:
+                    at = int(destination[unit])
+                    out[at : at + lengths[unit]] = block[starts[unit] - a : stops[unit] - a]
             k = j + 1
         if not np.isfinite(out).all():
             raise InputError(self.path, "units/spike_times", "spike times must be finite numbers")
-        return out, np.cumsum(lengths[keep])
+        return out, out_index
 
 
 def read_units(nwb, path: Path) -> tuple[pd.DataFrame, SpikeColumn, np.ndarray]:
@@ -314,9 +320,15 @@ def unit_variables(units: pd.DataFrame) -> dict:
     }
 
 
-def keep_units(times: SpikeColumn, index: np.ndarray, keep: np.ndarray, path: Path):
-    """The spike trains of the units a filter keeps (only theirs are read from the file), with
-    the counts in the log."""
+def keep_units(
+    times: SpikeColumn,
+    index: np.ndarray,
+    keep: np.ndarray,
+    path: Path,
+    order: np.ndarray | None = None,
+):
+    """The spike trains of the units a filter keeps (only theirs are read from the file), in
+    file order or in ``order`` (positions among the kept units), with the counts in the log."""
     log.info(
         "%s: %d units, %d kept by the unit filter, %d dropped",
         path.name,
@@ -324,7 +336,7 @@ def keep_units(times: SpikeColumn, index: np.ndarray, keep: np.ndarray, path: Pa
         int(keep.sum()),
         int((~keep).sum()),
     )
-    return times.read(index, keep)
+    return times.read(index, keep, order)
 
 
 def session_counts_dataset(session, tables, bin_size_s: float, blocks: pd.DataFrame) -> xr.Dataset:

@@ -217,10 +217,13 @@ def run(
 
 def validate(result: xr.Dataset, truth_path: str | Path | None) -> xr.Dataset:
     """R2 of inferred to true rates (``true_rate(trial, neuron, time)`` in Hz in the truth file),
-    on validation trials and held-in bins, matching neurons by id and trials by position."""
+    on validation trials and held-in bins, matching neurons by id and trials by position; and the
+    co-bps the planted rates themselves score on the same held-out neurons, bins and trials (the
+    ceiling of ``co_bps``: it depends on how strongly the held-out neurons are modulated, so
+    ``co_bps`` is compared across sessions as its fraction of this ceiling)."""
     if truth_path is None:  # recorded data: nothing planted to recover
         return xr.Dataset()
-    from neurodag.latents.metrics import rate_r2
+    from neurodag.latents.metrics import bits_per_spike, rate_r2
     from neurodag.validation import open_truth
 
     truth = open_truth(truth_path, "true_rate", result.attrs.get("stimulus_name"))
@@ -233,7 +236,28 @@ def validate(result: xr.Dataset, truth_path: str | Path | None) -> xr.Dataset:
     valid, heldin = result["validation"].values, ~result["forward"].values
     rates = result["rates"].values.astype(np.float64)
     score = rate_r2(rates[valid][:, heldin], true[valid][:, heldin])
-    return xr.Dataset({"validation_rate_r2": score})
+    heldout = result["heldout"].values
+    counts = result["counts"].transpose("trial", "time", "neuron").values[valid][:, heldin]
+    ceiling = bits_per_spike(
+        true[valid][:, heldin][:, :, heldout] * result.attrs["bin_size_s"],
+        counts[:, :, heldout].astype(np.float64),
+        name="true_rate",
+    )
+    out = xr.Dataset(
+        {
+            "validation_rate_r2": score,
+            "validation_co_bps_true_rates": ceiling,
+            "validation_co_bps_fraction": float(result["co_bps"]) / ceiling,
+        }
+    )
+    out["validation_rate_r2"].attrs["description"] = (
+        "R2 of inferred to planted rates, validation trials, held-in bins"
+    )
+    out["validation_co_bps_true_rates"].attrs["description"] = (
+        "co-bps of the planted rates on the same held-out neurons, bins and trials (ceiling)"
+    )
+    out["validation_co_bps_fraction"].attrs["description"] = "co_bps / co_bps of planted rates"
+    return out
 
 
 def figures(out: xr.Dataset, stem: Path) -> list[Path]:

@@ -74,7 +74,8 @@ ECEPHYS_NAMESPACE = "ndx-aibs-ecephys"  # AllenSDK's NWB extension (namespace ve
 CHANNELS_PER_PROBE = 384
 #: Channels at the top of each probe, above the brain surface (empty structure acronym).
 OUT_OF_BRAIN_CHANNELS = 48
-#: Reference sites of the Neuropixels 3a probes of the Visual Coding recordings: valid_data False.
+#: Reference sites of the Neuropixels 3a probes of the Visual Coding recordings: valid_data False
+#: (the Phase 3A channel map's reference channels, cortex-lab/neuropixels wiki "About Neuropixels").
 REFERENCE_CHANNELS = (36, 75, 112, 151, 188, 227, 264, 303, 340, 379)
 SPECIMEN_STRAIN = "C57BL/6J"
 WAVEFORM_SAMPLES = 82  # mean waveform length (samples at 30 kHz), as in the Allen files
@@ -531,16 +532,19 @@ def _clean_attrs(attrs: dict) -> dict:
 def filler_table(name: str, options: dict, start: float, block: int) -> pd.DataFrame:
     """A filler stimulus table: ``rows`` presentations of ``duration_s``, one every
     ``interval_s`` (default: back to back) from ``start``, with a ``frame`` parameter counting
-    the rows (as a movie's frame column does)."""
+    the rows and starting again after ``frames`` rows (a movie clip shown rows / frames times, as
+    a movie's frame column does; default: one count over all rows)."""
     rows, duration = int(options["rows"]), float(options["duration_s"])
     interval = float(options.get("interval_s") or duration)
-    if rows < 1 or duration <= 0 or interval < duration:
+    frames = int(options.get("frames") or rows)
+    if rows < 1 or duration <= 0 or interval < duration or frames < 1:
         raise ConfigError(
             f"simulate.stimuli.{name}: needs rows >= 1, duration_s > 0, interval_s >= duration_s"
+            ", frames >= 1"
         )
     onsets = start + np.arange(rows) * interval
     table = _presentation_table(name, onsets, onsets + duration, block)
-    table["frame"] = np.arange(rows, dtype=float)
+    table["frame"] = (np.arange(rows) % frames).astype(float)
     return table
 
 
