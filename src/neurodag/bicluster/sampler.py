@@ -20,8 +20,8 @@ Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (de
 that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda -
 log r``; drawn from the gamma-sum series of Polson, Scott & Windle 2013, see
 :func:`random_polya_gamma`) turn the NB likelihood into Gaussian pseudo-observations; during
-burn-in, merge-split moves on the labels; boundary shifts and single-bin updates of the states with a window of
-latents integrated out; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
+burn-in, merge-split moves on the labels; boundary shifts and single-bin updates of the states
+with a window of latents integrated out; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
 their conjugate Gaussian update (the same omega serves both Gaussian blocks); shift and scale
 moves along the likelihood-invariant directions; states by forward-filtering backward-sampling
 of the HMM; transition rows and the weak-limit ``beta`` by
