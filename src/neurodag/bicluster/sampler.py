@@ -17,16 +17,16 @@ Model (neurons ``i``, time bins ``t``, neuron clusters ``k``, dynamical states `
 
 One Gibbs sweep: labels by the MFM Gibbs rule with the neuron's (delta, c) integrated out by a
 Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (delta, c) drawn from
-that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda -
-log r``; drawn from the gamma-sum series of Polson, Scott & Windle 2013, see
+that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda - log
+r``; drawn from the gamma-sum series of Polson, Scott & Windle 2013, see
 :func:`random_polya_gamma`) turn the NB likelihood into Gaussian pseudo-observations; during
-burn-in, merge-split moves on the labels; boundary shifts and single-bin updates of the states
-with a window of latents integrated out; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
-their conjugate Gaussian update (the same omega serves both Gaussian blocks); shift and scale
-moves along the likelihood-invariant directions; states by forward-filtering backward-sampling
-of the HMM; transition rows and the weak-limit ``beta`` by
-the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a few
-random-walk Metropolis steps on ``log r`` (step sizes adapted during burn-in).
+burn-in, merge-split moves on the labels; boundary shifts and single-bin updates of the states with
+a window of latents integrated out; latents by batched forward-filtering backward-sampling;
+``(delta, c)`` by their conjugate Gaussian update (the same omega serves both Gaussian blocks);
+shift and scale moves along the likelihood-invariant directions; states by forward-filtering
+backward-sampling of the HMM; transition rows and the weak-limit ``beta`` by the auxiliary-variable
+updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a few random-walk Metropolis steps
+on ``log r`` (step sizes adapted during burn-in).
 
 Mixing of the states: given the latents the states are all but fixed (a trajectory drawn under
 one state's dynamics is implausible under another's), so FFBS given the latents leaves segment
