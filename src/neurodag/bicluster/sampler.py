@@ -17,8 +17,8 @@ Model (neurons ``i``, time bins ``t``, neuron clusters ``k``, dynamical states `
 
 One Gibbs sweep: labels by the MFM Gibbs rule with the neuron's (delta, c) integrated out by a
 Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (delta, c) drawn from
-that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda - log
-r``; drawn from the gamma-sum series of Polson, Scott & Windle 2013, see
+that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)``
+(``psi = log lambda - log r``; drawn from the gamma-sum series of Polson, Scott & Windle 2013, see
 :func:`random_polya_gamma`) turn the NB likelihood into Gaussian pseudo-observations; during
 burn-in, merge-split moves on the labels; boundary shifts and single-bin updates of the states with
 a window of latents integrated out; latents by batched forward-filtering backward-sampling;
