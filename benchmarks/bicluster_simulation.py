@@ -17,18 +17,24 @@ In one run:
 
 Targets: neuron ARI >= 0.9, state ARI >= 0.8, R-hat <= 1.05, ESS >= 100.
 
-Measured 2026-12-05 05:22-05:35 UTC on the shared 2-core machine under the heavy-run lock (load
-average 1.8-2.6 from other jobs), defaults (2 chains x 1200 iterations, 200 burn-in): at N = 30,
-T = 500, 0.039 s per sweep after burn-in and 0.059 s with the burn-in merge-split moves (CPU =
-wall; reference ~2 s: 51x and 34x faster; 0.056 s before the window state moves, cheaper
-dispersion/Laplace/MNIW steps and the blocked forward filter); seed 0: chains 50.5 s, ARI
-1.000 / 1.000, but NOT converged: worst R-hat 1.08 and smallest ESS 20.5 (state co-clustering;
-log rates 1.07 / 24.0, state occupancy 1.03 / 59.1, dispersions ESS 871), 0.41 ESS/s. With
-the optional single-bin state updates and shift/scale moves on: R-hat 1.22 / ESS 6.7.
-Real size (67 x 3,000, 1200 iterations, measured with those optional moves on, ~10 ms more
-per sweep): chains 497 s (0.41 s per sweep of wall time, of which ~0.185 s are the
-Polya-Gamma draws), summary and diagnostics 13.5 s, total 510 s (goal 300 s: not met), peak
-memory 1.65 GB (goal 2 GB: met); not converged at that size either (R-hat 3.3).
+Measured 2026-12-05 08:18-08:25 UTC on the shared 2-core machine under the heavy-run lock (load
+average 2.1), defaults (2 chains x 1200 iterations, 200 burn-in; Polya-Gamma draws from the
+gamma-sum series, 60 boundary shifts of at most 2 bins per sweep): at N = 30, T = 500, 0.026 s
+per sweep after burn-in and 0.047 s with the burn-in merge-split moves (CPU = wall; reference
+~2 s: 77x and 43x faster; 0.039 / 0.059 s with the polyagamma package's draws). Seeds 0 1 2:
+chains 34.7 / 32.8 / 32.9 s (seed 0 was 50.5 s), neuron ARI 1.000 / 1.000 / 1.000, state ARI
+1.000 / 0.976 / 1.000, worst R-hat 1.045 / 1.040 / 1.034, smallest ESS 43.0 / 28.1 / 87.2,
+1.24 / 0.86 / 2.65 ESS/s: NOT converged (ESS >= 100 missed). The log rates at a few bins limit
+it in every seed (ESS 43 / 47 / 87; in the default run their median ESS is ~1000 and the worst
+cells are low-count bins of one cluster); the state co-clustering
+and occupancy, the limit before (ESS 20.5 / 59.1 for seed 0), reach 146 / 166 for seed 0 (seed
+1: a third state in part of one chain, ESS 28 on the occupancy). Real size (67 x 3,000, 1200
+iterations, ``--seeds --real-size`` alone, 08:26-08:31 UTC, load 0.5-1.8): chains 280.2 s (0.233 s
+per sweep of wall time, was 0.41 s; one sweep alone takes 0.187 s, of which 0.039 s are the
+Polya-Gamma draws, was 0.185 s), summary and diagnostics 12.7 s, total 292.8 s (goal 300 s: met,
+by a thin margin; was 510 s), peak memory 1.62 GB (goal 2 GB: met; 2.02 GB when the three seeds
+run first in the same process, whose peak the figure includes); not converged at that size
+(R-hat 1.60, ESS 3.5).
 
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds --real-size

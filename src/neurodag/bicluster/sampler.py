@@ -17,15 +17,16 @@ Model (neurons ``i``, time bins ``t``, neuron clusters ``k``, dynamical states `
 
 One Gibbs sweep: labels by the MFM Gibbs rule with the neuron's (delta, c) integrated out by a
 Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (delta, c) drawn from
-that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)`` (``psi = log lambda -
-log r``) turn the NB likelihood into Gaussian pseudo-observations; during burn-in, merge-split
-moves on the labels; boundary shifts and single-bin updates of the states with a window of
-latents integrated out; latents by batched forward-filtering backward-sampling; ``(delta, c)`` by
-their conjugate Gaussian update (the same omega serves both Gaussian blocks); shift and scale
-moves along the likelihood-invariant directions; states by forward-filtering backward-sampling
-of the HMM; transition rows and the weak-limit ``beta`` by
-the auxiliary-variable updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a few
-random-walk Metropolis steps on ``log r`` (step sizes adapted during burn-in).
+that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)``
+(``psi = log lambda - log r``; drawn from the gamma-sum series of Polson, Scott & Windle 2013, see
+:func:`random_polya_gamma`) turn the NB likelihood into Gaussian pseudo-observations; during
+burn-in, merge-split moves on the labels; boundary shifts and single-bin updates of the states with
+a window of latents integrated out; latents by batched forward-filtering backward-sampling;
+``(delta, c)`` by their conjugate Gaussian update (the same omega serves both Gaussian blocks);
+shift and scale moves along the likelihood-invariant directions; states by forward-filtering
+backward-sampling of the HMM; transition rows and the weak-limit ``beta`` by the auxiliary-variable
+updates of Fox et al.; dynamics by MNIW; dispersions ``r_i`` by a few random-walk Metropolis steps
+on ``log r`` (step sizes adapted during burn-in).
 
 Mixing of the states: given the latents the states are all but fixed (a trajectory drawn under
 one state's dynamics is implausible under another's), so FFBS given the latents leaves segment
@@ -97,17 +98,25 @@ class Settings:
     laplace_steps: int = 4  # Newton steps to the Laplace mode from the prior mean
     laplace_warm_steps: int = 2  # from last sweep's modes (slots evaluated with equal occupancy)
     dispersion_steps: int = 5  # Metropolis steps on log r per sweep
-    state_moves: int = 20  # boundary-shift proposals per sweep (at least two per boundary)
-    state_shift_max: int = 4  # bins a boundary moves at most per proposal
+    # Boundary-shift proposals per sweep (at least two per boundary) and the most bins a boundary
+    # moves per proposal: 60 and 2 (was 20 and 4) take the state occupancy's ESS from 80-143 to
+    # 131-262 per 2 x 1000 draws in the default run (five runs), at no cost at real size (where
+    # two per boundary are more than 60 already).
+    state_moves: int = 60
+    state_shift_max: int = 2
     state_move_margin: int = 8  # bins of latents integrated out on each side of a state move
     # Random bins per sweep whose state is drawn by collapsed Gibbs, and Metropolis steps per
     # cluster on its shift and scales: off by default (seed 0, 2 x 1200: worst R-hat 1.22 with
-    # both on, 1.77 with the latter alone, 1.08 with neither).
+    # both on, 1.77 with the latter alone, 1.08 with neither). The scale moves do take the
+    # loadings' scale to its stationary range within ~50 sweeps (the Gibbs steps alone drift
+    # there over ~500 from the initial scale), but the smallest log-rate ESS stays 20-60 with
+    # them (default run, 2 x 1000 draws, two runs).
     state_gibbs_bins: int = 0
     redundant_steps: int = 0
     shift_step: float = 0.3  # random-walk step of the mean-vs-offset shift
     log_scale_step: float = 0.2  # random-walk step of log scale of latents vs loadings
     split_merge_proposals: int = _CONFIG["split_merge_proposals"]  # per burn-in sweep
+    pg_terms: int = 3  # gamma terms of the Polya-Gamma draws drawn exactly (random_polya_gamma)
     seed: int = _CONFIG["seed"]
 
     def to_dict(self) -> dict[str, Any]:
@@ -171,6 +180,52 @@ def _batched_inverse_wishart(
     factor = precision_chol @ lower
     wishart = factor @ np.swapaxes(factor, -1, -2)
     return np.linalg.inv(wishart)
+
+
+def polya_gamma_moments(b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact mean and variance of PG(b, c) (Polson, Scott & Windle 2013):
+    b tanh(c/2) / (2c) and b (sinh c - c) / (4 c^3 cosh^2(c/2)); b / 4 and b / 24 at c = 0
+    (series near 0, where the closed forms cancel)."""
+    b, c = np.asarray(b, dtype=float), np.abs(np.asarray(c, dtype=float))
+    small = c < 1e-3
+    cs = np.where(small, 1.0, c)
+    c2 = c * c
+    mean = np.where(small, b * (0.25 - c2 / 48.0), 0.5 * b * np.tanh(0.5 * cs) / cs)
+    # (sinh c - c) / cosh^2(c/2) = 2 (sinh c - c) / (cosh c + 1), without overflow for large c
+    e = np.exp(-np.minimum(cs, 700.0))
+    ratio = 2.0 * (0.5 * (1.0 - e * e) - cs * e) / (0.5 * (1.0 + e * e) + e)
+    var = np.where(small, b * (1.0 / 24.0 - c2 / 240.0), 0.25 * b * ratio / cs**3)
+    return mean, var
+
+
+def random_polya_gamma(
+    rng: np.random.Generator, b: np.ndarray, c: np.ndarray, n_terms: int
+) -> np.ndarray:
+    """Draws of PG(b, c) (elementwise; b > 0) from its representation as an infinite weighted
+    sum of gamma variables (Polson, Scott & Windle 2013, eq. 1):
+    ``PG(b, c) = 2 sum_k g_k / (4 pi^2 (k - 1/2)^2 + c^2)``, ``g_k ~ Gamma(b, 1)``.
+    The first ``n_terms`` terms are drawn exactly; the remainder (a sum of many small
+    independent terms) is drawn as one gamma variable with the remainder's exact mean and
+    variance (the total's exact moments, :func:`polya_gamma_moments`, less those of the drawn
+    terms). So every draw has the exact mean and variance for any (b, c); with 3 terms the
+    third cumulant errs by under 0.01% for |c| <= 4 (the counts' range), 4% at |c| = 20 and
+    20-30% for |c| >= 60, where the law is close to normal (skewness under 0.2 at b = 8).
+    About 4x faster than the ``polyagamma`` package's hybrid sampler at b ~ 10-30 (0.04 s vs
+    0.19 s for 67 x 3,000 draws), whose saddle-point (b >= 8) and normal (b > 50) branches are
+    approximations as well."""
+    b = np.asarray(b, dtype=float)
+    c = np.abs(np.asarray(c, dtype=float))
+    k = np.arange(1, n_terms + 1) - 0.5
+    denom = 4.0 * math.pi**2 * k**2 + (c * c)[..., None]  # (..., n_terms)
+    weight = 2.0 / denom
+    head = (weight * rng.standard_gamma(np.broadcast_to(b[..., None], denom.shape))).sum(-1)
+    mean, var = polya_gamma_moments(b, c)
+    rest_mean = mean - b * weight.sum(-1)
+    rest_var = var - b * (weight * weight).sum(-1)
+    # The remainder's moments are positive in exact arithmetic; guard the rounding.
+    rest_mean = np.maximum(rest_mean, 1e-300)
+    rest_var = np.maximum(rest_var, 1e-300)
+    return head + (rest_var / rest_mean) * rng.standard_gamma(rest_mean * rest_mean / rest_var)
 
 
 def log_mfm_coefficients(n: int, max_clusters: int, gamma: float, rate: float) -> np.ndarray:
@@ -284,11 +339,9 @@ class BiclusterSampler:
         return st.offset[:, None] + hz[..., 0] + np.einsum("np,ntp->nt", st.loading, hz[..., 1:])
 
     def sample_polya_gamma(self, st: ChainState) -> np.ndarray:
-        from polyagamma import random_polyagamma
-
         psi = self.log_mean(st) - np.log(st.dispersion)[:, None]
         shape = self.y + st.dispersion[:, None]
-        return random_polyagamma(shape, psi, random_state=self.rng)
+        return random_polya_gamma(self.rng, shape, psi, self.cfg.pg_terms)
 
     def sample_labels(self, st: ChainState) -> None:
         """MFM Gibbs for z with (delta_i, c_i) integrated out by a Laplace approximation."""
