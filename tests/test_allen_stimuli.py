@@ -45,18 +45,23 @@ def renamed(piece, name: str):
     return piece.assign_coords(neuron=ids).assign_attrs(stimulus_name=name)
 
 
-@pytest.fixture(scope="module")
-def session():
-    """Gratings, spontaneous (cut in three: after it, the next two pieces), gratings, scenes,
-    flashes, and a spontaneous sweep after them (its middle tagged ``stimulus``)."""
-    pieces = [
+def stimulus_pieces() -> list:
+    """Gratings, spontaneous (cut in three by the session: after it, the next two pieces),
+    gratings, scenes with a blank, flashes."""
+    return [
         renamed(static_gratings(seed=2, repeats=3), "drifting_gratings"),
         spontaneous_states(seed=1, n_time=200),
         static_gratings(seed=3, repeats=3),
         renamed(static_gratings(seed=4, repeats=2, n_blank=1), "natural_scenes"),
         renamed(static_gratings(seed=5, repeats=1, n_blank=0, n_neurons=3), "flashes"),
     ]
-    return compose_session(pieces, seed=6, n_filtered_units=2)
+
+
+@pytest.fixture(scope="module")
+def session():
+    """The stimulus pieces, and a spontaneous sweep after them (its middle tagged
+    ``stimulus``)."""
+    return compose_session(stimulus_pieces(), seed=6, n_filtered_units=2)
 
 
 # -- AllenSDK's rules, restated on the raw file -------------------------------------------------

@@ -23,11 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from test_allen_stimuli import renamed
+from test_allen_stimuli import stimulus_pieces
 
 from neurodag.io.allen_nwb import DEFAULT_UNIT_FILTER, read_session
 from neurodag.simulate.allen import compose_session, write_nwb
-from neurodag.simulate.demo_pieces import spontaneous_states, static_gratings
 
 ALLENSDK_PYTHON = os.environ.get("NEURODAG_ALLENSDK_PYTHON")
 pytestmark = pytest.mark.skipif(
@@ -39,15 +38,10 @@ pytestmark = pytest.mark.skipif(
 def both(tmp_path_factory):
     """One session (gratings, spontaneous cut in parts, scenes with a blank, flashes; units on
     invalid and out-of-brain channels; invalid times of every scope), read both ways."""
-    pieces = [
-        renamed(static_gratings(seed=2, repeats=3), "drifting_gratings"),
-        spontaneous_states(seed=1, n_time=200),
-        static_gratings(seed=3, repeats=3),
-        renamed(static_gratings(seed=4, repeats=2, n_blank=1), "natural_scenes"),
-        renamed(static_gratings(seed=5, repeats=1, n_blank=0, n_neurons=3), "flashes"),
-    ]
     folder = tmp_path_factory.mktemp("allensdk")
-    path = write_nwb(compose_session(pieces, seed=6, n_filtered_units=6), folder / "session.nwb")
+    path = write_nwb(
+        compose_session(stimulus_pieces(), seed=6, n_filtered_units=6), folder / "session.nwb"
+    )
     report = folder / "allensdk.json"
     dump = Path(__file__).with_name("allensdk_dump.py")
     run = subprocess.run(

@@ -235,11 +235,12 @@ def validate(result: xr.Dataset, truth_path: str | Path | None) -> xr.Dataset:
     true = true.sel(neuron=ids).transpose("trial", "time", "neuron").values
     valid, heldin = result["validation"].values, ~result["forward"].values
     rates = result["rates"].values.astype(np.float64)
-    score = rate_r2(rates[valid][:, heldin], true[valid][:, heldin])
+    true = true[valid][:, heldin]
+    score = rate_r2(rates[valid][:, heldin], true)
     heldout = result["heldout"].values
     counts = result["counts"].transpose("trial", "time", "neuron").values[valid][:, heldin]
     ceiling = bits_per_spike(
-        true[valid][:, heldin][:, :, heldout] * result.attrs["bin_size_s"],
+        true[:, :, heldout] * result.attrs["bin_size_s"],
         counts[:, :, heldout].astype(np.float64),
         name="true_rate",
     )
