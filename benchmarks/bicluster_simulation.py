@@ -121,13 +121,16 @@ def real_size(n_iterations: int, burn_in: int, n_chains: int, workers: int) -> N
     counts = piece["counts"].values[:67]
     settings = Settings(n_iterations=n_iterations, burn_in=min(burn_in, n_iterations // 2))
     out, chains_s, summary_s, peak_mb = fit_parallel(counts, settings, n_chains, workers)
+    truth = piece["true_cluster"].values[:67]
     print(
         f"real size {counts.shape[0]} units x {counts.shape[1]} bins, {n_chains} chains x "
         f"{n_iterations} iterations on {workers} processes: chains {chains_s:.1f} s "
         f"({chains_s / n_iterations * min(workers, n_chains) / n_chains:.3f} s/sweep), summary "
         f"and diagnostics {summary_s:.1f} s, total {chains_s + summary_s:.1f} s; peak memory "
         f"{peak_mb:.0f} MB (largest chain process + summarising process); worst R-hat "
-        f"{out.attrs['rhat_max']:.3f}, smallest ESS {out.attrs['ess_min']:.1f}",
+        f"{out.attrs['rhat_max']:.3f}, smallest ESS {out.attrs['ess_min']:.1f}; neuron ARI "
+        f"{adjusted_rand(truth, out['neuron_cluster'].values):.3f} ({truth.max() + 1} planted "
+        f"clusters, {np.unique(out['neuron_cluster'].values).size} found)",
         flush=True,
     )
 

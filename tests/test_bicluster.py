@@ -167,6 +167,14 @@ def test_blocked_forward_filter_equals_the_recursion(n_time):
     np.testing.assert_allclose(forward_filter(first, trans, em), want, atol=1e-12)
 
 
+def _random_dynamics(rng, L, d):
+    """Random (A, b, Q) of L states near the identity, (L, d, d), (L, d), (L, d, d)."""
+    A = np.eye(d) + rng.normal(0.0, 0.2, (L, d, d))
+    b = rng.normal(0.0, 0.3, (L, d))
+    root = rng.normal(0.0, 0.3, (L, d, d))
+    return A, b, root @ np.swapaxes(root, -1, -2) + 0.1 * np.eye(d)
+
+
 @pytest.mark.parametrize("move", ["shift", "scale"])
 def test_redundant_moves_target_the_posterior_along_the_group(move):
     """The shift (mu vs offsets) and scale (latent coordinate vs loadings) moves leave the
@@ -185,10 +193,7 @@ def test_redundant_moves_target_the_posterior_along_the_group(move):
     st.z[:] = 0
     st.s = np.array([0, 1, 1, 0, 1])
     L, d = 2, 2
-    st.A[:, 0] = np.eye(d) + rng.normal(0.0, 0.2, (L, d, d))
-    st.b[:, 0] = rng.normal(0.0, 0.3, (L, d))
-    root = rng.normal(0.0, 0.3, (L, d, d))
-    st.Q[:, 0] = root @ np.swapaxes(root, -1, -2) + 0.1 * np.eye(d)
+    st.A[:, 0], st.b[:, 0], st.Q[:, 0] = _random_dynamics(rng, L, d)
     st.h[0] = rng.normal(size=(T, d))
     st.offset, st.loading = rng.normal(1.0, 0.5, N), rng.normal(0.0, 0.7, (N, 1))
     V0 = np.linalg.inv(sampler.V0_inv)
@@ -522,6 +527,69 @@ def test_split_merge_splits_two_merged_clusters():
     assert (ari[0] <= adjusted_rand(truth, merged) + 1e-9).all()  # no split without the moves
     assert all(accepted >= 1 for _, accepted in found[4])
     assert ari[4].mean() > ari[0].mean() + 0.1
+
+
+def test_integrated_dynamics_evidence_satisfies_chibs_identity():
+    """The trajectory's density with (b, A, Q) integrated out under the MNIW prior equals, at any
+    dynamics, p(h | dynamics) p(dynamics) / p(dynamics | h) by scipy's densities (so the value
+    cannot depend on the dynamics chosen), and the density given the dynamics is the sum of the
+    transitions' Gaussian log densities."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    cfg = Settings(latent_dim=1, n_clusters_max=1, n_clusters_init=1, n_states_max=2)
+    sampler = BiclusterSampler(rng.poisson(3.0, size=(3, 9)), cfg, seed=0)
+    L, d, T = 2, 2, 9
+    states = np.array([0, 0, 1, 1, 0, 1, 1, 1, 0])
+    h = rng.normal(size=(T, d)).cumsum(axis=0)
+    V0 = np.linalg.inv(sampler.V0_inv)
+    u = np.concatenate([np.ones((T - 1, 1)), h[:-1]], axis=1)
+    marginal = sampler.dynamics_log_marginal(h[None], states)[0]
+    for _ in range(2):  # two dynamics: the identity cannot depend on them
+        A, b, Q = _random_dynamics(rng, L, d)
+        given = sum(
+            stats.multivariate_normal.logpdf(h[t], A[states[t]] @ h[t - 1] + b[states[t]],
+                                             Q[states[t]])
+            for t in range(1, T)
+        )  # fmt: skip
+        got = sampler.dynamics_log_density(h[None], states, A[:, None], b[:, None], Q[:, None])
+        np.testing.assert_allclose(got[0], given, rtol=1e-10)
+        chib = given
+        for state in range(L):
+            W = np.concatenate([b[state][:, None], A[state]], axis=1)
+            chib += stats.invwishart.logpdf(Q[state], df=sampler.nu0, scale=sampler.Psi0)
+            chib += stats.matrix_normal.logpdf(W, mean=sampler.M0, rowcov=Q[state], colcov=V0)
+            # Posterior of this state's regression h_t = W u_t + e over its transitions.
+            rows = np.flatnonzero(states[1:] == state)
+            U, Y = u[rows], h[1:][rows]
+            Vn = np.linalg.inv(sampler.V0_inv + U.T @ U)
+            Mn = (sampler.M0 @ sampler.V0_inv + Y.T @ U) @ Vn
+            Psin = sampler.Psi0 + Y.T @ Y + sampler.M0 @ sampler.V0_inv @ sampler.M0.T
+            Psin -= Mn @ np.linalg.inv(Vn) @ Mn.T
+            chib -= stats.invwishart.logpdf(Q[state], df=sampler.nu0 + rows.size, scale=Psin)
+            chib -= stats.matrix_normal.logpdf(W, mean=Mn, rowcov=Q[state], colcov=Vn)
+        np.testing.assert_allclose(marginal, chib, rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_split_merge_merges_the_halves_of_a_cluster():
+    """Started with one planted cluster cut in two halves, the burn-in merge moves join them
+    (the evidence integrates the split-off half's dynamics out, so its extra fitted dynamics do
+    not count for it), while the other planted clusters stay apart."""
+    piece = switching_population(seed=2)
+    truth = piece["true_cluster"].values
+    halves = truth.copy()
+    members = np.flatnonzero(truth == 2)
+    halves[members[: members.size // 2]] = 3
+    merged = []
+    for seed in range(1, 5):
+        sampler = BiclusterSampler(piece["counts"].values, Settings(), seed=seed)
+        st = sampler.initial_state(labels=halves)
+        sampler.burn_in = True
+        for _ in range(40):
+            sampler.sweep(st)
+        merged.append(adjusted_rand(truth, st.z))
+    assert np.mean(np.isclose(merged, 1.0)) >= 0.75, merged
 
 
 def _ingest_file(tmp_path, seed=0, n_time=120):
