@@ -175,98 +175,81 @@ def _random_dynamics(rng, L, d):
     return A, b, root @ np.swapaxes(root, -1, -2) + 0.1 * np.eye(d)
 
 
-@pytest.mark.parametrize("move", ["shift", "scale"])
-def test_redundant_moves_target_the_posterior_along_the_group(move):
-    """The shift (mu vs offsets) and scale (latent coordinate vs loadings) moves leave the
-    likelihood's log rates unchanged, and their log target changes as the full log posterior
-    (priors of offsets, loadings, h_0, the dynamics and MNIW, by scipy's densities) at the
-    transformed point plus the log Jacobian of the transformation, found by finite
-    differences."""
+@pytest.mark.parametrize(
+    "generator",
+    [("shift", 0, -1), ("shift", 2, -1), ("scale", 1, -1), ("shear", 0, 2), ("shear", 2, 1)],
+)
+def test_affine_moves_target_the_posterior_along_the_group(generator):
+    """The affine maps of a cluster's latents (shift, scale, shear) with its neurons' offsets
+    and loadings mapped along leave every log rate unchanged, map the transition statistics as
+    computed from the mapped latents, and their log target changes as the log posterior (priors
+    of offsets, loadings and h_0 by scipy's densities, the trajectory's evidence with the
+    dynamics integrated out) at the mapped point plus the log Jacobian of the map, found by
+    finite differences."""
     from scipy import stats
 
     rng = np.random.default_rng(11)
-    N, T = 4, 5
+    N, T = 4, 6
     y = rng.poisson(3.0, size=(N, T))
-    cfg = Settings(latent_dim=1, n_clusters_max=1, n_clusters_init=1, n_states_max=2)
+    cfg = Settings(latent_dim=2, n_clusters_max=1, n_clusters_init=1, n_states_max=2)
     sampler = BiclusterSampler(y, cfg, seed=0)
     st = sampler.initial_state()
     st.z[:] = 0
-    st.s = np.array([0, 1, 1, 0, 1])
-    L, d = 2, 2
-    st.A[:, 0], st.b[:, 0], st.Q[:, 0] = _random_dynamics(rng, L, d)
+    st.s = np.array([0, 1, 1, 0, 1, 0])
+    d = 3
     st.h[0] = rng.normal(size=(T, d))
-    st.offset, st.loading = rng.normal(1.0, 0.5, N), rng.normal(0.0, 0.7, (N, 1))
-    V0 = np.linalg.inv(sampler.V0_inv)
-    tri = np.tril_indices(d)
+    st.offset, st.loading = rng.normal(1.0, 0.5, N), rng.normal(0.0, 0.7, (N, 2))
+    slots = np.array([0])
 
-    def flatten(x):
-        h, offset, loading, A, b, Q = x
-        return np.concatenate(
-            [h.ravel(), offset, loading.ravel(), A.ravel(), b.ravel(), Q[:, tri[0], tri[1]].ravel()]
-        )
+    def flatten(h, offset, loading):
+        return np.concatenate([h.ravel(), offset, loading.ravel()])
 
-    def unflatten(v):
-        sizes = [T * d, N, N, L * d * d, L * d, L * len(tri[0])]
-        h, offset, loading, A, b, q = np.split(v, np.cumsum(sizes)[:-1])
-        Q = np.zeros((L, d, d))
-        Q[:, tri[0], tri[1]] = q.reshape(L, -1)
-        Q = Q + np.swapaxes(np.tril(Q, -1), -1, -2)
-        return (
-            h.reshape(T, d),
-            offset,
-            loading.reshape(N, 1),
-            A.reshape(L, d, d),
-            b.reshape(L, d),
-            Q,
-        )
+    def unflatten(x):
+        h, offset, loading = np.split(x, [T * d, T * d + N])
+        return h.reshape(T, d), offset, loading.reshape(N, 2)
 
-    def log_posterior(x):
-        h, offset, loading, A, b, Q = x
+    def log_posterior(h, offset, loading):
         out = stats.norm.logpdf(offset, sampler.offset_center, cfg.offset_sd).sum()
         out += stats.norm.logpdf(loading, 0.0, cfg.loading_sd).sum()
         out += stats.multivariate_normal.logpdf(h[0], np.zeros(d), np.eye(d))
-        for t in range(1, T):
-            state = st.s[t]
-            out += stats.multivariate_normal.logpdf(h[t], A[state] @ h[t - 1] + b[state], Q[state])
-        for state in range(L):
-            out += stats.invwishart.logpdf(Q[state], df=sampler.nu0, scale=sampler.Psi0)
-            W = np.concatenate([b[state][:, None], A[state]], axis=1)
-            out += stats.matrix_normal.logpdf(W, mean=sampler.M0, rowcov=Q[state], colcov=V0)
-        return out
+        return out + sampler.dynamics_log_marginal(h[None], st.s)[0]
 
-    def transform(x, amount):
-        h, offset, loading, A, b, Q = (np.array(v, dtype=float) for v in x)
-        if move == "shift":
-            b = b + amount * (np.eye(d) - A)[:, :, 0]
-            h[:, 0] += amount
-            offset = offset - amount
-        else:
-            D = np.array([1.0, np.exp(amount)])
-            A, b, Q = A * D[:, None] / D[None, :], b * D, Q * D[:, None] * D[None, :]
-            h = h * D
-            loading = loading / D[1]
-        return h, offset, loading, A, b, Q
+    amount = np.array([0.37])
+    M, v = sampler._affine_element(generator, amount)
 
-    theta = (st.h[0], st.offset, st.loading, st.A[:, 0], st.b[:, 0], st.Q[:, 0])
-    amount = 0.37
-    moved = transform(theta, amount)
-    log_rate = moved[1][:, None] + moved[0][None, :, 0] + moved[2] @ moved[0][:, 1:].T
-    np.testing.assert_allclose(log_rate, sampler.log_mean(st), atol=1e-12)
-    base = flatten(theta)
+    def transform(h, offset, loading):
+        offset, loading = sampler._affine_parameters(
+            offset, loading, np.repeat(M, N, axis=0), np.repeat(v, N, axis=0)
+        )
+        return h @ M[0].T + v[0], offset, loading
+
+    before = sampler.log_mean(st)
+    base = (st.h[0].copy(), st.offset.copy(), st.loading.copy())
+    statistics = sampler._transition_stats(st.h[slots], st.s)
+    got = sampler.affine_log_target(st, slots, statistics, M, v)[0]
+    got -= sampler.affine_log_target(st, slots, statistics, *sampler._affine_element(
+        generator, np.zeros(1)))[0]  # fmt: skip
+    sampler._apply_affine(st, slots, M, v)
+    np.testing.assert_allclose(sampler.log_mean(st), before, atol=1e-12)
+    moved = transform(*base)
+    np.testing.assert_allclose(st.h[0], moved[0], atol=1e-12)
+    np.testing.assert_allclose(st.loading, moved[2], atol=1e-12)
+    B = np.zeros((d + 1, d + 1))
+    B[0, 0], B[1:, 0], B[1:, 1:] = 1.0, v[0], M[0]
+    for mapped, direct in zip(
+        statistics[:3], sampler._transition_stats(st.h[slots], st.s)[:3], strict=True
+    ):
+        np.testing.assert_allclose(B @ mapped @ B.T, direct, atol=1e-10)
+    x = flatten(*base)
     eps = 1e-6
-    jac = np.empty((base.size, base.size))
-    for i in range(base.size):
-        step = np.zeros(base.size)
+    jac = np.empty((x.size, x.size))
+    for i in range(x.size):
+        step = np.zeros(x.size)
         step[i] = eps
         jac[:, i] = (
-            flatten(transform(unflatten(base + step), amount))
-            - flatten(transform(unflatten(base - step), amount))
+            flatten(*transform(*unflatten(x + step))) - flatten(*transform(*unflatten(x - step)))
         ) / (2 * eps)
-    want = log_posterior(moved) + np.linalg.slogdet(jac)[1] - log_posterior(theta)
-    if move == "shift":
-        got = sampler.shift_log_target(st, 0, amount) - sampler.shift_log_target(st, 0, 0.0)
-    else:
-        got = sampler.scale_log_target(st, 0, 1, amount) - sampler.scale_log_target(st, 0, 1, 0.0)
+    want = log_posterior(*moved) + np.linalg.slogdet(jac)[1] - log_posterior(*base)
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
 
@@ -590,6 +573,49 @@ def test_split_merge_merges_the_halves_of_a_cluster():
             sampler.sweep(st)
         merged.append(adjusted_rand(truth, st.z))
     assert np.mean(np.isclose(merged, 1.0)) >= 0.75, merged
+
+
+def test_sequence_prior_matches_the_polya_urn():
+    """The state sequence's prior with the transition rows integrated out equals the product of
+    its sequential predictive probabilities (a Polya urn per row)."""
+    rng = np.random.default_rng(3)
+    cfg = Settings(n_states_max=3)
+    sampler = BiclusterSampler(rng.poisson(3.0, size=(3, 12)), cfg, seed=0)
+    states = rng.integers(0, 3, 12)
+    beta = rng.dirichlet(np.ones(3))
+    prior = cfg.hmm_alpha * beta[None, :] + cfg.hmm_kappa * np.eye(3)
+    counts = np.zeros((3, 3))
+    want = np.log(beta[states[0]])
+    for prev, cur in zip(states[:-1], states[1:], strict=True):
+        want += np.log((prior[prev, cur] + counts[prev, cur]) / (prior[prev] + counts[prev]).sum())
+        counts[prev, cur] += 1
+    np.testing.assert_allclose(sampler._log_sequence_prior(states, beta), want, rtol=1e-10)
+
+
+@pytest.mark.slow
+def test_burn_in_merges_a_planted_state_split_in_two():
+    """Started with one planted state's bins under two labels (each with dynamics fitted to its
+    own bins), the burn-in's state merges bring the chain back to the planted states (short
+    extra segments aside), which the state updates alone do not."""
+    piece = switching_population(seed=1)
+    truth, states = piece["true_cluster"].values, piece["true_state"].values
+    split = states.copy()
+    split[(states == 0) & (np.arange(states.size) >= states.size // 2)] = 2
+    found = {}
+    for merging in (False, True):
+        found[merging] = []
+        for seed in range(1, 4):
+            sampler = BiclusterSampler(piece["counts"].values, Settings(), seed=seed)
+            st = sampler.initial_state(labels=truth)
+            st.s = split.copy()
+            sampler.sample_dynamics(st)
+            sampler.burn_in = True
+            for _ in range(10):
+                sampler.split_merge_active = merging
+                sampler.sweep(st)
+            found[merging].append(round(adjusted_rand(states, st.s), 3))
+    assert min(found[True]) > 0.9, found
+    assert max(found[False]) < adjusted_rand(states, split) + 0.05, found
 
 
 def _ingest_file(tmp_path, seed=0, n_time=120):
