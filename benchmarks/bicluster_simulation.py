@@ -58,6 +58,12 @@ from neurodag.simulate.switching import switching_population
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
+    parser.add_argument(
+        "--sampler-seeds",
+        type=int,
+        nargs="*",
+        help="sampler seeds to run on each simulation seed (default: the simulation seed)",
+    )
     parser.add_argument("--iterations", type=int, default=Settings().n_iterations)
     parser.add_argument("--burn-in", type=int, default=Settings().burn_in)
     parser.add_argument("--chains", type=int, default=2)
@@ -69,30 +75,33 @@ def main() -> None:
     time_sweeps(args.timing_sweeps)
     if args.seeds:
         print(
-            "seed  neuron_ARI  state_ARI  clusters  states  chains_s  summary_s  rhat_max  "
-            "ess_min  ESS/s  not converged"
+            "seed  sampler  neuron_ARI  state_ARI  clusters  states  chains_s  summary_s  "
+            "rhat_max  ess_min  ESS/s  not converged"
         )
     for seed in args.seeds:
         piece = switching_population(seed=seed)
-        settings = Settings(n_iterations=args.iterations, burn_in=args.burn_in, seed=seed)
-        out, chains_s, summary_s, _ = fit_parallel(
-            piece["counts"].values, settings, args.chains, args.workers
-        )
-        neuron_ari = adjusted_rand(piece["true_cluster"], out["neuron_cluster"])
-        state_ari = adjusted_rand(piece["true_state"], out["state"])
-        print(
-            f"{seed:4d}  {neuron_ari:10.3f}  {state_ari:9.3f}  "
-            f"{np.unique(out['neuron_cluster']).size:8d}  {np.unique(out['state']).size:6d}  "
-            f"{chains_s:8.1f}  {summary_s:9.1f}  {out.attrs['rhat_max']:8.3f}  "
-            f"{out.attrs['ess_min']:7.1f}  {out.attrs['ess_min'] / chains_s:5.2f}  "
-            f"{out.attrs['not_converged'] or '-'}",
-            flush=True,
-        )
-        for name in DIAGNOSED:
-            print(
-                f"      {name:20s} R-hat {out.attrs[f'rhat_{name}_max']:.3f}  "
-                f"ESS {out.attrs[f'ess_{name}_min']:.1f}"
+        for sampler_seed in args.sampler_seeds or [seed]:
+            settings = Settings(
+                n_iterations=args.iterations, burn_in=args.burn_in, seed=sampler_seed
             )
+            out, chains_s, summary_s, _ = fit_parallel(
+                piece["counts"].values, settings, args.chains, args.workers
+            )
+            neuron_ari = adjusted_rand(piece["true_cluster"], out["neuron_cluster"])
+            state_ari = adjusted_rand(piece["true_state"], out["state"])
+            print(
+                f"{seed:4d}  {sampler_seed:7d}  {neuron_ari:10.3f}  {state_ari:9.3f}  "
+                f"{np.unique(out['neuron_cluster']).size:8d}  {np.unique(out['state']).size:6d}  "
+                f"{chains_s:8.1f}  {summary_s:9.1f}  {out.attrs['rhat_max']:8.3f}  "
+                f"{out.attrs['ess_min']:7.1f}  {out.attrs['ess_min'] / chains_s:5.2f}  "
+                f"{out.attrs['not_converged'] or '-'}",
+                flush=True,
+            )
+            for name in DIAGNOSED:
+                print(
+                    f"      {name:20s} R-hat {out.attrs[f'rhat_{name}_max']:.3f}  "
+                    f"ESS {out.attrs[f'ess_{name}_min']:.1f}"
+                )
     if args.real_size:
         real_size(args.real_iterations, args.burn_in, args.chains, args.workers)
 

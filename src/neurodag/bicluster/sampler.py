@@ -223,13 +223,16 @@ def random_polya_gamma(
     b ~ 10-30 (0.04 s vs 0.19 s for 67 x 3,000 draws)."""
     b = np.asarray(b, dtype=float)
     c = np.abs(np.asarray(c, dtype=float))
-    k = np.arange(1, n_terms + 1) - 0.5
-    denom = 4.0 * math.pi**2 * k**2 + (c * c)[..., None]  # (..., n_terms)
-    weight = 2.0 / denom
-    head = (weight * rng.standard_gamma(np.broadcast_to(b[..., None], denom.shape))).sum(-1)
+    c2 = c * c
+    head, weight_sum, weight_sq = np.zeros_like(c2), np.zeros_like(c2), np.zeros_like(c2)
+    for k in np.arange(1, n_terms + 1) - 0.5:  # one term at a time: no (..., n_terms) arrays
+        weight = 2.0 / (4.0 * math.pi**2 * k**2 + c2)
+        head += weight * rng.standard_gamma(b)
+        weight_sum += weight
+        weight_sq += weight * weight
     mean, var = polya_gamma_moments(b, c)
-    rest_mean = mean - b * weight.sum(-1)
-    rest_var = var - b * (weight * weight).sum(-1)
+    rest_mean = mean - b * weight_sum
+    rest_var = var - b * weight_sq
     # The remainder's moments are positive in exact arithmetic; guard the rounding.
     rest_mean = np.maximum(rest_mean, 1e-300)
     rest_var = np.maximum(rest_var, 1e-300)
@@ -374,13 +377,20 @@ class BiclusterSampler:
             weight = total * prob * (1.0 - prob)  # (S, n, T)
             return (weight @ outer).reshape(S, len(rows), d, d) + prior_prec
 
+        def log_odds(theta):  # psi = mu + offset + loading' x - log r, (S, n, T)
+            shifted = theta.copy()
+            shifted[..., 0] -= log_r[:, 0]  # the design's first column is 1
+            psi = shifted @ design_t
+            psi += mu
+            return psi
+
         for _ in range(steps):
-            prob = _sigmoid(mu + theta @ design_t - log_r)
+            prob = _sigmoid(log_odds(theta))
             grad = (y - total * prob) @ design - (theta - prior_mean) @ prior_prec
             theta = theta + np.linalg.solve(hessian(prob), grad[..., None])[..., 0]
-        psi = mu + theta @ design_t - log_r
+        psi = log_odds(theta)
         e = np.exp(np.minimum(psi, 700.0))  # one exp serves softplus and sigmoid
-        loglik = (y * psi - total * np.log1p(e)).sum(axis=-1)
+        loglik = np.einsum("snt,nt->sn", psi, y) - np.einsum("snt,nt->sn", np.log1p(e), total)
         hess = hessian(e / (1.0 + e))
         diff = theta - prior_mean
         log_prior = -0.5 * np.einsum("knd,de,kne->kn", diff, prior_prec, diff)
