@@ -46,6 +46,7 @@ import argparse
 import resource
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -71,26 +72,40 @@ def main() -> None:
     parser.add_argument("--timing-sweeps", type=int, default=20)
     parser.add_argument("--real-size", action="store_true")
     parser.add_argument("--real-iterations", type=int, default=Settings().n_iterations)
+    parser.add_argument(
+        "--counts",
+        help="an ingest counts.nc to run instead of the simulation (e.g. the default run's "
+        "results/ingest/allen/session/counts.nc), selected as the stage does (its defaults, "
+        "with --regions); no truth, so no ARI",
+    )
+    parser.add_argument("--regions", nargs="*", default=["LP"])
     args = parser.parse_args()
     time_sweeps(args.timing_sweeps)
-    if args.seeds:
+    if args.counts:
+        datasets = [("file", selected_counts(args.counts, args.regions), None, None)]
+    else:
+        datasets = []
+        for seed in args.seeds:
+            piece = switching_population(seed=seed)
+            truth = (piece["true_cluster"].values, piece["true_state"].values)
+            datasets.append((str(seed), piece["counts"].values, *truth))
+    if datasets:
         print(
-            "seed  sampler  neuron_ARI  state_ARI  clusters  states  chains_s  summary_s  "
+            "data  sampler  neuron_ARI  state_ARI  clusters  states  chains_s  summary_s  "
             "rhat_max  ess_min  ESS/s  not converged"
         )
-    for seed in args.seeds:
-        piece = switching_population(seed=seed)
-        for sampler_seed in args.sampler_seeds or [seed]:
+    for label, counts, true_cluster, true_state in datasets:
+        for sampler_seed in args.sampler_seeds or [int(label) if label.isdigit() else 0]:
             settings = Settings(
                 n_iterations=args.iterations, burn_in=args.burn_in, seed=sampler_seed
             )
-            out, chains_s, summary_s, _ = fit_parallel(
-                piece["counts"].values, settings, args.chains, args.workers
-            )
-            neuron_ari = adjusted_rand(piece["true_cluster"], out["neuron_cluster"])
-            state_ari = adjusted_rand(piece["true_state"], out["state"])
+            out, chains_s, summary_s, _ = fit_parallel(counts, settings, args.chains, args.workers)
+            aris = [
+                f"{adjusted_rand(truth, out[name].values):.3f}" if truth is not None else "-"
+                for truth, name in ((true_cluster, "neuron_cluster"), (true_state, "state"))
+            ]
             print(
-                f"{seed:4d}  {sampler_seed:7d}  {neuron_ari:10.3f}  {state_ari:9.3f}  "
+                f"{label:>4s}  {sampler_seed:7d}  {aris[0]:>10s}  {aris[1]:>9s}  "
                 f"{np.unique(out['neuron_cluster']).size:8d}  {np.unique(out['state']).size:6d}  "
                 f"{chains_s:8.1f}  {summary_s:9.1f}  {out.attrs['rhat_max']:8.3f}  "
                 f"{out.attrs['ess_min']:7.1f}  {out.attrs['ess_min'] / chains_s:5.2f}  "
@@ -104,6 +119,16 @@ def main() -> None:
                 )
     if args.real_size:
         real_size(args.real_iterations, args.burn_in, args.chains, args.workers)
+
+
+def selected_counts(path: str, regions: list[str]) -> np.ndarray:
+    """The (neuron, time) counts of an ingest counts.nc as the bicluster stage selects them (its
+    defaults, the given regions)."""
+    from neurodag.bicluster.stage import select_counts
+    from neurodag.config import defaults
+
+    params = {**defaults("stages.bicluster"), "regions": regions}
+    return select_counts(Path(path), params).values
 
 
 def fit_parallel(counts: np.ndarray, settings: Settings, n_chains: int, workers: int) -> tuple:
