@@ -5,39 +5,43 @@ In one run:
 1. seconds per MCMC sweep at the paper's setting (N = 30 neurons, T = 500 bins; the reference
    implementation of Wei et al. takes about 2 s per sweep), median of ``--timing-sweeps`` sweeps
    with and without the burn-in merge-split moves, wall and CPU time;
-2. for each seed, two chains run in parallel (two processes, as the stage runs them on a Dask
-   cluster of two workers), then the posterior summary: neuron and state ARI against the planted
-   truth, the worst rank-normalised split R-hat and the smallest bulk ESS over the label-invariant
-   quantities (dispersions, log rates at the diagnostic bins, neuron and state co-clustering
-   indicators, sorted state occupancy), and ESS per second: the smallest ESS divided by the wall
-   time of the chains;
+2. for each seed (each ``--sampler-seeds`` on each simulation seed), two chains run in parallel
+   (two processes, as the stage runs them on a Dask cluster of two workers), then the posterior
+   summary: neuron and state ARI against the planted truth, the worst rank-normalised split
+   R-hat and the smallest bulk ESS over the label-invariant quantities (dispersions, log rates
+   at the diagnostic bins, neuron and state co-clustering indicators, sorted state occupancy),
+   and ESS per second: the smallest ESS divided by the wall time of the chains; with
+   ``--counts``, the same on an ingest ``counts.nc`` (e.g. the default run's) selected as the
+   stage selects it, without truth;
 3. with ``--real-size``, the cost at the size of a real session's spontaneous activity (67 units
-   x 3,000 bins of 0.5 s): wall time of chains plus summary and the peak memory (largest chain
-   process + the summarising process), for ``--real-iterations`` iterations.
+   x 3,000 bins of 0.5 s): wall time of chains plus summary, the peak memory (largest chain
+   process + the summarising process) and the neuron ARI, for ``--real-iterations`` iterations.
 
 Targets: neuron ARI >= 0.9, state ARI >= 0.8, R-hat <= 1.05, ESS >= 100.
 
-Measured 2026-12-05 08:18-08:25 UTC on the shared 2-core machine under the heavy-run lock (load
-average 2.1), defaults (2 chains x 1200 iterations, 200 burn-in; Polya-Gamma draws from the
-gamma-sum series, 60 boundary shifts of at most 2 bins per sweep): at N = 30, T = 500, 0.026 s
-per sweep after burn-in and 0.047 s with the burn-in merge-split moves (CPU = wall; reference
-~2 s: 77x and 43x faster; 0.039 / 0.059 s with the polyagamma package's draws). Seeds 0 1 2:
-chains 34.7 / 32.8 / 32.9 s (seed 0 was 50.5 s), neuron ARI 1.000 / 1.000 / 1.000, state ARI
-1.000 / 0.976 / 1.000, worst R-hat 1.045 / 1.040 / 1.034, smallest ESS 43.0 / 28.1 / 87.2,
-1.24 / 0.86 / 2.65 ESS/s: NOT converged (ESS >= 100 missed). The log rates at a few bins limit
-it in every seed (ESS 43 / 47 / 87; in the default run their median ESS is ~1000 and the worst
-cells are low-count bins of one cluster); the state co-clustering
-and occupancy, the limit before (ESS 20.5 / 59.1 for seed 0), reach 146 / 166 for seed 0 (seed
-1: a third state in part of one chain, ESS 28 on the occupancy). Real size (67 x 3,000, 1200
-iterations, ``--seeds --real-size`` alone, 08:26-08:31 UTC, load 0.5-1.8): chains 280.2 s (0.233 s
-per sweep of wall time, was 0.41 s; one sweep alone takes 0.187 s, of which 0.039 s are the
-Polya-Gamma draws, was 0.185 s), summary and diagnostics 12.7 s, total 292.8 s (goal 300 s: met,
-by a thin margin; was 510 s), peak memory 1.62 GB (goal 2 GB: met; 2.02 GB when the three seeds
-run first in the same process, whose peak the figure includes); not converged at that size
-(R-hat 1.60, ESS 3.5).
+Measured 2026-12-05 11:38-11:56 UTC on the shared 2-core machine, defaults (2 chains x 1200
+iterations, 200 burn-in; merge-split and state merges in burn-in with the dynamics integrated
+out, 20 single-bin state updates per sweep):
+
+- sweeps at N = 30, T = 500: 0.025 s after burn-in, 0.052 s with the burn-in moves (CPU = wall;
+  reference ~2 s: 81x and 39x faster);
+- simulation seeds 0 1 2: chains 44.8 / 37.4 / 37.2 s, neuron ARI 1.000 / 1.000 / 1.000, state
+  ARI 1.000 / 0.976 / 1.000, worst R-hat 1.031 / 1.271 / 1.041, smallest ESS 85.6 / 5.9 / 45.0
+  (log rates; seed 1: a third state in part of one chain): not converged;
+- the default run's counts (30 x 500), sampler seeds 0-7: every pair of chains agrees on the
+  neuron clusters and the number of states (before this stop's burn-in moves 3 of 8 had a
+  chain stuck with a planted cluster cut in two, R-hat inf); worst R-hat 1.039-1.073, smallest
+  ESS 20.5-77.1 (median 32; log rates 29-152, state co-clustering 29-174, state occupancy
+  20-171): not converged;
+- real size (67 x 3,000, ``--seeds --real-size`` alone): chains 258.9 s (0.216 s per sweep of
+  wall time), summary and diagnostics 13.2 s, total 272.1 s (goal 300 s; 259.9 s in a second
+  run), peak memory 1,662 MB (goal 2 GB), neuron ARI 1.000 (6 of 6 clusters); not converged
+  (R-hat 1.94).
 
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds --real-size
+    OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --counts \
+        results/ingest/allen/session/counts.nc --sampler-seeds 0 1 2 3 4 5 6 7
 """
 
 from __future__ import annotations
