@@ -29,8 +29,9 @@ out, 20 single-bin state updates per sweep):
   ARI 1.000 / 0.976 / 1.000, worst R-hat 1.031 / 1.271 / 1.041, smallest ESS 85.6 / 5.9 / 45.0
   (log rates; seed 1: a third state in part of one chain): not converged;
 - the default run's counts (30 x 500), sampler seeds 0-7: every pair of chains agrees on the
-  neuron clusters and the number of states (before this stop's burn-in moves 3 of 8 had a
-  chain stuck with a planted cluster cut in two, R-hat inf); worst R-hat 1.039-1.073, smallest
+  neuron clusters (before this stop's burn-in moves 3 of 8 had a chain stuck with a planted
+  cluster cut in two, R-hat inf) and, but for seed 2 (a third state in part of one chain, R-hat
+  1.054), on the number of states; worst R-hat 1.039-1.073, smallest
   ESS 20.5-77.1 (median 32; log rates 29-152, state co-clustering 29-174, state occupancy
   20-171): not converged;
 - real size (67 x 3,000, ``--seeds --real-size`` alone): chains 258.9 s (0.216 s per sweep of
