@@ -21,7 +21,8 @@ Targets: neuron ARI >= 0.9, state ARI >= 0.8, R-hat <= 1.05, ESS >= 100.
 
 Measured 2026-12-05 11:38-11:56 UTC on the shared 2-core machine, defaults (2 chains x 1200
 iterations, 200 burn-in; merge-split and state merges in burn-in with the dynamics integrated
-out, 20 single-bin state updates per sweep):
+out). The simulation seeds and the real size were measured with 20 single-bin state updates
+per sweep, since switched off (the --counts figures below):
 
 - sweeps at N = 30, T = 500: 0.025 s after burn-in, 0.052 s with the burn-in moves (CPU = wall;
   reference ~2 s: 81x and 39x faster);
@@ -30,10 +31,10 @@ out, 20 single-bin state updates per sweep):
   (log rates; seed 1: a third state in part of one chain): not converged;
 - the default run's counts (30 x 500), sampler seeds 0-7: every pair of chains agrees on the
   neuron clusters (before this stop's burn-in moves 3 of 8 had a chain stuck with a planted
-  cluster cut in two, R-hat inf) and, but for seed 2 (a third state in part of one chain, R-hat
-  1.054), on the number of states; worst R-hat 1.039-1.073, smallest
-  ESS 20.5-77.1 (median 32; log rates 29-152, state co-clustering 29-174, state occupancy
-  20-171): not converged;
+  cluster cut in two, R-hat inf); worst R-hat 1.038-1.426 (median 1.044), smallest ESS 4-64
+  (median 45; log rates 13-64; seed 5: a state boundary the chains disagree on, seed 7: a third
+  state in part of one chain): not converged (with 20 single-bin state updates per sweep:
+  1.039-1.073 and 21-77, median 32);
 - real size (67 x 3,000, ``--seeds --real-size`` alone): chains 258.9 s (0.216 s per sweep of
   wall time), summary and diagnostics 13.2 s, total 272.1 s (goal 300 s; 259.9 s in a second
   run), peak memory 1,662 MB (goal 2 GB), neuron ARI 1.000 (6 of 6 clusters); not converged
