@@ -21,8 +21,8 @@ Targets: neuron ARI >= 0.9, state ARI >= 0.8, R-hat <= 1.05, ESS >= 100.
 
 Measured 2026-12-05 11:38-11:56 UTC on the shared 2-core machine, defaults (2 chains x 1200
 iterations, 200 burn-in; merge-split and state merges in burn-in with the dynamics integrated
-out). The simulation seeds and the real size were measured with 20 single-bin state updates
-per sweep, since switched off (the --counts figures below):
+out). The simulation seeds were measured with 20 single-bin state updates per sweep, since
+switched off (see the --counts and real-size figures):
 
 - sweeps at N = 30, T = 500: 0.025 s after burn-in, 0.052 s with the burn-in moves (CPU = wall;
   reference ~2 s: 81x and 39x faster);
@@ -35,10 +35,11 @@ per sweep, since switched off (the --counts figures below):
   (median 45; log rates 13-64; seed 5: a state boundary the chains disagree on, seed 7: a third
   state in part of one chain): not converged (with 20 single-bin state updates per sweep:
   1.039-1.073 and 21-77, median 32);
-- real size (67 x 3,000, ``--seeds --real-size`` alone): chains 258.9 s (0.216 s per sweep of
-  wall time), summary and diagnostics 13.2 s, total 272.1 s (goal 300 s; 259.9 s in a second
-  run), peak memory 1,662 MB (goal 2 GB), neuron ARI 1.000 (6 of 6 clusters); not converged
-  (R-hat 1.94).
+- real size (67 x 3,000, ``--seeds --real-size`` alone, final defaults, 12:10-12:15 UTC):
+  chains 266.1 s (0.222 s per sweep of wall time), summary and diagnostics 12.1 s, total
+  278.2 s (goal 300 s), peak memory 1,652 MB (goal 2 GB), neuron ARI 1.000 (6 of 6 clusters),
+  converged: worst R-hat 1.017, smallest ESS 293 (with 20 single-bin state updates per sweep:
+  272.1 s, 1,662 MB, R-hat 1.94; before this stop R-hat 1.60).
 
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds --real-size
