@@ -970,17 +970,17 @@ class BiclusterSampler:
 
     def _mniw_posterior(self, Suu, Swu, Sww, n) -> tuple:
         """MNIW posterior of each state's dynamics from the transition statistics of
-        :meth:`_transition_stats`: precision V_n^-1 (L, G, d+1, d+1), mean M_n (L, G, d, d+1),
-        scale Psi_n (L, G, d, d) and transition counts n (L, 1)."""
+        :meth:`_transition_stats`: precision V_n^-1 and covariance V_n (L, G, d+1, d+1), mean
+        M_n (L, G, d, d+1), scale Psi_n (L, G, d, d) and transition counts n (L, 1)."""
         d = self.d
         Svu, Svv = Swu[..., 1:, :], Sww[..., 1:, 1:]
         prec = Suu + self.V0_inv
+        cov = np.linalg.inv(prec)
         M0V = self.M0 @ self.V0_inv
-        Mn = np.linalg.solve(prec, np.swapaxes(Svu + M0V, -1, -2))
-        Mn = np.swapaxes(Mn, -1, -2)  # (Svu + M0 V0^-1) V_n, (L, G, d, d+1)
+        Mn = (Svu + M0V) @ cov
         Psi = self.Psi0 + Svv + M0V @ self.M0.T - Mn @ prec @ np.swapaxes(Mn, -1, -2)
         Psi = 0.5 * (Psi + np.swapaxes(Psi, -1, -2)) + 1e-9 * np.eye(d)
-        return prec, Mn, Psi, n
+        return prec, cov, Mn, Psi, n
 
     def sample_dynamics(self, st: ChainState) -> None:
         """MNIW updates of (b, A, Q) per state and occupied cluster slot; empty slots keep the
@@ -988,10 +988,10 @@ class BiclusterSampler:
         L, d = self.L, self.d
         occupied = np.bincount(st.z, minlength=self.K) > 0
         G = int(occupied.sum())
-        prec, Mn, Psi, n = self._mniw_posterior(*self._transition_stats(st.h[occupied], st.s))
+        _, cov, Mn, Psi, n = self._mniw_posterior(*self._transition_stats(st.h[occupied], st.s))
         Q = _batched_inverse_wishart(self.rng, self.nu0 + np.broadcast_to(n, (L, G)), Psi)
         chol_q = np.linalg.cholesky(Q)
-        chol_v = np.linalg.cholesky(np.linalg.inv(prec))  # V_n
+        chol_v = np.linalg.cholesky(cov)
         W = Mn + chol_q @ self.rng.standard_normal(Mn.shape) @ np.swapaxes(chol_v, -1, -2)
         st.A[:, occupied], st.b[:, occupied], st.Q[:, occupied] = W[..., 1:], W[..., 0], Q
         st.A[:, ~occupied], st.b[:, ~occupied] = np.eye(d), 0.0
@@ -1013,7 +1013,7 @@ class BiclusterSampler:
         from scipy.special import multigammaln
 
         d = self.d
-        prec, _, Psi, n = self._mniw_posterior(Suu, Swu, Sww, n)
+        prec, _, _, Psi, n = self._mniw_posterior(Suu, Swu, Sww, n)
         nu_n = self.nu0 + n  # (L, 1)
         per_state = (
             -0.5 * n * d * math.log(math.pi)
@@ -1111,26 +1111,24 @@ class BiclusterSampler:
         (T - n_k) log|det M| of the map on (h, loadings): (G,) for slots (G,), their transition
         statistics (:meth:`_transition_stats`) and M (G, d, d), v (G, d)."""
         cfg, T = self.cfg, self.T
-        B = np.zeros((len(slots), self.d + 1, self.d + 1))  # (1, h) -> (1, M h + v)
-        B[:, 0, 0], B[:, 1:, 0], B[:, 1:, 1:] = 1.0, v, M
-        Bt = np.swapaxes(B, -1, -2)
-        Suu, Swu, Sww, n = stats
-        moved = (B @ Suu @ Bt, B @ Swu @ Bt, B @ Sww @ Bt, n)
         h0 = np.einsum("gij,gj->gi", M, st.h[slots, 0]) + v
-        position = np.full(self.K, -1)
-        position[slots] = np.arange(len(slots))
-        member = position[st.z]  # every neuron's row in slots
+        member = self._slot_rows(st, slots)
         offset, loading = self._affine_parameters(st.offset, st.loading, M[member], v[member])
-        neuron = (offset - self.offset_center) ** 2 / cfg.offset_sd**2 + (loading**2).sum(
-            1
-        ) / cfg.loading_sd**2
+        neuron = (offset - self.offset_center) ** 2 / cfg.offset_sd**2
+        neuron += (loading**2).sum(1) / cfg.loading_sd**2
         n_members = np.bincount(member, minlength=len(slots))
         return (
-            self._log_marginal_from_stats(*moved)
+            self._log_marginal_from_stats(*_mapped_stats(stats, M, v))
             - 0.5 * (h0**2).sum(1)
             - 0.5 * np.bincount(member, neuron, minlength=len(slots))
             + (T - n_members) * np.linalg.slogdet(M)[1]
         )
+
+    def _slot_rows(self, st: ChainState, slots: np.ndarray) -> np.ndarray:
+        """Each neuron's row in ``slots`` (its cluster's position there), (N,)."""
+        position = np.full(self.K, -1)
+        position[slots] = np.arange(len(slots))
+        return position[st.z]
 
     @staticmethod
     def _affine_parameters(offset, loading, M, v) -> tuple:
@@ -1177,10 +1175,7 @@ class BiclusterSampler:
                     steps[index] *= np.exp(0.05 * (np.exp(log_ratio).mean() - 0.44))
             M, v = self._affine_element(generator, a)
             self._apply_affine(st, slots, M, v)
-            B = np.zeros((G, self.d + 1, self.d + 1))
-            B[:, 0, 0], B[:, 1:, 0], B[:, 1:, 1:] = 1.0, v, M
-            Bt = np.swapaxes(B, -1, -2)
-            stats = (B @ stats[0] @ Bt, B @ stats[1] @ Bt, B @ stats[2] @ Bt, stats[3])
+            stats = _mapped_stats(stats, M, v)
         self.sample_dynamics(st)
 
     def _apply_affine(self, st: ChainState, slots, M, v) -> None:
@@ -1188,9 +1183,7 @@ class BiclusterSampler:
         loadings (and the label step's warm-start modes under those slots) so that every log
         rate is unchanged."""
         st.h[slots] = np.einsum("gij,gtj->gti", M, st.h[slots]) + v[:, None]
-        position = np.full(self.K, -1)
-        position[slots] = np.arange(len(slots))
-        member = position[st.z]
+        member = self._slot_rows(st, slots)
         st.offset, st.loading = self._affine_parameters(st.offset, st.loading, M[member], v[member])
         if "laplace_start" in st.extras:  # the label step's warm start follows along
             modes, column, _ = st.extras["laplace_start"]
@@ -1219,6 +1212,17 @@ class BiclusterSampler:
         self.sample_transitions(st)
         self.sample_dynamics(st)
         self.sample_dispersion(st)
+
+
+def _mapped_stats(stats: tuple, M: np.ndarray, v: np.ndarray) -> tuple:
+    """Transition statistics (:meth:`BiclusterSampler._transition_stats`) of latents mapped by
+    h -> M h + v, (G, d, d) and (G, d): each sum of outer products of (1, h) maps as B S B' with
+    B = [[1, 0], [v, M]]."""
+    B = np.zeros((len(M), M.shape[-1] + 1, M.shape[-1] + 1))
+    B[:, 0, 0], B[:, 1:, 0], B[:, 1:, 1:] = 1.0, v, M
+    Bt = np.swapaxes(B, -1, -2)
+    Suu, Swu, Sww, n = stats
+    return B @ Suu @ Bt, B @ Swu @ Bt, B @ Sww @ Bt, n
 
 
 def _trajectory_prior(A: np.ndarray, b: np.ndarray, Q_inv: np.ndarray) -> tuple:
