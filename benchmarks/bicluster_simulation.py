@@ -57,8 +57,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodag.bicluster.fit import DIAGNOSED, summarise
-from neurodag.bicluster.sampler import BiclusterSampler, Settings, run_chain
+from neurodag.bicluster.fit import DIAGNOSED, run_chains, summarise
+from neurodag.bicluster.sampler import BiclusterSampler, Settings
 from neurodag.partitions import adjusted_rand
 from neurodag.simulate.switching import switching_population
 
@@ -98,7 +98,8 @@ def main() -> None:
             datasets.append((str(seed), piece["counts"].values, *truth))
     if datasets:
         print(
-            "data  sampler  neuron_ARI  state_ARI  clusters  states  chains_s  summary_s  "
+            "data  sampler  neuron_ARI  state_ARI  clusters  states  iterations  chains_s  "
+            "summary_s  "
             "rhat_max  ess_min  ESS/s  not converged"
         )
     for label, counts, true_cluster, true_state in datasets:
@@ -114,7 +115,8 @@ def main() -> None:
             print(
                 f"{label:>4s}  {sampler_seed:7d}  {aris[0]:>10s}  {aris[1]:>9s}  "
                 f"{np.unique(out['neuron_cluster']).size:8d}  {np.unique(out['state']).size:6d}  "
-                f"{chains_s:8.1f}  {summary_s:9.1f}  {out.attrs['rhat_max']:8.3f}  "
+                f"{out.attrs['n_iterations_per_chain']:10d}  {chains_s:8.1f}  {summary_s:9.1f}  "
+                f"{out.attrs['rhat_max']:8.3f}  "
                 f"{out.attrs['ess_min']:7.1f}  {out.attrs['ess_min'] / chains_s:5.2f}  "
                 f"{out.attrs['not_converged'] or '-'}",
                 flush=True,
@@ -141,13 +143,12 @@ def selected_counts(path: str, regions: list[str]) -> np.ndarray:
 def fit_parallel(counts: np.ndarray, settings: Settings, n_chains: int, workers: int) -> tuple:
     """Chains in ``workers`` processes, then the summary here: (summary, chain seconds,
     summary seconds, peak RSS in MB of the largest chain process + this process)."""
-    seeds = [settings.seed * 1000 + c for c in range(n_chains)]
     start = time.perf_counter()
     with ProcessPoolExecutor(workers) as pool:
-        draws = list(pool.map(run_chain, [counts] * n_chains, [settings] * n_chains, seeds))
+        draws, assessment = run_chains(counts, settings, n_chains, pool.submit)
     chains_s = time.perf_counter() - start
     start = time.perf_counter()
-    out = summarise(counts, settings, draws)
+    out = summarise(counts, settings, draws, assessment)
     summary_s = time.perf_counter() - start
     peak_mb = (
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -162,11 +163,13 @@ def real_size(n_iterations: int, burn_in: int, n_chains: int, workers: int) -> N
     counts = piece["counts"].values[:67]
     settings = Settings(n_iterations=n_iterations, burn_in=min(burn_in, n_iterations // 2))
     out, chains_s, summary_s, peak_mb = fit_parallel(counts, settings, n_chains, workers)
+    iterations = out.attrs["n_iterations_per_chain"]
     truth = piece["true_cluster"].values[:67]
     print(
         f"real size {counts.shape[0]} units x {counts.shape[1]} bins, {n_chains} chains x "
-        f"{n_iterations} iterations on {workers} processes: chains {chains_s:.1f} s "
-        f"({chains_s / n_iterations * min(workers, n_chains) / n_chains:.3f} s/sweep), summary "
+        f"{iterations} iterations (at most {n_iterations}) on {workers} processes: chains "
+        f"{chains_s:.1f} s ({chains_s / iterations * min(workers, n_chains) / n_chains:.3f} "
+        f"s/sweep), summary "
         f"and diagnostics {summary_s:.1f} s, total {chains_s + summary_s:.1f} s; peak memory "
         f"{peak_mb:.0f} MB (largest chain process + summarising process); worst R-hat "
         f"{out.attrs['rhat_max']:.3f}, smallest ESS {out.attrs['ess_min']:.1f}; neuron ARI "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -87,6 +88,36 @@ def test_convergence_flags_chains_that_disagree():
     assert out["stuck"][0] == np.inf and out["stuck"][1] == 2
     assert out["walk"][0] > 1.05 and out["walk"][1] < 100
     assert out["fixed"][0] == 1.0 and np.isnan(out["fixed"][1])
+
+
+@pytest.mark.parametrize("passes", [False, True])
+def test_chains_stop_at_the_first_check_passed_with_the_draws_of_one_run(monkeypatch, passes):
+    """Chains checked every 10 iterations (in worker processes, the chains pickled between
+    segments) keep exactly the draws of one uninterrupted run of the same seed: all of
+    n_iterations when no check passes, the first check's when it passes."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from neurodag.bicluster import fit
+    from neurodag.bicluster.sampler import run_chain
+
+    if passes:
+        monkeypatch.setattr(fit, "RHAT_LIMIT", np.inf)
+        monkeypatch.setattr(fit, "ESS_LIMIT", 0.0)
+    else:
+        monkeypatch.setattr(fit, "ESS_LIMIT", np.inf)
+    counts = switching_population(seed=0, n_time=40)["counts"].values
+    settings = Settings(n_iterations=34, burn_in=6, check_every=10, thin=2, seed=3)
+    with ProcessPoolExecutor(2) as pool:
+        draws, assessment = fit.run_chains(counts, settings, 2, pool.submit)
+    assert bool(assessment.not_converged) is not passes
+    stop = 6 + 10 if passes else 34
+    for c, got in enumerate(draws):
+        want = run_chain(counts, replace(settings, n_iterations=stop), 3000 + c)
+        assert got["n_kept"] == want["n_kept"] == len(range(6, stop, 2))
+        for key in ("z", "s", "dispersion", "h", "log_rate"):
+            np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+        # summed per segment, then added: equal up to the order of the additions
+        np.testing.assert_allclose(got["log_rate_sum"], want["log_rate_sum"], rtol=1e-12)
 
 
 def test_inverse_wishart_mean():
@@ -433,8 +464,9 @@ def test_collapsed_state_moves_sample_the_exact_conditional(margin):
     (margin 1: latents outside it are conditioned on, the trajectory redrawn between moves)."""
     T = 10
     sampler, st, omega, terms = _two_state_chain(
-        5, T, state_moves=3, state_shift_max=3, state_move_margin=margin, state_gibbs_bins=0
-    )
+        5, T, state_moves=3, state_shift_max=3, state_move_margin=margin, state_gibbs_bins=0,
+        segment_moves=0,
+    )  # fmt: skip
     members = [np.arange(4)]
     log_p = []
     for boundary in range(1, T):
@@ -454,18 +486,9 @@ def test_collapsed_state_moves_sample_the_exact_conditional(margin):
     assert st.extras["state_moves_accepted"] > 100
 
 
-def test_single_bin_state_updates_sample_the_exact_conditional():
-    """The collapsed single-bin Gibbs updates (window latents integrated out, boundary shifts
-    off), alternated with the latent draws, visit every state sequence of T = 5 bins with its
-    exact probability p(s | omega, ...): collapsed evidence of the whole trajectory times the
-    HMM prior, enumerated over all 2^5 sequences."""
-    import itertools
-
-    T = 5
-    sampler, st, omega, terms = _two_state_chain(
-        6, T, state_moves=0, state_move_margin=1, state_gibbs_bins=T
-    )
-    sequences = [np.array(seq) for seq in itertools.product([0, 1], repeat=T)]
+def _exact_state_conditional(sampler, st, terms, sequences) -> np.ndarray:
+    """p(s | omega, ...) over the given state sequences (normalised over them): the collapsed
+    evidence of the whole trajectory times the HMM prior."""
     log_p = []
     for seq in sequences:
         st.s = seq
@@ -476,14 +499,96 @@ def test_single_bin_state_updates_sample_the_exact_conditional():
             evidence[0] + np.log(st.beta[seq[0]]) + np.log(st.trans[seq[:-1], seq[1:]]).sum()
         )
     want = np.exp(np.array(log_p) - max(log_p))
-    want /= want.sum()
-    st.s = np.zeros(T, dtype=np.int64)
-    visits = np.zeros(len(sequences))
-    for _ in range(4000):
+    return want / want.sum()
+
+
+def _visited_sequences(sampler, st, omega, n_sweeps, n_sequences, inner) -> np.ndarray:
+    """Collapsed state moves alternated with latent draws from all-zero states: the fraction
+    of sweeps in each two-state sequence, indexed by its ``inner`` bins read as binary."""
+    st.s = np.zeros(st.s.size, dtype=np.int64)
+    visits = np.zeros(n_sequences)
+    for _ in range(n_sweeps):
         sampler.sample_states_collapsed(st, omega)
         sampler.sample_latents(st, omega)
-        visits[int("".join(map(str, st.s)), 2)] += 1
-    assert 0.5 * np.abs(visits / visits.sum() - want).sum() < 0.05
+        visits[int("".join(map(str, st.s[inner])), 2)] += 1
+    return visits / visits.sum()
+
+
+def test_segment_births_and_deaths_sample_the_exact_conditional():
+    """Segment births and deaths with boundary shifts (window latents integrated out),
+    alternated with the latent draws, visit every state sequence of T = 6 bins reachable from
+    0 0 0 0 0 0 (first and last bins fixed: 0 x x x x 0) with its exact probability: the
+    births' and deaths' proposal probabilities (1 or 2 bins, removable segments counted) enter
+    the acceptance correctly. With the shifts alone the chain would stay at 0 0 0 0 0 0."""
+    import itertools
+
+    T = 6
+    sampler, st, omega, terms = _two_state_chain(
+        7, T, state_moves=2, state_shift_max=2, state_move_margin=1, state_gibbs_bins=0,
+        segment_moves=3, segment_max=2,
+    )  # fmt: skip
+    sequences = [np.array((0, *inner, 0)) for inner in itertools.product([0, 1], repeat=T - 2)]
+    want = _exact_state_conditional(sampler, st, terms, sequences)
+    got = _visited_sequences(sampler, st, omega, 6000, len(sequences), inner=slice(1, -1))
+    assert 0.5 * np.abs(got - want).sum() < 0.05
+
+
+def test_segment_proposal_probabilities_follow_their_rules():
+    """The log proposal ratio of each segment birth or death equals the one computed here from
+    the stated rules: a birth has probability 1/2 x 1/(T - 2) x 1/max_length x 1/(L - 1), a
+    death 1/2 x 1/(number of removable segments), removable meaning interior, at most
+    max_length bins, between two runs of one state."""
+    import itertools
+
+    T, m, L = 30, 3, 3
+    sampler, *_ = _two_state_chain(8, T, segment_max=m)
+    sampler.L = L
+    rng = np.random.default_rng(1)
+
+    def removable(seq):
+        runs = [(k, len(list(g))) for k, g in itertools.groupby(seq)]
+        return sum(
+            1
+            for i in range(1, len(runs) - 1)
+            if runs[i][1] <= m and runs[i - 1][0] == runs[i + 1][0]
+        )
+
+    log_birth = np.log(0.5 / ((T - 2) * m * (L - 1)))
+    seen = {"birth": 0, "death": 0}
+    for _ in range(400):
+        s = np.repeat(rng.integers(L, size=6), rng.integers(1, 9, size=6))[:T]
+        s = np.pad(s, (0, T - s.size), mode="edge")
+        move = sampler._segment_proposal(s, rng)
+        if move is None:
+            continue
+        proposal, lo, hi, log_q_ratio = move
+        changed = np.flatnonzero(proposal != s)
+        assert changed.min() == lo and changed.max() == hi - 1
+        if removable(proposal) > removable(s):  # a birth
+            want = np.log(0.5 / removable(proposal)) - log_birth
+            seen["birth"] += 1
+        else:
+            want = log_birth - np.log(0.5 / removable(s))
+            seen["death"] += 1
+        np.testing.assert_allclose(log_q_ratio, want, rtol=1e-12)
+    assert min(seen.values()) > 20
+
+
+def test_single_bin_state_updates_sample_the_exact_conditional():
+    """The collapsed single-bin Gibbs updates (window latents integrated out, boundary shifts
+    off), alternated with the latent draws, visit every state sequence of T = 5 bins with its
+    exact probability p(s | omega, ...): collapsed evidence of the whole trajectory times the
+    HMM prior, enumerated over all 2^5 sequences."""
+    import itertools
+
+    T = 5
+    sampler, st, omega, terms = _two_state_chain(
+        6, T, state_moves=0, state_move_margin=1, state_gibbs_bins=T, segment_moves=0
+    )
+    sequences = [np.array(seq) for seq in itertools.product([0, 1], repeat=T)]
+    want = _exact_state_conditional(sampler, st, terms, sequences)
+    got = _visited_sequences(sampler, st, omega, 4000, len(sequences), inner=slice(None))
+    assert 0.5 * np.abs(got - want).sum() < 0.05
 
 
 @pytest.mark.slow
@@ -695,7 +800,7 @@ def test_recovers_clusters_and_states_of_the_paper_simulation(seed):
     # Two chains of 300 iterations (the benchmark's default; the stage runs 2 x 400).
     settings = Settings(n_iterations=300, burn_in=150, seed=seed)
     out = summarise(
-        piece["counts"].values, settings, run_chains(piece["counts"].values, settings, 2)
+        piece["counts"].values, settings, *run_chains(piece["counts"].values, settings, 2)
     )
     assert adjusted_rand(piece["true_cluster"], out["neuron_cluster"]) >= 0.9
     assert adjusted_rand(piece["true_state"], out["state"]) >= 0.8

@@ -13,25 +13,77 @@ at most 50: the full neuron x bin grid cost as much as the chains at real size);
 co-clustering indicator of every pair; the state co-clustering indicator of every pair of those
 bins; the state occupancy sorted by size; the numbers of clusters and states. The worst values
 per quantity go to the attributes, ``not_converged`` names those past R-hat 1.05 or ESS 100.
+
+The chains run a segment at a time: after burn-in plus ``check_every`` iterations, and every
+``check_every`` iterations after that, the diagnostics of all draws kept so far are computed,
+and the chains stop at the first check where every quantity passes, or at ``n_iterations``
+(an ESS-based stopping rule in the sense of Vats, Flegal & Jones 2019, Biometrika 106:321,
+with R-hat as well). Stopping this way does not change a chain: its draws are those of an
+uninterrupted run of the same seed, cut at the check.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import xarray as xr
 
 from neurodag.bicluster import summary
-from neurodag.bicluster.sampler import Settings, run_chain
+from neurodag.bicluster.sampler import Chain, Settings, advance_chain, join_draws
+
+log = logging.getLogger(__name__)
 
 
-def run_chains(counts: np.ndarray, settings: Settings, n_chains: int, client=None) -> list[dict]:
-    seeds = [settings.seed * 1000 + c for c in range(n_chains)]
-    if client is None:
-        return [
-            run_chain(counts, settings, s, progress_desc=f"chain {i}") for i, s in enumerate(seeds)
-        ]
-    futures = [client.submit(run_chain, counts, settings, s, pure=False) for s in seeds]
-    return client.gather(futures)
+def run_chains(
+    counts: np.ndarray, settings: Settings, n_chains: int, submit: Callable | None = None
+) -> tuple[list[dict], Assessment | None]:
+    """Run the chains (seed ``settings.seed * 1000 + c``) a segment at a time, checking
+    convergence between segments (see the module); returns each chain's draws and the
+    assessment of the last check (None when ``check_every`` is 0: no checks).
+
+    ``submit(fn, *args)`` returns a future (``concurrent.futures.Executor.submit``, or a Dask
+    client's ``submit``); None runs the chains here, in turn.
+    """
+
+    def each(fn, calls):
+        if submit is None:
+            return [fn(*args) for args in calls]
+        return [future.result() for future in [submit(fn, *args) for args in calls]]
+
+    chains = each(Chain, [(counts, settings, settings.seed * 1000 + c) for c in range(n_chains)])
+    segments: list[list[dict]] = [[] for _ in chains]
+    every = settings.check_every
+    step = settings.burn_in + every if every else settings.n_iterations
+    assessment = None
+    while True:
+        results = each(advance_chain, [(chain, step) for chain in chains])
+        chains = [chain for chain, _ in results]
+        for chain_segments, (_, draws) in zip(segments, results, strict=True):
+            chain_segments.append(draws)
+        draws = [join_draws(chain_segments) for chain_segments in segments]
+        if not every or draws[0]["n_kept"] == 0:
+            return draws, None
+        assessment = assess(draws, settings)
+        done = chains[0].done or not assessment.not_converged
+        log.info(
+            "bicluster: %d of at most %d iterations per chain (%d chains): worst R-hat %.3f, "
+            "smallest ESS %.1f%s",
+            chains[0].iteration, settings.n_iterations, n_chains, assessment.rhat_max,
+            assessment.ess_min,
+            "" if done else f" ({', '.join(assessment.not_converged)} not yet); continuing",
+        )  # fmt: skip
+        if done:
+            return draws, assessment
+        step = every
+
+
+def dask_submit(client) -> Callable:
+    """A Dask client's ``submit`` for :func:`run_chains` (tasks are not pure: chains draw)."""
+    return partial(client.submit, pure=False)
 
 
 # Label-invariant quantities whose convergence is diagnosed, in the order they are reported.
@@ -68,7 +120,47 @@ def diagnosed_quantities(draws: list[dict], settings: Settings) -> dict[str, np.
     }
 
 
-def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.Dataset:
+@dataclass
+class Assessment:
+    """Convergence diagnostics of the kept draws: the diagnosed quantities (chain, draw, ...),
+    their (R-hat, ESS) per quantity, and the worst values per quantity."""
+
+    quantities: dict[str, np.ndarray]
+    diagnostics: dict[str, tuple[np.ndarray, np.ndarray]]
+    worst_rhat: dict[str, float]
+    worst_ess: dict[str, float]
+
+    @property
+    def rhat_max(self) -> float:
+        return max(self.worst_rhat.values())
+
+    @property
+    def ess_min(self) -> float:
+        return float(np.nanmin(list(self.worst_ess.values())))
+
+    @property
+    def not_converged(self) -> list[str]:
+        return [
+            name
+            for name in DIAGNOSED
+            if self.worst_rhat[name] > RHAT_LIMIT or self.worst_ess[name] < ESS_LIMIT
+        ]
+
+
+def assess(draws: list[dict], settings: Settings) -> Assessment:
+    quantities = diagnosed_quantities(draws, settings)
+    diag = summary.convergence(quantities)
+    worst_rhat, worst_ess = {}, {}
+    for name in DIAGNOSED:
+        rhat, ess = diag[name]
+        worst_rhat[name] = float(np.nanmax(rhat)) if not np.isnan(rhat).all() else float("nan")
+        worst_ess[name] = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
+    return Assessment(quantities, diag, worst_rhat, worst_ess)
+
+
+def summarise(
+    counts: np.ndarray, settings: Settings, draws: list[dict], assessment: Assessment | None = None
+) -> xr.Dataset:
     z = np.concatenate([d["z"] for d in draws])
     s = np.concatenate([d["s"] for d in draws])
     neuron_cluster = summary.point_estimate(z, settings.n_clusters_max)
@@ -82,8 +174,8 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
     # Latent means are identified up to the neurons' offsets; report them with credible bands.
     lo, med, hi = np.nanpercentile(h, [2.5, 50, 97.5], axis=0)
     del h
-    quantities = diagnosed_quantities(draws, settings)
-    diag = summary.convergence(quantities)
+    assessment = assessment or assess(draws, settings)
+    quantities, diag = assessment.quantities, assessment.diagnostics
     bins = draws[0]["diagnostic_bins"]
     n_neurons = z.shape[1]
     pair_rhat = np.full((n_neurons, n_neurons), np.nan)
@@ -128,18 +220,12 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
         "time-bin indices whose log rates (every neuron) and pairwise state co-clustering are "
         "diagnosed: every k-th bin, at most 50"
     )
-    worst_rhat, worst_ess = {}, {}
     for name in DIAGNOSED:
-        rhat, ess = diag[name]
-        worst_rhat[name] = float(np.nanmax(rhat)) if not np.isnan(rhat).all() else float("nan")
-        worst_ess[name] = float(np.nanmin(ess)) if np.isfinite(ess).any() else float("nan")
-        ds.attrs[f"rhat_{name}_max"] = worst_rhat[name]
-        ds.attrs[f"ess_{name}_min"] = worst_ess[name]
-    ds.attrs["rhat_max"] = max(worst_rhat.values())
-    ds.attrs["ess_min"] = float(np.nanmin(list(worst_ess.values())))
-    ds.attrs["not_converged"] = ", ".join(
-        name for name in DIAGNOSED if worst_rhat[name] > RHAT_LIMIT or worst_ess[name] < ESS_LIMIT
-    )
+        ds.attrs[f"rhat_{name}_max"] = assessment.worst_rhat[name]
+        ds.attrs[f"ess_{name}_min"] = assessment.worst_ess[name]
+    ds.attrs["rhat_max"] = assessment.rhat_max
+    ds.attrs["ess_min"] = assessment.ess_min
+    ds.attrs["not_converged"] = ", ".join(assessment.not_converged)
     ds.attrs["diagnostics"] = (
         f"rank-normalised split R-hat and bulk ESS (Vehtari et al. 2021, ArviZ) over "
         f"{len(draws)} chains x {quantities['dispersion'].shape[1]} draws of label-invariant "
@@ -151,9 +237,15 @@ def summarise(counts: np.ndarray, settings: Settings, draws: list[dict]) -> xr.D
     )
     ds.attrs["n_chains"] = len(draws)
     ds.attrs["n_draws_per_chain"] = int(quantities["dispersion"].shape[1])
+    # the chains stop at the first convergence check they pass (at most n_iterations)
+    ds.attrs["n_iterations_per_chain"] = settings.burn_in + ds.attrs["n_draws_per_chain"] * (
+        settings.thin
+    )
     return ds
 
 
 def fit(counts: np.ndarray, settings: Settings, n_chains: int = 2, client=None) -> xr.Dataset:
-    draws = run_chains(np.asarray(counts), settings, n_chains, client)
-    return summarise(np.asarray(counts), settings, draws)
+    counts = np.asarray(counts)
+    submit = dask_submit(client) if client is not None else None
+    draws, assessment = run_chains(counts, settings, n_chains, submit)
+    return summarise(counts, settings, draws, assessment)

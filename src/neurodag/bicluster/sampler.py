@@ -87,6 +87,7 @@ class Settings:
 
     n_iterations: int = _CONFIG["n_iterations"]
     burn_in: int = _CONFIG["burn_in"]
+    check_every: int = _CONFIG["check_every"]
     thin: int = _CONFIG["thin"]
     latent_dim: int = _CONFIG["latent_dim"]
     n_clusters_max: int = _CONFIG["n_clusters_max"]
@@ -112,6 +113,11 @@ class Settings:
     # two per boundary are more than 60 already).
     state_moves: int = 60
     state_shift_max: int = 2
+    # Birth/death proposals of short segments per sweep (at most segment_max bins): without
+    # them the boundary shifts keep the number of segments fixed after burn-in, and a spurious
+    # one-bin segment in one chain stays there for good.
+    segment_moves: int = 20
+    segment_max: int = 4
     state_move_margin: int = 8  # bins of latents integrated out on each side of a state move
     # Random bins per sweep whose state is drawn by collapsed Gibbs: off by default. On the
     # default run's counts, 8 sampler seeds each (2 x 1200, with the burn-in state merges):
@@ -125,6 +131,12 @@ class Settings:
     # and 1 (2 x 1000 draws) at 30% more time per sweep: the slow log rates are not the gauge.
     redundant_steps: int = 0
     split_merge_proposals: int = _CONFIG["split_merge_proposals"]  # per burn-in sweep
+    # Scans of the continuous blocks (PG draw, latents, offsets and loadings, dynamics,
+    # dispersion) per sweep: they are cheap beside the label and state moves at the default
+    # size, and the log rates of weakly observed bins are their slowest quantity. 3 instead of
+    # 1 took the default run's smallest ESS from 57 to 122 (2 x 1000 draws, sampler seed 0) at
+    # 43% more time per sweep.
+    continuous_scans: int = _CONFIG["continuous_scans"]
     pg_terms: int = 3  # gamma terms of the Polya-Gamma draws drawn exactly (random_polya_gamma)
     seed: int = _CONFIG["seed"]
 
@@ -797,7 +809,10 @@ class BiclusterSampler:
         out (van Dyk & Park 2008), at a cost that does not grow with T. :meth:`sample_latents`
         then draws every trajectory given the states.
         """
-        if (self.cfg.state_moves == 0 and self.cfg.state_gibbs_bins == 0) or self.T < 3:
+        cfg = self.cfg
+        if (cfg.state_moves == 0 and cfg.state_gibbs_bins == 0 and cfg.segment_moves == 0) or (
+            self.T < 3
+        ):
             return
         rng, T, margin = self.rng, self.T, self.cfg.state_move_margin
         occupied = np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0)
@@ -808,7 +823,28 @@ class BiclusterSampler:
         log_trans = np.log(st.trans)
         s, h = st.s.copy(), st.h[occupied]
         accepted = 0
-        # Proposals: state_moves, or two per segment boundary when there are more boundaries.
+
+        def attempt(proposal: np.ndarray, lo: int, hi: int, log_q_ratio: float = 0.0) -> bool:
+            """Metropolis-Hastings on a proposal that changes bins lo..hi-1 (1 <= lo < hi < T),
+            the window's latents integrated out; on acceptance they are redrawn."""
+            nonlocal s
+            first, last = max(0, lo - 1 - margin), min(T - 1, hi - 1 + margin)
+            pair = np.stack([s, proposal])
+            chol, white, log_prior = _window_posterior(
+                tables, pair, h, info_mat, info_vec, first, last
+            )
+            evidence = _gaussian_log_normaliser(chol, white).reshape(2, -1).sum(1) + log_prior
+            hmm = log_trans[pair[:, lo - 1 : hi], pair[:, lo : hi + 1]].sum(1)
+            log_ratio = evidence[1] + hmm[1] - evidence[0] - hmm[0] + log_q_ratio
+            if math.log(rng.random()) >= log_ratio:
+                return False
+            s = proposal
+            n = white.size // 2  # the proposal's half of the stacked factor
+            draw = _banded_draw(chol[:, n:], white[n:], rng)
+            h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
+            return True
+
+        # Boundary shifts: state_moves, or two per segment boundary when there are more.
         for _ in range(max(self.cfg.state_moves, 2 * np.count_nonzero(np.diff(s)))):
             change = np.flatnonzero(np.diff(s)) + 1  # first bin of each new segment
             if change.size == 0:
@@ -825,21 +861,12 @@ class BiclusterSampler:
                 proposal[change[j] : moved] = s[change[j] - 1]
             else:
                 proposal[moved : change[j]] = s[change[j]]
-            lo, hi = min(change[j], moved), max(change[j], moved)  # the bins that change (>= 1)
-            first, last = max(0, lo - 1 - margin), min(T - 1, hi - 1 + margin)
-            pair = np.stack([s, proposal])
-            chol, white, log_prior = _window_posterior(
-                tables, pair, h, info_mat, info_vec, first, last
-            )
-            evidence = _gaussian_log_normaliser(chol, white).reshape(2, -1).sum(1) + log_prior
-            hmm = log_trans[pair[:, lo - 1 : hi], pair[:, lo : hi + 1]].sum(1)
-            log_ratio = evidence[1] + hmm[1] - evidence[0] - hmm[0]
-            if math.log(rng.random()) < log_ratio:
-                s = proposal
-                n = white.size // 2  # the proposal's half of the stacked factor
-                draw = _banded_draw(chol[:, n:], white[n:], rng)
-                h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
-                accepted += 1
+            accepted += attempt(proposal, min(change[j], moved), max(change[j], moved))
+        # Births and deaths of short segments, which the shifts (segment count fixed) cannot do.
+        for _ in range(self.cfg.segment_moves if self.L > 1 else 0):
+            move = self._segment_proposal(s, rng)
+            if move is not None:
+                accepted += attempt(*move)
         # Single-bin Gibbs updates, the window's latents integrated out: they open and close
         # short segments, which the boundary shifts (segment count fixed) cannot, and which FFBS
         # given the latents leaves in place (a spurious one-bin segment persisted for hundreds
@@ -870,6 +897,37 @@ class BiclusterSampler:
         st.s = s
         st.h[occupied] = h
         st.extras["state_moves_accepted"] = st.extras.get("state_moves_accepted", 0) + accepted
+
+    def _segment_proposal(self, s: np.ndarray, rng: np.random.Generator) -> tuple | None:
+        """A reversible pair of moves on the state sequence: the birth of a segment of 1 to
+        ``segment_max`` bins of another state inside a run of one state (..A A A.. ->
+        ..A B A..), and the death of such a segment (an interior segment of at most
+        ``segment_max`` bins between two runs of one state takes their state), each chosen with
+        probability 1/2. A birth picks its first bin among the T - 2 interior bins, its length
+        and its new state uniformly (no move when the block does not lie inside a run with a
+        bin of the run on each side); a death picks uniformly among the segments it can remove.
+        Returns (proposal, lo, hi, log q(reverse) - log q(forward)) with bins lo..hi-1
+        changed, or None."""
+        T, m = self.T, self.cfg.segment_max
+        if T < 3:
+            return None
+        log_birth = -math.log(T - 2) - math.log(m) - math.log(self.L - 1)
+        if rng.random() < 0.5:
+            t, length = int(rng.integers(1, T - 1)), int(rng.integers(1, m + 1))
+            if t + length > T - 1 or np.any(s[t - 1 : t + length + 1] != s[t]):
+                return None
+            proposal = s.copy()
+            new = int(rng.integers(self.L - 1))
+            proposal[t : t + length] = new + (new >= s[t])  # any state but the run's
+            removable = _removable_segments(proposal, m)
+            return proposal, t, t + length, -math.log(len(removable)) - log_birth
+        removable = _removable_segments(s, m)
+        if not removable:
+            return None
+        lo, hi = removable[int(rng.integers(len(removable)))]
+        proposal = s.copy()
+        proposal[lo:hi] = s[lo - 1]
+        return proposal, lo, hi, log_birth + math.log(len(removable))
 
     def _log_sequence_prior(self, states: np.ndarray, beta: np.ndarray) -> float:
         """log p(states | beta) of the sticky weak-limit HMM with the transition rows integrated
@@ -1212,6 +1270,16 @@ class BiclusterSampler:
         self.sample_transitions(st)
         self.sample_dynamics(st)
         self.sample_dispersion(st)
+        for _ in range(self.cfg.continuous_scans - 1):
+            self.scan_continuous(st)
+
+    def scan_continuous(self, st: ChainState) -> None:
+        """One systematic scan of the continuous blocks, labels and states fixed."""
+        omega = self.sample_polya_gamma(st)
+        self.sample_latents(st, omega)
+        self.sample_offsets_loadings(st, omega)
+        self.sample_dynamics(st)
+        self.sample_dispersion(st)
 
 
 def _mapped_stats(stats: tuple, M: np.ndarray, v: np.ndarray) -> tuple:
@@ -1486,57 +1554,116 @@ def _k_subspaces(
 LATENT_DRAWS = 250  # latent trajectories kept per chain for the credible bands
 
 
+def _removable_segments(s: np.ndarray, max_length: int) -> list[tuple[int, int]]:
+    """(first, end) of each interior segment of at most ``max_length`` bins whose neighbouring
+    segments have one state (a segment death can remove it)."""
+    starts = np.flatnonzero(np.diff(s)) + 1
+    bounds = np.r_[0, starts, s.size]
+    return [
+        (int(bounds[i]), int(bounds[i + 1]))
+        for i in range(1, bounds.size - 2)
+        if bounds[i + 1] - bounds[i] <= max_length and s[bounds[i] - 1] == s[bounds[i + 1]]
+    ]
+
+
 def diagnostic_bins(n_time: int, max_bins: int = 50) -> np.ndarray:
     """The time bins whose log rates are kept per draw for the convergence diagnostics: every
     ``ceil(n_time / max_bins)``-th bin from bin 0 (at most ``max_bins``), for every neuron."""
     return np.arange(0, n_time, max(1, math.ceil(n_time / max_bins)))
 
 
-def run_chain(
-    counts: np.ndarray, settings: Settings, seed: int, progress_desc: str | None = None
-) -> dict[str, np.ndarray]:
-    """Run one chain; returns its kept draws (after burn-in, thinned) with a draw axis.
+class Chain:
+    """One chain, advanced a segment of iterations at a time. It pickles (sampler, state and
+    position), so each segment can run on any worker; the draws of a segment are returned, not
+    kept in the chain, so a chain stays small between segments.
 
     Only what the summary needs is kept per draw: labels ``z`` and states ``s``, dispersions,
     cluster latents ``h`` (float32, every ``latent_stride``-th kept draw, at most
-    ``LATENT_DRAWS``: they only serve the credible bands), the numbers of clusters and states,
-    and the log rates of the :func:`diagnostic_bins`; the full (neuron, time) log rate is
-    accumulated as a running sum (``log_rate_sum``, with ``n_kept``), not stored draw by draw.
+    ``LATENT_DRAWS`` for ``n_iterations``: they only serve the credible bands), the numbers of
+    clusters and states, and the log rates of the :func:`diagnostic_bins`; the full (neuron,
+    time) log rate is accumulated as a running sum (``log_rate_sum``, with ``n_kept``), not
+    stored draw by draw.
     """
-    sampler = BiclusterSampler(counts, settings, seed=seed)
-    st = sampler.initial_state()
-    bins = diagnostic_bins(sampler.T)
-    keep: dict[str, list] = {
-        key: [] for key in ("z", "s", "dispersion", "h", "n_clusters", "n_states", "log_rate")
-    }
-    log_rate_sum = np.zeros((sampler.N, sampler.T))
-    n_kept = len(range(settings.burn_in, settings.n_iterations, settings.thin))
-    latent_stride = max(1, math.ceil(n_kept / LATENT_DRAWS))
-    iterator = range(settings.n_iterations)
-    if progress_desc:
-        from neurodag.progress import progress
 
-        iterator = progress(iterator, desc=progress_desc, unit="iter")
-    for it in iterator:
-        sampler.burn_in = it < settings.burn_in
-        sampler.split_merge_active = sampler.burn_in
-        sampler.sweep(st)
-        if it >= settings.burn_in and (it - settings.burn_in) % settings.thin == 0:
+    def __init__(self, counts: np.ndarray, settings: Settings, seed: int):
+        self.settings = settings
+        self.sampler = BiclusterSampler(counts, settings, seed=seed)
+        self.state = self.sampler.initial_state()
+        self.iteration = 0
+        self.bins = diagnostic_bins(self.sampler.T)
+        n_kept = len(range(settings.burn_in, settings.n_iterations, settings.thin))
+        self.latent_stride = max(1, math.ceil(n_kept / LATENT_DRAWS))
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.settings.n_iterations
+
+    def advance(self, n_iterations: int, progress_desc: str | None = None) -> dict:
+        """Run ``n_iterations`` more iterations (not past ``settings.n_iterations``); returns
+        the draws kept in them (see the class)."""
+        cfg, sampler, st = self.settings, self.sampler, self.state
+        keep: dict[str, list] = {key: [] for key in DRAW_KEYS}
+        log_rate_sum = np.zeros((sampler.N, sampler.T))
+        iterator = range(self.iteration, min(cfg.n_iterations, self.iteration + n_iterations))
+        if progress_desc:
+            from neurodag.progress import progress
+
+            iterator = progress(iterator, desc=progress_desc, unit="iter")
+        for it in iterator:
+            sampler.burn_in = it < cfg.burn_in
+            sampler.split_merge_active = sampler.burn_in
+            sampler.sweep(st)
+            self.iteration = it + 1
+            kept = (it - cfg.burn_in) // cfg.thin  # index of this draw among the kept ones
+            if it < cfg.burn_in or (it - cfg.burn_in) % cfg.thin:
+                continue
             log_rate = sampler.log_mean(st)
             log_rate_sum += log_rate
-            keep["log_rate"].append(log_rate[:, bins])
+            keep["log_rate"].append(log_rate[:, self.bins])
             keep["z"].append(st.z.copy())
             keep["s"].append(st.s.copy())
             keep["dispersion"].append(st.dispersion.copy())
             keep["n_clusters"].append(np.unique(st.z).size)
             keep["n_states"].append(np.unique(st.s).size)
-            if (it - settings.burn_in) % (settings.thin * latent_stride) == 0:
+            if kept % self.latent_stride == 0:
                 keep["h"].append(st.h.astype(np.float32))
-    out = {k: np.asarray(v) for k, v in keep.items()}
+        out = {k: np.asarray(v) for k, v in keep.items()}
+        out.update(
+            log_rate_sum=log_rate_sum,
+            n_kept=len(keep["z"]),
+            diagnostic_bins=self.bins,
+            latent_stride=self.latent_stride,
+        )
+        return out
+
+
+DRAW_KEYS = ("z", "s", "dispersion", "h", "n_clusters", "n_states", "log_rate")
+
+
+def advance_chain(chain: Chain, n_iterations: int) -> tuple[Chain, dict]:
+    """:meth:`Chain.advance` as a task: the advanced chain and its segment's draws."""
+    draws = chain.advance(n_iterations)
+    return chain, draws
+
+
+def join_draws(segments: list[dict]) -> dict:
+    """The draws of one chain's consecutive segments as if kept in one run."""
+    out = {}
+    for key in DRAW_KEYS:
+        filled = [seg[key] for seg in segments if len(seg[key])]
+        out[key] = np.concatenate(filled) if filled else segments[0][key]
     out.update(
-        log_rate_sum=log_rate_sum,
-        n_kept=len(keep["z"]),
-        diagnostic_bins=bins,
-        latent_stride=latent_stride,
+        log_rate_sum=sum(seg["log_rate_sum"] for seg in segments),
+        n_kept=sum(seg["n_kept"] for seg in segments),
+        diagnostic_bins=segments[0]["diagnostic_bins"],
+        latent_stride=segments[0]["latent_stride"],
     )
     return out
+
+
+def run_chain(
+    counts: np.ndarray, settings: Settings, seed: int, progress_desc: str | None = None
+) -> dict[str, np.ndarray]:
+    """Run one chain through all ``settings.n_iterations``; returns its kept draws (after
+    burn-in, thinned; see :class:`Chain`) with a draw axis."""
+    return Chain(counts, settings, seed).advance(settings.n_iterations, progress_desc)

@@ -26,8 +26,9 @@ from neurodag.stages import Inputs, Output, Params, Spec
 log = logging.getLogger(__name__)
 
 SAMPLER_KEYS = (
-    "n_iterations", "burn_in", "thin", "latent_dim", "n_clusters_max", "n_clusters_init",
-    "n_states_max", "split_merge_proposals", "hmm_kappa", "seed",
+    "n_iterations", "burn_in", "check_every", "thin", "latent_dim", "n_clusters_max",
+    "n_clusters_init", "n_states_max", "split_merge_proposals", "hmm_kappa", "continuous_scans",
+    "seed",
 )  # fmt: skip
 
 
@@ -95,14 +96,18 @@ def run(
     if out.attrs["not_converged"]:
         log.warning(
             "bicluster: the chains have not converged (R-hat > %g or bulk ESS < %g) for: %s "
-            "(worst R-hat %.3f, smallest ESS %.1f over %d chains x %d draws); posterior "
-            "summaries are not trustworthy: run more iterations (n_iterations) or chains",
+            "(worst R-hat %.3f, smallest ESS %.1f over %d chains x %d draws, %d iterations "
+            "each); posterior summaries are not trustworthy: run more iterations "
+            "(n_iterations) or chains",
             RHAT_LIMIT, ESS_LIMIT, out.attrs["not_converged"], out.attrs["rhat_max"],
             out.attrs["ess_min"], out.attrs["n_chains"], out.attrs["n_draws_per_chain"],
+            out.attrs["n_iterations_per_chain"],
         )  # fmt: skip
     else:
         log.info(
-            "bicluster: converged (worst R-hat %.3f, smallest ESS %.1f)",
+            "bicluster: converged after %d iterations per chain (worst R-hat %.3f, smallest "
+            "ESS %.1f)",
+            out.attrs["n_iterations_per_chain"],
             out.attrs["rhat_max"],
             out.attrs["ess_min"],
         )
