@@ -804,3 +804,20 @@ def test_recovers_clusters_and_states_of_the_paper_simulation(seed):
     )
     assert adjusted_rand(piece["true_cluster"], out["neuron_cluster"]) >= 0.9
     assert adjusted_rand(piece["true_state"], out["state"]) >= 0.8
+
+
+def test_figures_place_bins_of_separate_epochs_side_by_side():
+    """Bins of two epochs with a gap in time between them are drawn side by side (position =
+    bin index, the gap dashed), so the raster and the state bar stay aligned; contiguous bins
+    keep their times."""
+    from neurodag.bicluster.stage import _time_axis
+
+    joined = np.r_[np.arange(10) * 0.5, 100 + np.arange(5) * 0.5]
+    ds = xr.Dataset(coords={"time": joined}, attrs={"bin_size_s": 0.5})
+    positions, gaps, label = _time_axis(ds)
+    np.testing.assert_array_equal(positions, np.arange(15))
+    np.testing.assert_array_equal(gaps, [9.5])
+    assert "gaps" in label
+    positions, gaps, label = _time_axis(ds.assign_coords(time=np.arange(15) * 0.5))
+    np.testing.assert_array_equal(positions, np.arange(15) * 0.5)
+    assert gaps.size == 0 and label == "time (s)"

@@ -151,6 +151,19 @@ def validate(out: xr.Dataset, truth_path: str | Path | None) -> xr.Dataset:
     return xr.Dataset(scores)
 
 
+def _time_axis(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray, str]:
+    """Positions of the analysed bins on a figure's time axis, the positions where a gap in
+    time starts (dashed lines), and the axis label: time in s when the bins are contiguous;
+    when the selected epochs leave gaps, the bins are drawn side by side (position = bin index),
+    so that the raster and the states stay aligned."""
+    t = ds["time"].values.astype(float)
+    bin_s = float(ds.attrs.get("bin_size_s", np.median(np.diff(t)) if t.size > 1 else 1.0))
+    jumps = np.flatnonzero(np.diff(t) > 1.5 * bin_s) + 1
+    if jumps.size == 0:
+        return t, jumps, "time (s)"
+    return np.arange(t.size, dtype=float), jumps - 0.5, f"bin of {bin_s:g} s (gaps in time dashed)"
+
+
 def figures(ds: xr.Dataset, stem: Path) -> list[Path]:
     """Co-clustering matrices and the state sequence over the sorted raster."""
     from neurodag.plotting import CATEGORICAL, SEQUENTIAL, figure, save_figure
@@ -161,12 +174,16 @@ def figures(ds: xr.Dataset, stem: Path) -> list[Path]:
         ds["neuron_coclustering"].values[np.ix_(order, order)], cmap=SEQUENTIAL, vmin=0, vmax=1
     )
     axes[0].set(title="neurons", xlabel="neuron (sorted by cluster)", ylabel="neuron")
-    t = ds["time"].values
+    t, gaps, label = _time_axis(ds)
+    width = float(np.median(np.diff(t))) if t.size > 1 else 1.0  # one bin on the axis
+    lo, hi = t[0] - width / 2, t[-1] + width / 2
     axes[1].imshow(
-        ds["time_coclustering"].values, cmap=SEQUENTIAL, vmin=0, vmax=1,
-        extent=(t[0], t[-1], t[-1], t[0]),
-    )  # fmt: skip
-    axes[1].set(title="time bins", xlabel="time (s)", ylabel="time (s)")
+        ds["time_coclustering"].values, cmap=SEQUENTIAL, vmin=0, vmax=1, extent=(lo, hi, hi, lo)
+    )
+    for gap in gaps:
+        axes[1].axvline(gap, color="tab:red", lw=0.6, ls="--")
+        axes[1].axhline(gap, color="tab:red", lw=0.6, ls="--")
+    axes[1].set(title="time bins", xlabel=label, ylabel=label)
     fig.colorbar(im, ax=axes, label="posterior co-clustering probability")
     paths = [save_figure(fig, stem.with_name(stem.name + ".coclustering.png"))]
 
@@ -174,13 +191,12 @@ def figures(ds: xr.Dataset, stem: Path) -> list[Path]:
     counts = ds["counts"].values[order]
     ax.imshow(
         np.log1p(counts), aspect="auto", cmap="Greys", interpolation="nearest",
-        extent=(t[0], t[-1], len(order), 0),
+        extent=(lo, hi, len(order), 0),
     )  # fmt: skip
     import matplotlib.pyplot as plt
 
     colours = plt.get_cmap(CATEGORICAL)
     states = ds["state"].values
-    width = float(np.median(np.diff(t))) if t.size > 1 else 1.0
     for s in np.unique(states):
         ax.bar(
             t[states == s], 1.5, width=width, bottom=-2.0, color=colours(s % 10), label=f"state {s}"
@@ -188,7 +204,14 @@ def figures(ds: xr.Dataset, stem: Path) -> list[Path]:
     bounds = np.flatnonzero(np.diff(ds["neuron_cluster"].values[order])) + 1
     for b in bounds:
         ax.axhline(b, color="tab:red", lw=0.8)
-    ax.set(xlabel="time (s)", ylabel="neuron (sorted by cluster)", ylim=(len(order), -2.2))
-    ax.legend(loc="upper right", ncol=min(4, np.unique(states).size), fontsize=7)
+    for gap in gaps:
+        ax.axvline(gap, color="tab:red", lw=0.8, ls="--")
+    ax.set(xlabel=label, ylabel="neuron (sorted by cluster)", ylim=(len(order), -2.2))
+    ax.legend(
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        ncol=min(4, np.unique(states).size),
+        fontsize=7,
+    )
     paths.append(save_figure(fig, stem.with_name(stem.name + ".states.png")))
     return paths
