@@ -87,7 +87,10 @@ def main() -> None:
     )
     parser.add_argument("--regions", nargs="*", default=["LP"])
     args = parser.parse_args()
-    time_sweeps(args.timing_sweeps)
+    if args.counts and not Path(args.counts).is_file():
+        parser.error(f"--counts: no such file: {args.counts} (run snakemake first for the default)")
+    if args.timing_sweeps:
+        time_sweeps(args.timing_sweeps)
     if args.counts:
         datasets = [("file", selected_counts(args.counts, args.regions), None, None)]
     else:
@@ -127,7 +130,8 @@ def main() -> None:
                     f"ESS {out.attrs[f'ess_{name}_min']:.1f}"
                 )
     if args.real_size:
-        real_size(args.real_iterations, args.burn_in, args.chains, args.workers)
+        for sampler_seed in args.sampler_seeds or [0]:
+            real_size(args.real_iterations, args.burn_in, args.chains, args.workers, sampler_seed)
 
 
 def selected_counts(path: str, regions: list[str]) -> np.ndarray:
@@ -157,16 +161,19 @@ def fit_parallel(counts: np.ndarray, settings: Settings, n_chains: int, workers:
     return out, chains_s, summary_s, peak_mb
 
 
-def real_size(n_iterations: int, burn_in: int, n_chains: int, workers: int) -> None:
+def real_size(n_iterations: int, burn_in: int, n_chains: int, workers: int, seed: int) -> None:
     """Cost at a real session's size: 67 units x 3,000 bins."""
     piece = switching_population(seed=0, n_clusters=6, neurons_per_cluster=12, n_time=3000)
     counts = piece["counts"].values[:67]
-    settings = Settings(n_iterations=n_iterations, burn_in=min(burn_in, n_iterations // 2))
+    settings = Settings(
+        n_iterations=n_iterations, burn_in=min(burn_in, n_iterations // 2), seed=seed
+    )
     out, chains_s, summary_s, peak_mb = fit_parallel(counts, settings, n_chains, workers)
     iterations = out.attrs["n_iterations_per_chain"]
     truth = piece["true_cluster"].values[:67]
     print(
-        f"real size {counts.shape[0]} units x {counts.shape[1]} bins, {n_chains} chains x "
+        f"real size {counts.shape[0]} units x {counts.shape[1]} bins, sampler seed {seed}, "
+        f"{n_chains} chains x "
         f"{iterations} iterations (at most {n_iterations}) on {workers} processes: chains "
         f"{chains_s:.1f} s ({chains_s / iterations * min(workers, n_chains) / n_chains:.3f} "
         f"s/sweep), summary "
