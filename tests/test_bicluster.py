@@ -751,7 +751,7 @@ def _ingest_file(tmp_path, seed=0, n_time=120):
 def test_cli_writes_posterior_summary_and_figures(tmp_path):
     path = _ingest_file(tmp_path)
     out = tmp_path / "bicluster" / "sim.nc"
-    params = {"n_iterations": 6, "burn_in": 2, "regions": ["LP"], "chains": 2}
+    params = {"n_iterations": 6, "burn_in": 2, "check_every": 2, "regions": ["LP"], "chains": 2}
     result = run_cli(
         "bicluster", "--input", str(path), "--params", json.dumps(params), "-o", str(out)
     )
@@ -769,6 +769,9 @@ def test_cli_writes_posterior_summary_and_figures(tmp_path):
     assert float(ds["validation_rhat_max"]) == ds.attrs["rhat_max"]
     assert float(ds["validation_ess_min"]) < 100 and ds.attrs["not_converged"]
     assert "have not converged" in result.stderr
+    # checked after 4 iterations (not passed, continuing) and at the end
+    assert "4 of at most 6 iterations per chain" in result.stderr
+    assert "continuing" in result.stderr and ds.attrs["n_iterations_per_chain"] == 6
     assert json.loads(ds.attrs["parameters"])["regions"] == ["LP"]
     assert (tmp_path / "bicluster" / "sim.coclustering.png").stat().st_size > 0
     assert (tmp_path / "bicluster" / "sim.states.png").stat().st_size > 0

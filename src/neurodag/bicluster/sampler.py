@@ -307,6 +307,10 @@ class BiclusterSampler:
         self._count_total = self.y.sum(axis=1)
         self.split_merge_active = True  # run_chain switches it off after burn-in
         self.burn_in = False  # run_chain sets it during burn-in: step sizes adapt
+        # Chain.advance switches the affine moves off in the first half of the burn-in: there
+        # they disturbed the merge-split moves (default counts, sampler seed 2: a chain kept
+        # an extra cluster), and their step sizes still adapt in the second half.
+        self.redundant_active = True
 
     # -- initialisation ------------------------------------------------------------------------
 
@@ -1272,7 +1276,8 @@ class BiclusterSampler:
         self.sample_states_collapsed(st, omega)
         self.sample_latents(st, omega)
         self.sample_offsets_loadings(st, omega)
-        self.sample_redundant(st)
+        if self.redundant_active:
+            self.sample_redundant(st)
         self.sample_states(st)
         if self.split_merge_active:
             self.merge_states(st)
@@ -1628,6 +1633,7 @@ class Chain:
         for it in iterator:
             sampler.burn_in = it < cfg.burn_in
             sampler.split_merge_active = sampler.burn_in
+            sampler.redundant_active = it >= cfg.burn_in // 2
             sampler.sweep(st)
             self.iteration = it + 1
             kept = (it - cfg.burn_in) // cfg.thin  # index of this draw among the kept ones
