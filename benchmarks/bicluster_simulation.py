@@ -19,27 +19,28 @@ In one run:
 
 Targets: neuron ARI >= 0.9, state ARI >= 0.8, R-hat <= 1.05, ESS >= 100.
 
-Measured 2026-12-05 11:38-11:56 UTC on the shared 2-core machine, defaults (2 chains x 1200
-iterations, 200 burn-in; merge-split and state merges in burn-in with the dynamics integrated
-out). The simulation seeds were measured with 20 single-bin state updates per sweep, since
-switched off (see the --counts and real-size figures):
+The chains stop at the first convergence check they pass (every 200 iterations after the
+200 of burn-in, at most 2,400); "iterations" is where they stopped.
 
-- sweeps at N = 30, T = 500: 0.025 s after burn-in, 0.052 s with the burn-in moves (CPU = wall;
-  reference ~2 s: 81x and 39x faster);
-- simulation seeds 0 1 2: chains 44.8 / 37.4 / 37.2 s, neuron ARI 1.000 / 1.000 / 1.000, state
-  ARI 1.000 / 0.976 / 1.000, worst R-hat 1.031 / 1.271 / 1.041, smallest ESS 85.6 / 5.9 / 45.0
-  (log rates; seed 1: a third state in part of one chain): not converged;
-- the default run's counts (30 x 500), sampler seeds 0-7: every pair of chains agrees on the
-  neuron clusters (before this stop's burn-in moves 3 of 8 had a chain stuck with a planted
-  cluster cut in two, R-hat inf); worst R-hat 1.038-1.426 (median 1.044), smallest ESS 4-64
-  (median 45; log rates 13-64; seed 5: a state boundary the chains disagree on, seed 7: a third
-  state in part of one chain): not converged (with 20 single-bin state updates per sweep:
-  1.039-1.073 and 21-77, median 32);
-- real size (67 x 3,000, ``--seeds --real-size`` alone, final defaults, 12:10-12:15 UTC):
-  chains 266.1 s (0.222 s per sweep of wall time), summary and diagnostics 12.1 s, total
-  278.2 s (goal 300 s), peak memory 1,652 MB (goal 2 GB), neuron ARI 1.000 (6 of 6 clusters),
-  converged: worst R-hat 1.017, smallest ESS 293 (with 20 single-bin state updates per sweep:
-  272.1 s, 1,662 MB, R-hat 1.94; before this stop R-hat 1.60).
+Measured 2026-12-05 14:45-15:06 UTC on the shared 2-core machine, final defaults (2 chains;
+2 continuous scans and the affine moves per sweep, segment births and deaths, merge-split and
+state merges in burn-in):
+
+- sweeps at N = 30, T = 500: 0.040 s after burn-in, 0.068 s with the burn-in moves (CPU = wall;
+  reference ~2 s: 50x and 29x faster);
+- the default run's counts (30 x 500), sampler seeds 0-7: all converged, after 800 / 1,000 /
+  1,200 / 1,200 / 1,000 / 800 / 1,400 / 2,000 iterations (chains 41-106 s), worst R-hat
+  1.021-1.032, smallest ESS 100.5-159.0, ESS per second 1.0-3.1;
+- the paper's simulation, seeds 0 1 2: converged after 1,200 / 800 / 1,800 iterations (chains
+  62.5 / 40.6 / 93.1 s), neuron ARI 1.000, state ARI 1.000 / 0.976 / 1.000, worst R-hat
+  1.019 / 1.030 / 1.037, smallest ESS 162.5 / 116.4 / 108.4;
+- real size (67 x 3,000): REPLACE_REAL.
+
+Before (one continuous scan, no segment births and deaths, no checks: 2 x 1,200 iterations)
+none of the 8 sampler seeds on the default run's counts converged: worst R-hat 1.038-1.426,
+smallest ESS 4-64 (median 45); with 3 continuous scans, 3 of 8 had chains disagreeing on a
+one-bin segment (R-hat 1.29-1.85), which the boundary shifts, keeping the number of segments,
+could not remove.
 
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds 0 1 2
     OMP_NUM_THREADS=1 python benchmarks/bicluster_simulation.py --seeds --real-size
