@@ -305,8 +305,8 @@ class BiclusterSampler:
         )
         self._count_histogram = (keys // (counts.max() + 1), keys % (counts.max() + 1), weight)
         self._count_total = self.y.sum(axis=1)
-        self.split_merge_active = True  # run_chain switches it off after burn-in
-        self.burn_in = False  # run_chain sets it during burn-in: step sizes adapt
+        self.split_merge_active = True  # Chain.advance switches it off after burn-in
+        self.burn_in = False  # Chain.advance sets it during burn-in: step sizes adapt
         # Chain.advance switches the affine moves off in the first half of the burn-in: there
         # they disturbed the merge-split moves (default counts, sampler seed 2: a chain kept
         # an extra cluster), and their step sizes still adapt in the second half.
@@ -1619,18 +1619,13 @@ class Chain:
     def done(self) -> bool:
         return self.iteration >= self.settings.n_iterations
 
-    def advance(self, n_iterations: int, progress_desc: str | None = None) -> dict:
+    def advance(self, n_iterations: int) -> dict:
         """Run ``n_iterations`` more iterations (not past ``settings.n_iterations``); returns
         the draws kept in them (see the class)."""
         cfg, sampler, st = self.settings, self.sampler, self.state
         keep: dict[str, list] = {key: [] for key in DRAW_KEYS}
         log_rate_sum = np.zeros((sampler.N, sampler.T))
-        iterator = range(self.iteration, min(cfg.n_iterations, self.iteration + n_iterations))
-        if progress_desc:
-            from neurodag.progress import progress
-
-            iterator = progress(iterator, desc=progress_desc, unit="iter")
-        for it in iterator:
+        for it in range(self.iteration, min(cfg.n_iterations, self.iteration + n_iterations)):
             sampler.burn_in = it < cfg.burn_in
             sampler.split_merge_active = sampler.burn_in
             sampler.redundant_active = it >= cfg.burn_in // 2
@@ -1683,9 +1678,7 @@ def join_draws(segments: list[dict]) -> dict:
     return out
 
 
-def run_chain(
-    counts: np.ndarray, settings: Settings, seed: int, progress_desc: str | None = None
-) -> dict[str, np.ndarray]:
+def run_chain(counts: np.ndarray, settings: Settings, seed: int) -> dict[str, np.ndarray]:
     """Run one chain through all ``settings.n_iterations``; returns its kept draws (after
     burn-in, thinned; see :class:`Chain`) with a draw axis."""
-    return Chain(counts, settings, seed).advance(settings.n_iterations, progress_desc)
+    return Chain(counts, settings, seed).advance(settings.n_iterations)
