@@ -502,10 +502,11 @@ def _exact_state_conditional(sampler, st, terms, sequences) -> np.ndarray:
     return want / want.sum()
 
 
-def _visited_sequences(sampler, st, omega, n_sweeps, n_sequences, inner) -> np.ndarray:
-    """Collapsed state moves alternated with latent draws from all-zero states: the fraction
-    of sweeps in each two-state sequence, indexed by its ``inner`` bins read as binary."""
-    st.s = np.zeros(st.s.size, dtype=np.int64)
+def _visited_sequences(sampler, st, omega, n_sweeps, n_sequences, inner, start=None):
+    """Collapsed state moves alternated with latent draws from the states ``start`` (all zero
+    by default): the fraction of sweeps in each two-state sequence, indexed by its ``inner``
+    bins read as binary."""
+    st.s = np.zeros(st.s.size, dtype=np.int64) if start is None else np.array(start)
     visits = np.zeros(n_sequences)
     for _ in range(n_sweeps):
         sampler.sample_states_collapsed(st, omega)
@@ -516,10 +517,12 @@ def _visited_sequences(sampler, st, omega, n_sweeps, n_sequences, inner) -> np.n
 
 def test_segment_births_and_deaths_sample_the_exact_conditional():
     """Segment births and deaths with boundary shifts (window latents integrated out),
-    alternated with the latent draws, visit every state sequence of T = 6 bins reachable from
-    0 0 0 0 0 0 (first and last bins fixed: 0 x x x x 0) with its exact probability: the
-    births' and deaths' proposal probabilities (1 or 2 bins, removable segments counted) enter
-    the acceptance correctly. With the shifts alone the chain would stay at 0 0 0 0 0 0."""
+    alternated with the latent draws, visit every state sequence of T = 6 bins that uses both
+    states, from 0 0 0 1 1 1, with its exact probability (normalised over those sequences: the
+    moves keep the set of used states), those whose first or last bins differ from their
+    neighbours included: the births' and deaths' proposal probabilities (1 or 2 bins, in a run
+    or at either end, removable segments counted) and the initial state's HMM factor enter the
+    acceptance correctly. With the shifts alone the chain would keep two segments."""
     import itertools
 
     T = 6
@@ -527,17 +530,26 @@ def test_segment_births_and_deaths_sample_the_exact_conditional():
         7, T, state_moves=2, state_shift_max=2, state_move_margin=1, state_gibbs_bins=0,
         segment_moves=3, segment_max=2,
     )  # fmt: skip
-    sequences = [np.array((0, *inner, 0)) for inner in itertools.product([0, 1], repeat=T - 2)]
-    want = _exact_state_conditional(sampler, st, terms, sequences)
-    got = _visited_sequences(sampler, st, omega, 6000, len(sequences), inner=slice(1, -1))
+    sequences = [np.array(seq) for seq in itertools.product([0, 1], repeat=T)]
+    both = [0 < seq.sum() < T for seq in sequences]
+    want = np.zeros(len(sequences))
+    want[both] = _exact_state_conditional(
+        sampler, st, terms, [seq for seq, b in zip(sequences, both, strict=True) if b]
+    )
+    got = _visited_sequences(
+        sampler, st, omega, 8000, len(sequences), inner=slice(None), start=[0, 0, 0, 1, 1, 1]
+    )
+    assert got[~np.array(both)].sum() == 0
     assert 0.5 * np.abs(got - want).sum() < 0.05
 
 
 def test_segment_proposal_probabilities_follow_their_rules():
     """The log proposal ratio of each segment birth or death equals the one computed here from
-    the stated rules: a birth has probability 1/2 x 1/(T - 2) x 1/max_length x 1/(L - 1), a
-    death 1/2 x 1/(number of removable segments), removable meaning interior, at most
-    max_length bins, between two runs of one state."""
+    the stated rules: a birth has probability 1/2 x ((1 - e) / T + e / 2 if the block is at an
+    end, else (1 - e) / T) x 1/max_length x 1/(U - 1), with e the share of births put at an end
+    and U the number of used states (a birth takes one of them), a death 1/2 x 1/(number of
+    removable segments), removable meaning at most max_length bins, either between two runs of
+    one state or first or last (of more than one segment), and not its state's only bins."""
     import itertools
 
     T, m, L = 30, 3, 3
@@ -547,15 +559,24 @@ def test_segment_proposal_probabilities_follow_their_rules():
 
     def removable(seq):
         runs = [(k, len(list(g))) for k, g in itertools.groupby(seq)]
+        if len(runs) < 2:
+            return 0
         return sum(
             1
-            for i in range(1, len(runs) - 1)
-            if runs[i][1] <= m and runs[i - 1][0] == runs[i + 1][0]
+            for i in range(len(runs))
+            if runs[i][1] <= m
+            and (i in (0, len(runs) - 1) or runs[i - 1][0] == runs[i + 1][0])
+            and list(seq).count(runs[i][0]) > runs[i][1]
         )
 
-    log_birth = np.log(0.5 / ((T - 2) * m * (L - 1)))
-    seen = {"birth": 0, "death": 0}
-    for _ in range(400):
+    e = sampler.cfg.segment_end_births
+
+    def log_birth(lo, hi, n_used):
+        share = (1 - e) / T + (e / 2 if lo == 0 or hi == T else 0)
+        return np.log(0.5 * share / (m * (n_used - 1)))
+
+    seen = {"birth": 0, "death": 0, "at an end": 0}
+    for _ in range(600):
         s = np.repeat(rng.integers(L, size=6), rng.integers(1, 9, size=6))[:T]
         s = np.pad(s, (0, T - s.size), mode="edge")
         move = sampler._segment_proposal(s, rng)
@@ -564,11 +585,14 @@ def test_segment_proposal_probabilities_follow_their_rules():
         proposal, lo, hi, log_q_ratio = move
         changed = np.flatnonzero(proposal != s)
         assert changed.min() == lo and changed.max() == hi - 1
-        if removable(proposal) > removable(s):  # a birth
-            want = np.log(0.5 / removable(proposal)) - log_birth
+        seen["at an end"] += lo == 0 or hi == T
+        n_used = np.unique(s).size
+        assert np.unique(proposal).size == n_used
+        if np.count_nonzero(np.diff(proposal)) > np.count_nonzero(np.diff(s)):  # a birth
+            want = np.log(0.5 / removable(proposal)) - log_birth(lo, hi, n_used)
             seen["birth"] += 1
         else:
-            want = log_birth - np.log(0.5 / removable(s))
+            want = log_birth(lo, hi, n_used) - np.log(0.5 / removable(s))
             seen["death"] += 1
         np.testing.assert_allclose(log_q_ratio, want, rtol=1e-12)
     assert min(seen.values()) > 20
