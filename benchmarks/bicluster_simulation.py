@@ -22,24 +22,27 @@ Targets: neuron ARI >= 0.9, state ARI >= 0.8, R-hat <= 1.05, ESS >= 100.
 The chains stop at the first convergence check they pass (every 200 iterations after the
 200 of burn-in, at most 2,400); "iterations" is where they stopped.
 
-Measured 2026-12-05 14:45-15:06 UTC on the shared 2-core machine, final defaults (2 chains;
-2 continuous scans and the affine moves per sweep, segment births and deaths, merge-split and
-state merges in burn-in):
+Measured 2026-12-05 17:38-18:03 UTC on the shared 2-core machine, final defaults (2 chains;
+2 continuous scans and the affine moves per sweep; 60 segment births and deaths, at the ends of
+the sequence too, and 10 block moves; merge-split and state merges in burn-in):
 
-- sweeps at N = 30, T = 500: 0.040 s after burn-in, 0.068 s with the burn-in moves (CPU = wall;
-  reference ~2 s: 50x and 29x faster);
-- the default run's counts (30 x 500), sampler seeds 0-7: all converged, after 800 / 1,000 /
-  1,200 / 1,200 / 1,000 / 800 / 1,400 / 2,000 iterations (chains 41-106 s), worst R-hat
-  1.021-1.032, smallest ESS 100.5-159.0, ESS per second 1.0-3.1;
-- the paper's simulation, seeds 0 1 2: converged after 1,200 / 800 / 1,800 iterations (chains
-  62.5 / 40.6 / 93.1 s), neuron ARI 1.000, state ARI 1.000 / 0.976 / 1.000, worst R-hat
-  1.019 / 1.030 / 1.037, smallest ESS 162.5 / 116.4 / 108.4;
-- real size (67 x 3,000, ``--seeds --real-size``): 0.325 s per sweep, converged after 1,200
-  iterations (worst R-hat 1.025, smallest ESS 128.7), chains 389.9 s, 394.6 s in all: over the
-  300 s goal. With the affine moves from sweep 50 instead of 100: 1,000 iterations, 318.6 s;
-  from sweep 0: 600 iterations, 213.8 s, but then 2 of the 8 sampler seeds on the default run's
-  counts did not converge (one with a chain holding an extra cluster). Peak memory 1,493 MB
-  (goal 2 GB), neuron ARI 1.000 (6 of 6 clusters).
+- sweeps at N = 30, T = 500: 0.055 s after burn-in, 0.082 s with the burn-in moves (CPU = wall;
+  reference ~2 s: 37x and 24x faster);
+- the default run's counts (30 x 500), sampler seeds 0-7: 7 of 8 converged, after 800 / 2,400 /
+  1,000 / - / 800 / 1,400 / 1,000 / 1,000 iterations (chains 52-167 s), worst R-hat
+  1.019-1.035, smallest ESS 100.6-164.0; seed 3 did not within 2,400 (state occupancy and
+  number of states, ESS 39: one chain held a 2-bin segment of a third state, made by FFBS, for
+  80 sweeps; segment deaths may not remove a state's last bins, see
+  ``BiclusterSampler._segment_proposal``);
+- the paper's simulation, seeds 0 1 2: converged after 1,200 / 1,200 / 600 iterations (chains
+  83.0 / 78.3 / 39.8 s), neuron ARI 1.000, state ARI 1.000 / 0.976 / 1.000, worst R-hat
+  1.021 / 1.014 / 1.027, smallest ESS 134.6 / 123.2 / 104.9;
+- real size (67 x 3,000, ``--seeds --real-size``): converged after 600 iterations (worst R-hat
+  1.028, smallest ESS 232.3), 0.355 s per sweep, chains 212.9 s, 216.7 s in all (goal 300 s),
+  peak memory 1,190 MB (goal 2 GB), neuron ARI 1.000 (6 of 6 clusters). Before the segment moves
+  at the ends it took 1,200 iterations and 395 s: the first bins' states flickered (a short
+  first segment in 7% of the draws, which only FFBS made and removed) and the state occupancy
+  was the last quantity to reach an ESS of 100 (52 after 800 iterations).
 
 Before (one continuous scan, no segment births and deaths, no checks: 2 x 1,200 iterations)
 none of the 8 sampler seeds on the default run's counts converged: worst R-hat 1.038-1.426,

@@ -543,6 +543,32 @@ def test_segment_births_and_deaths_sample_the_exact_conditional():
     assert 0.5 * np.abs(got - want).sum() < 0.05
 
 
+def test_block_moves_sample_the_exact_conditional():
+    """Block moves alone (the states of 3 bins around a boundary redrawn from their collapsed
+    conditional, accepted on the ratio of the block's selection probabilities), alternated with
+    the latent draws, visit the state sequences of T = 8 bins reachable from 0 0 0 0 1 1 1 1
+    (the first and last bins stay) with their exact probabilities, normalised over the visited
+    ones; sequences with boundaries outside the block, where the selection ratio is not 1, are
+    among them."""
+    T = 8
+    sampler, st, omega, terms = _two_state_chain(
+        9, T, state_moves=0, segment_moves=0, state_gibbs_bins=0, state_move_margin=1,
+        state_block_moves=2, state_block_size=3,
+    )  # fmt: skip
+    st.s = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    visits: dict[tuple, int] = {}
+    for _ in range(8000):
+        sampler.sample_states_collapsed(st, omega)
+        sampler.sample_latents(st, omega)
+        visits[tuple(st.s)] = visits.get(tuple(st.s), 0) + 1
+    sequences = [np.array(seq) for seq in visits]
+    want = _exact_state_conditional(sampler, st, terms, sequences)
+    got = np.array(list(visits.values())) / 8000
+    assert len(sequences) >= 10
+    assert max(np.count_nonzero(np.diff(seq)) for seq in sequences) >= 3
+    assert 0.5 * np.abs(got - want).sum() < 0.05
+
+
 def test_segment_proposal_probabilities_follow_their_rules():
     """The log proposal ratio of each segment birth or death equals the one computed here from
     the stated rules: a birth has probability 1/2 x ((1 - e) / T + e / 2 if the block is at an

@@ -20,8 +20,8 @@ Laplace approximation (as in Wei et al.'s partially collapsed sampler), then (de
 that Laplace Gaussian; Polya-Gamma variables ``omega ~ PG(y + r, psi)``
 (``psi = log lambda - log r``; drawn from the gamma-sum series of Polson, Scott & Windle 2013, see
 :func:`random_polya_gamma`) turn the NB likelihood into Gaussian pseudo-observations; during
-burn-in, merge-split moves on the labels; boundary shifts and segment births and deaths of the
-states with a window of latents integrated out; latents by batched forward-filtering
+burn-in, merge-split moves on the labels; boundary shifts, segment births and deaths and block
+moves of the states with a window of latents integrated out; latents by batched forward-filtering
 backward-sampling; ``(delta, c)`` by their conjugate Gaussian update (the same omega serves both
 Gaussian blocks); affine moves along the likelihood-invariant directions; states by
 forward-filtering backward-sampling of the HMM; transition rows and the weak-limit ``beta`` by the
@@ -38,7 +38,8 @@ give birth to and remove short segments (inside a run or at either end of the se
 optionally, collapsed Gibbs updates redraw the state of single bins), each with the latents of a
 window around the changed bins integrated out given the PG variables and the latents outside the
 window (a Metropolis-within-Gibbs step on the states and the window's latents, van Dyk & Park
-2008), at a cost that does not grow with T.
+2008), at a cost that does not grow with T; block moves redraw a few bins around a boundary
+jointly, for modes that a shift and a birth together separate.
 
 Redundant directions: the likelihood sees only offset + mu + loading' x, so a cluster's latents
 can move by any affine map h -> M h + v (shifts, scales and shears, M leaving mu out of x) with
@@ -125,6 +126,14 @@ class Settings:
     segment_moves: int = 60
     segment_max: int = 4
     segment_end_births: float = 0.2  # share of the births put at an end of the sequence
+    # Block moves per sweep: the states of state_block_size bins around a boundary redrawn
+    # jointly (sample_states_collapsed). Some state sequences have two modes one boundary
+    # shift plus one one-bin segment apart (default run's counts, bins 287-290: a boundary one
+    # bin earlier and a blip of the old state two bins later, ~1.5% of the mass); no single
+    # shift, birth or death links them, so excursions lasted ~30 sweeps (sampler seed 4: the
+    # co-clustering ESS of bin 290 was 64 after 2 x 2,400 iterations).
+    state_block_moves: int = 10
+    state_block_size: int = 5
     state_move_margin: int = 8  # bins of latents integrated out on each side of a state move
     # Random bins per sweep whose state is drawn by collapsed Gibbs: off by default. On the
     # default run's counts, 8 sampler seeds each (2 x 1200, with the burn-in state merges):
@@ -820,13 +829,15 @@ class BiclusterSampler:
         prior of s times the window's collapsed evidence), and on acceptance the window's
         latents are drawn from their conditional under the new states: a Metropolis-within-Gibbs
         step on (s, window latents), as exact as a move that integrates the whole trajectory
-        out (van Dyk & Park 2008), at a cost that does not grow with T. :meth:`sample_latents`
-        then draws every trajectory given the states.
+        out (van Dyk & Park 2008), at a cost that does not grow with T. Segment births and deaths
+        (:meth:`_segment_proposal`) change the number of segments, and block moves redraw the
+        states of ``state_block_size`` bins around a boundary jointly
+        (:func:`_block_selection_ratio`), the same way. :meth:`sample_latents` then draws every
+        trajectory given the states.
         """
         cfg = self.cfg
-        if (cfg.state_moves == 0 and cfg.state_gibbs_bins == 0 and cfg.segment_moves == 0) or (
-            self.T < 3
-        ):
+        no_moves = cfg.state_moves + cfg.state_gibbs_bins + cfg.segment_moves == 0
+        if (no_moves and cfg.state_block_moves == 0) or self.T < 3:
             return
         rng, T, margin = self.rng, self.T, self.cfg.state_move_margin
         occupied = np.flatnonzero(np.bincount(st.z, minlength=self.K) > 0)
@@ -888,6 +899,48 @@ class BiclusterSampler:
             move = self._segment_proposal(s, rng)
             if move is not None:
                 accepted += attempt(*move)
+        # Block moves: all 2^w fillings of w bins around a boundary with the two states beside
+        # the block, drawn from their collapsed conditional (see _block_selection_ratio).
+        w = self.cfg.state_block_size
+        fillings = (np.arange(2**w)[:, None] >> np.arange(w)) & 1  # (2^w, w) of 0 (left), 1
+        for _ in range(self.cfg.state_block_moves if self.L > 1 and w > 1 else 0):
+            change = np.flatnonzero(np.diff(s)) + 1
+            if change.size == 0:
+                break
+            start = int(change[rng.integers(change.size)]) - int(rng.integers(1, w))
+            end = start + w
+            if start < 1 or end > T - 1 or s[start - 1] == s[end]:
+                continue
+            left, right = s[start - 1], s[end]
+            block = s[start:end]
+            if np.any((block != left) & (block != right)):
+                continue  # a third state inside: not among the fillings
+            candidates = np.repeat(s[None], fillings.shape[0], axis=0)
+            candidates[:, start:end] = np.where(fillings == 1, right, left)
+            first, last = max(0, start - 1 - margin), min(T - 1, end - 1 + margin)
+            chol, white, log_prior = _window_posterior(
+                tables, candidates, h, info_mat, info_vec, first, last
+            )
+            log_p = _gaussian_log_normaliser(chol, white).reshape(len(candidates), -1).sum(1)
+            log_p += log_prior
+            log_p += log_trans[candidates[:, start - 1 : end], candidates[:, start : end + 1]].sum(
+                1
+            )
+            weights = np.exp(log_p - log_p.max())
+            pick = int(rng.choice(len(candidates), p=weights / weights.sum()))
+            proposal = candidates[pick]
+            if np.array_equal(proposal, s):
+                continue
+            ratio = _block_selection_ratio(s, proposal, start, end)
+            if ratio == 0.0 or rng.random() >= ratio:
+                continue
+            s = proposal
+            accepted += 1
+            n = white.size // len(candidates)
+            draw = _banded_draw(
+                chol[:, pick * n : (pick + 1) * n], white[pick * n : (pick + 1) * n], rng
+            )
+            h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
         # Single-bin Gibbs updates, the window's latents integrated out: they open and close
         # short segments, which the boundary shifts (segment count fixed) cannot, and which FFBS
         # given the latents leaves in place (a spurious one-bin segment persisted for hundreds
@@ -1609,6 +1662,25 @@ def _k_subspaces(
 
 
 LATENT_DRAWS = 250  # latent trajectories kept per chain for the credible bands
+
+
+def _block_selection_ratio(s: np.ndarray, proposal: np.ndarray, start: int, end: int) -> float:
+    """Metropolis-Hastings acceptance of a block move from s to proposal on bins start..end-1.
+
+    The block is selected through the current sequence (a boundary picked uniformly, then the
+    block of w bins placed with it at one of the w - 1 inner positions), so a block is selected
+    with probability k / (n (w - 1)): k boundaries inside it, n in the whole sequence. The new
+    filling is drawn from the exact conditional over the fillings, the same set either way, so
+    target and proposal cancel and the acceptance is the ratio of the selection probabilities,
+    (k' / n') / (k / n): 0 when the proposal has no boundary inside the block (no reverse move).
+    """
+
+    def inside_and_all(x: np.ndarray) -> tuple[int, int]:
+        return int(np.count_nonzero(np.diff(x[start:end]))), int(np.count_nonzero(np.diff(x)))
+
+    k_new, n_new = inside_and_all(proposal)
+    k_old, n_old = inside_and_all(s)
+    return min(1.0, (k_new / n_new) / (k_old / n_old)) if k_new else 0.0
 
 
 def _removable_segments(s: np.ndarray, max_length: int) -> list[tuple[int, int]]:
