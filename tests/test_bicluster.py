@@ -465,7 +465,7 @@ def test_collapsed_state_moves_sample_the_exact_conditional(margin):
     T = 10
     sampler, st, omega, terms = _two_state_chain(
         5, T, state_moves=3, state_shift_max=3, state_move_margin=margin, state_gibbs_bins=0,
-        segment_moves=0,
+        segment_moves=0, state_block_moves=0,
     )  # fmt: skip
     members = [np.arange(4)]
     log_p = []
@@ -751,7 +751,8 @@ def test_sequence_prior_matches_the_polya_urn():
 def test_burn_in_merges_a_planted_state_split_in_two():
     """Started with one planted state's bins under two labels (each with dynamics fitted to its
     own bins), the burn-in's state merges bring the chain back to the planted states (short
-    extra segments aside), which the state updates alone do not."""
+    extra segments aside); the state updates alone get part of the way at most (the block moves
+    return some bins near the boundaries) and stay well short of the merges."""
     piece = switching_population(seed=1)
     truth, states = piece["true_cluster"].values, piece["true_state"].values
     split = states.copy()
@@ -770,7 +771,7 @@ def test_burn_in_merges_a_planted_state_split_in_two():
                 sampler.sweep(st)
             found[merging].append(round(adjusted_rand(states, st.s), 3))
     assert min(found[True]) > 0.9, found
-    assert max(found[False]) < adjusted_rand(states, split) + 0.05, found
+    assert max(found[False]) < min(found[True]) - 0.1, found
 
 
 def _ingest_file(tmp_path, seed=0, n_time=120):
