@@ -851,16 +851,31 @@ class BiclusterSampler:
 
         log_beta = np.log(st.beta)
 
+        def window_evidence(candidates: np.ndarray, first: int, last: int) -> tuple:
+            """Each candidate sequence's collapsed evidence of the window first..last (latents
+            integrated out, inner transitions' normalisers included), and the stacked factor."""
+            chol, white, log_prior = _window_posterior(
+                tables, candidates, h, info_mat, info_vec, first, last
+            )
+            per_candidate = _gaussian_log_normaliser(chol, white).reshape(len(candidates), -1)
+            return per_candidate.sum(1) + log_prior, (chol, white, len(candidates))
+
+        def redraw_window(factor: tuple, pick: int, first: int, last: int) -> None:
+            """The window's latents drawn from their conditional under candidate ``pick``."""
+            chol, white, count = factor
+            n = white.size // count
+            draw = _banded_draw(
+                chol[:, pick * n : (pick + 1) * n], white[pick * n : (pick + 1) * n], rng
+            )
+            h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
+
         def attempt(proposal: np.ndarray, lo: int, hi: int, log_q_ratio: float = 0.0) -> bool:
             """Metropolis-Hastings on a proposal that changes bins lo..hi-1 (0 <= lo < hi <= T),
             the window's latents integrated out; on acceptance they are redrawn."""
             nonlocal s
             first, last = max(0, lo - 1 - margin), min(T - 1, hi - 1 + margin)
             pair = np.stack([s, proposal])
-            chol, white, log_prior = _window_posterior(
-                tables, pair, h, info_mat, info_vec, first, last
-            )
-            evidence = _gaussian_log_normaliser(chol, white).reshape(2, -1).sum(1) + log_prior
+            evidence, factor = window_evidence(pair, first, last)
             # The HMM factors the change touches: the transitions into bins max(lo, 1)..min(hi,
             # T - 1) and, when bin 0 changes, the initial state's (h_0's prior is state-free).
             a, b = max(lo, 1), min(hi, T - 1)
@@ -871,9 +886,7 @@ class BiclusterSampler:
             if math.log(rng.random()) >= log_ratio:
                 return False
             s = proposal
-            n = white.size // 2  # the proposal's half of the stacked factor
-            draw = _banded_draw(chol[:, n:], white[n:], rng)
-            h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
+            redraw_window(factor, 1, first, last)
             return True
 
         # Boundary shifts: state_moves, or two per segment boundary when there are more.
@@ -918,11 +931,7 @@ class BiclusterSampler:
             candidates = np.repeat(s[None], fillings.shape[0], axis=0)
             candidates[:, start:end] = np.where(fillings == 1, right, left)
             first, last = max(0, start - 1 - margin), min(T - 1, end - 1 + margin)
-            chol, white, log_prior = _window_posterior(
-                tables, candidates, h, info_mat, info_vec, first, last
-            )
-            log_p = _gaussian_log_normaliser(chol, white).reshape(len(candidates), -1).sum(1)
-            log_p += log_prior
+            log_p, factor = window_evidence(candidates, first, last)
             log_p += log_trans[candidates[:, start - 1 : end], candidates[:, start : end + 1]].sum(
                 1
             )
@@ -936,11 +945,7 @@ class BiclusterSampler:
                 continue
             s = proposal
             accepted += 1
-            n = white.size // len(candidates)
-            draw = _banded_draw(
-                chol[:, pick * n : (pick + 1) * n], white[pick * n : (pick + 1) * n], rng
-            )
-            h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
+            redraw_window(factor, pick, first, last)
         # Single-bin Gibbs updates, the window's latents integrated out: they open and close
         # short segments, which the boundary shifts (segment count fixed) cannot, and which FFBS
         # given the latents leaves in place (a spurious one-bin segment persisted for hundreds
@@ -952,21 +957,14 @@ class BiclusterSampler:
             first, last = max(0, t - 1 - margin), min(T - 1, t + margin)
             candidates = np.repeat(s[None], self.L, axis=0)
             candidates[:, t] = states
-            chol, white, log_prior = _window_posterior(
-                tables, candidates, h, info_mat, info_vec, first, last
-            )
-            log_p = _gaussian_log_normaliser(chol, white).reshape(self.L, -1).sum(1) + log_prior
+            log_p, factor = window_evidence(candidates, first, last)
             log_p += log_trans[s[t - 1], states] if t > 0 else log_beta
             log_p += log_trans[states, s[t + 1]] if t < T - 1 else 0.0
             w = np.exp(log_p - log_p.max())
             new = int(rng.choice(self.L, p=w / w.sum()))
             if new != s[t]:
                 s = candidates[new]
-                n = white.size // self.L
-                draw = _banded_draw(
-                    chol[:, new * n : (new + 1) * n], white[new * n : (new + 1) * n], rng
-                )
-                h[:, first : last + 1] = draw.reshape(h.shape[0], last + 1 - first, self.d)
+                redraw_window(factor, new, first, last)
         st.s = s
         st.h[occupied] = h
         st.extras["state_moves_accepted"] = st.extras.get("state_moves_accepted", 0) + accepted
